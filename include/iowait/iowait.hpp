@@ -1,0 +1,173 @@
+// iowait: one interface for waiting on I/O readiness, over the best kernel
+// mechanism of the platform, with the same behaviour on every mechanism.
+// The rules are in docs/behaviour.md; each names the test that checks it.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace iowait {
+
+// The handle a backend waits on: a file descriptor on POSIX, a SOCKET on Windows.
+#ifdef _WIN32
+using native_handle = std::uintptr_t;
+#else
+using native_handle = int;
+#endif
+
+// The kernel mechanism behind an IOWait. Which ones exist on which platform,
+// and what each is for, is the table in docs/behaviour.md.
+enum class Backend { epoll, io_uring, poll, select, kqueue, afd, wsapoll };
+
+// What a watch waits for: read, write, or read | write.
+enum class Interest : unsigned { none = 0, read = 1, write = 2, read_write = 3 };
+constexpr Interest operator|(Interest a, Interest b) noexcept {
+    return Interest(unsigned(a) | unsigned(b));
+}
+constexpr Interest operator&(Interest a, Interest b) noexcept {
+    return Interest(unsigned(a) & unsigned(b));
+}
+constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) != Interest::none; }
+
+// One ready file, as wait() reports it: at most one Event per fd per wait.
+// read/write are set only for the interests the watch asked for; a fd in
+// hangup or error is readable and writable for those (the next call will not
+// block: it returns EOF or the error). hangup: the peer will send no more.
+struct Event {
+    native_handle fd;
+    bool read;
+    bool write;
+    bool hangup;
+    bool error;
+    std::uint64_t data;  // the user data given to watch()/modify()
+
+    template <class T> T* ptr() const noexcept { return reinterpret_cast<T*>(std::uintptr_t(data)); }
+};
+
+// Misuse of the API (errors in the iowait_category()).
+enum class errc {
+    already_watched = 1,  // watch() of a fd that is watched
+    not_watched,          // modify()/unwatch() of a fd that is not
+    bad_fd,               // negative fd
+    bad_interest,         // Interest::none or bits outside read|write
+    fd_too_large,         // select: fd >= FD_SETSIZE
+    bad_timeout,          // negative, NaN, or too large for nanoseconds
+    backend_unavailable,  // IOWait{Backend::x} where x is not compiled in or refused
+    unknown_backend,      // IOWAIT_BACKEND names no backend
+    wait_in_progress,     // a second wait() while one is running
+    moved_from,           // use of a moved-from IOWait
+};
+const std::error_category& iowait_category() noexcept;
+inline std::error_code make_error_code(errc e) noexcept { return {int(e), iowait_category()}; }
+
+// Thrown for misuse (codes of iowait_category()); kernel refusals are thrown
+// as std::system_error with the errno. Both messages name the call and fd.
+class usage_error : public std::invalid_argument {
+public:
+    usage_error(std::error_code code, const std::string& what) : std::invalid_argument(what), code_(code) {}
+    std::error_code code() const noexcept { return code_; }
+
+private:
+    std::error_code code_;
+};
+
+std::string_view to_string(Backend b) noexcept;
+
+namespace detail {
+// A timeout as whole nanoseconds, rounded up; -1 when it cannot be represented.
+template <class Rep, class Period>
+std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
+    using namespace std::chrono;
+    const long double ns = duration<long double, std::nano>(d).count();
+    if (!(ns >= 0) || ns > (long double)(INT64_MAX - 1)) return -1;  // negative, NaN, overflow
+    if constexpr (std::is_floating_point_v<Rep>) return std::int64_t(std::ceil(ns));
+    else return ceil<nanoseconds>(d).count();
+}
+}  // namespace detail
+
+// Threading: wait() from one thread at a time (a second concurrent wait()
+// fails with errc::wait_in_progress). watch(), modify(), unwatch() and notify()
+// may be called from any thread, also while another thread waits.
+// The span returned by wait() stays valid until the next wait() on this object.
+class IOWait {
+public:
+    // The best backend of this platform, or the one named by the environment
+    // variable IOWAIT_BACKEND (e.g. IOWAIT_BACKEND=poll). Throws usage_error
+    // (unknown_backend) for a name that is not available, system_error if the
+    // kernel refuses the backend's objects (EMFILE, ENOMEM).
+    IOWait();
+    // A named backend; usage_error(backend_unavailable) if it is not built in
+    // or the kernel refuses it.
+    explicit IOWait(Backend backend);
+    ~IOWait();
+    IOWait(IOWait&&) noexcept;
+    IOWait& operator=(IOWait&&) noexcept;
+    IOWait(const IOWait&) = delete;
+    IOWait& operator=(const IOWait&) = delete;
+
+    // Start watching fd; data comes back in its events. Errors: usage_error
+    // (already_watched, bad_fd, bad_interest, fd_too_large), system_error
+    // (EBADF for a fd that is not open). On error nothing changed.
+    void watch(native_handle fd, Interest interest, std::uint64_t data = 0);
+    void watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
+    template <class T> void watch(native_handle fd, Interest interest, T* data) {
+        watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)));
+    }
+
+    // Change the interest and user data of a watched fd. Errors as watch(),
+    // with not_watched in place of already_watched. On error nothing changed.
+    void modify(native_handle fd, Interest interest, std::uint64_t data = 0);
+    void modify(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
+    template <class T> void modify(native_handle fd, Interest interest, T* data) {
+        modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)));
+    }
+
+    // Stop watching fd; it may already be closed. usage_error(not_watched) if
+    // it is not watched. Once unwatch() returns, no wait() reports the fd.
+    void unwatch(native_handle fd);
+    void unwatch(native_handle fd, std::error_code& ec) noexcept;
+
+    // Wait until at least one watched fd is ready, notify() is called, or the
+    // timeout passes (never earlier; rounded up to the kernel's resolution).
+    // Returns the ready fds, empty on timeout or notify. A signal does not end
+    // the wait (EINTR is retried with the remaining time). usage_error
+    // (bad_timeout) for a negative, NaN or unrepresentable timeout.
+    std::span<const Event> wait();
+    std::span<const Event> wait(std::error_code& ec) noexcept;
+    template <class Rep, class Period> std::span<const Event> wait(std::chrono::duration<Rep, Period> timeout) {
+        return wait_ns(detail::timeout_ns(timeout));
+    }
+    template <class Rep, class Period>
+    std::span<const Event> wait(std::chrono::duration<Rep, Period> timeout, std::error_code& ec) noexcept {
+        return wait_ns(detail::timeout_ns(timeout), ec);
+    }
+
+    // Wake a wait() in progress, or make the next one return at once, with no
+    // events. Any thread; repeated calls before the wake are merged into one.
+    void notify();
+
+    // The backend in use.
+    Backend backend() const noexcept { return backend_; }
+
+    // The backends that this build and this kernel can use, best first.
+    static std::vector<Backend> available_backends();
+
+private:
+    struct impl;
+    std::span<const Event> wait_ns(std::int64_t timeout_ns);  // -1: invalid, kept apart from "none"
+    std::span<const Event> wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept;
+    std::unique_ptr<impl> impl_;
+    Backend backend_;
+};
+
+}  // namespace iowait
+
+template <> struct std::is_error_code_enum<iowait::errc> : std::true_type {};

@@ -1,0 +1,75 @@
+// The internal interface every backend implements, and its contract.
+//
+// The front end (src/iowait.cpp) owns everything that is the same for all
+// backends: argument checks, the fd -> registration table and user data, the
+// always-ready list for files a kernel refuses to poll, the waker behind
+// notify(), EINTR and the remaining timeout, the closed-fd rules. A backend
+// only translates interest changes and one kernel wait into ready entries.
+//
+// Contract:
+// - add/modify/remove are called with the front end's lock held, never
+//   concurrently with each other; wait() is called without it, by one thread
+//   at a time, possibly while another thread calls add/modify/remove.
+//   A backend whose kernel set cannot change during a wait (poll, select)
+//   says so with changes_need_wakeup(); the front end then wakes the waiter,
+//   which calls wait() again and so picks up the change.
+// - token is opaque to the backend: it stores it and hands it back in each
+//   ready entry for that fd.
+// - wait() appends at most one entry per fd to `out`; a null timeout blocks.
+//   It returns EINTR unchanged (the front end retries) and never throws.
+// - Errors are errno values in the generic category, or iowait::errc values.
+//   add() returns errc-like `not_pollable` (EPERM) for a file the kernel
+//   refuses to poll (epoll and regular files); the front end then treats the
+//   fd as always ready, as poll() and select() do.
+#pragma once
+
+#include <ctime>
+#include <memory>
+#include <system_error>
+#include <vector>
+
+#include "iowait/iowait.hpp"
+
+namespace iowait::detail {
+
+// What the kernel said of one fd, normalised.
+enum ready_flag : unsigned {
+    readable = 1,
+    writable = 2,
+    hangup = 4,  // peer closed, or shut down its writing side
+    error = 8,
+    closed = 16,  // the fd is no longer open (POLLNVAL, EBADF): the backend dropped it
+};
+
+struct ready {
+    std::uint64_t token;
+    unsigned flags;
+};
+
+class backend {
+public:
+    virtual ~backend() = default;
+    virtual Backend kind() const noexcept = 0;
+    virtual std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept = 0;
+    virtual std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept = 0;
+    // The fd may be closed already or its number reused: forget it anyway.
+    virtual std::error_code remove(native_handle fd) noexcept = 0;
+    virtual std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept = 0;
+    // True when the kernel keys watches by fd number and cannot tell a reused
+    // number from the file that was watched (poll, select): the front end then
+    // checks the file's identity before it reports an event.
+    virtual bool keys_by_number() const noexcept { return false; }
+    // True when add/modify/remove reach a wait() in progress only after it is
+    // woken and called again.
+    virtual bool changes_need_wakeup() const noexcept { return false; }
+    // Called with the front end's lock held right before each wait(): where
+    // a backend waits on a copy of its set, this is where it takes the copy.
+    virtual void before_wait() noexcept {}
+};
+
+// Each returns null when the kernel refuses the backend, with the reason in ec.
+std::unique_ptr<backend> make_epoll_backend(std::error_code& ec);
+std::unique_ptr<backend> make_poll_backend(std::error_code& ec);
+std::unique_ptr<backend> make_select_backend(std::error_code& ec);
+
+}  // namespace iowait::detail

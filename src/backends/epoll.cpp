@@ -1,0 +1,123 @@
+// epoll: Linux's scalable readiness interface, the default there.
+//
+// Mapping: one epoll_ctl per watch/modify/unwatch; the token lives in
+// epoll_event.data.u64; level-triggered, so a fd that stays ready is reported
+// by every wait. The kernel keeps the ready list in order and moves each fd
+// it reports to the tail, so a batch smaller than the ready set still
+// reaches every fd in turn (no starvation); the batch also grows when it
+// comes back full.
+//
+// Quirks handled here:
+// - Timeouts: epoll_wait takes milliseconds; epoll_pwait2 (Linux 5.11) takes
+//   a timespec. We use epoll_pwait2 for finite timeouts and fall back to
+//   epoll_wait with the timeout rounded up to whole milliseconds when the
+//   kernel answers ENOSYS (or IOWAIT_EPOLL_NO_PWAIT2 is set, to test that path).
+// - Regular files: epoll_ctl answers EPERM; the front end turns that into
+//   "always ready", the answer of poll and select.
+// - A closed fd leaves the set by itself (when no duplicate keeps its file
+//   open), so removing it afterwards gives EBADF or ENOENT: the front end
+//   accepts both.
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "backend.hpp"
+#include "detail/sys_error.hpp"
+#include "detail/unique_fd.hpp"
+
+namespace iowait::detail {
+
+namespace {
+
+constexpr int initial_batch = 64;
+// Beyond this a bigger batch saves no system calls worth the memory.
+constexpr int max_batch = 4096;
+
+std::uint32_t to_epoll(Interest interest) {
+    std::uint32_t ev = 0;
+    if (has(interest, Interest::read)) ev |= EPOLLIN | EPOLLRDHUP;
+    if (has(interest, Interest::write)) ev |= EPOLLOUT;
+    return ev;
+}
+
+unsigned from_epoll(std::uint32_t ev) {
+    unsigned flags = 0;
+    if (ev & (EPOLLIN | EPOLLPRI)) flags |= readable;
+    if (ev & EPOLLOUT) flags |= writable;
+    if (ev & (EPOLLHUP | EPOLLRDHUP)) flags |= hangup;
+    if (ev & EPOLLERR) flags |= error;
+    return flags;
+}
+
+// Probed once per process: a kernel without epoll_pwait2 will not grow one.
+std::atomic<bool> pwait2_missing{std::getenv("IOWAIT_EPOLL_NO_PWAIT2") != nullptr};
+
+class epoll_backend final : public backend {
+public:
+    explicit epoll_backend(unique_fd epfd) : epfd_(std::move(epfd)), batch_(initial_batch) {}
+
+    Backend kind() const noexcept override { return Backend::epoll; }
+
+    std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+        return ctl(EPOLL_CTL_ADD, fd, interest, token);
+    }
+    std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+        return ctl(EPOLL_CTL_MOD, fd, interest, token);
+    }
+    std::error_code remove(native_handle fd) noexcept override {
+        // A non-null event for kernels before 2.6.9, which required one.
+        epoll_event ev{};
+        return ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, &ev) == 0 ? std::error_code{} : last_error();
+    }
+
+    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+        const int n = kernel_wait(timeout);
+        if (n < 0) return last_error();
+        for (int i = 0; i < n; ++i) out.push_back({batch_[i].data.u64, from_epoll(batch_[i].events)});
+        if (n == int(batch_.size()) && batch_.size() < max_batch) batch_.resize(batch_.size() * 2);
+        return {};
+    }
+
+private:
+    std::error_code ctl(int op, int fd, Interest interest, std::uint64_t token) noexcept {
+        epoll_event ev{};
+        ev.events = to_epoll(interest);
+        ev.data.u64 = token;
+        return ::epoll_ctl(epfd_.get(), op, fd, &ev) == 0 ? std::error_code{} : last_error();
+    }
+
+    int kernel_wait(const std::timespec* timeout) noexcept {
+        const int size = int(batch_.size());
+        if (!timeout) return ::epoll_wait(epfd_.get(), batch_.data(), size, -1);
+        if (timeout->tv_sec == 0 && timeout->tv_nsec == 0) return ::epoll_wait(epfd_.get(), batch_.data(), size, 0);
+#ifdef SYS_epoll_pwait2
+        if (!pwait2_missing.load(std::memory_order_relaxed)) {
+            const long n = ::syscall(SYS_epoll_pwait2, epfd_.get(), batch_.data(), size, timeout, nullptr, 0);
+            if (n >= 0 || errno != ENOSYS) return int(n);
+            pwait2_missing.store(true, std::memory_order_relaxed);
+        }
+#endif
+        // Round up: truncating would turn a 0.5 ms timeout into a busy poll.
+        const std::int64_t ms = timeout->tv_sec * 1000 + (timeout->tv_nsec + 999'999) / 1'000'000;
+        return ::epoll_wait(epfd_.get(), batch_.data(), size, ms > INT32_MAX ? INT32_MAX : int(ms));
+    }
+
+    unique_fd epfd_;
+    std::vector<epoll_event> batch_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_epoll_backend(std::error_code& ec) {
+    unique_fd epfd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epfd) {
+        ec = last_error();
+        return nullptr;
+    }
+    return std::make_unique<epoll_backend>(std::move(epfd));
+}
+
+}  // namespace iowait::detail

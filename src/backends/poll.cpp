@@ -1,0 +1,123 @@
+// poll: POSIX's array-of-fds interface; the fallback where epoll is missing
+// or refused, and a reference behaviour for the others.
+//
+// Mapping: the backend keeps the wanted pollfd array (changed under the front
+// end's lock) and waits on a copy taken in before_wait(), because another
+// thread may change the wanted array while the kernel reads the copy. The
+// copy is taken only when something changed. A change during a wait reaches
+// the kernel when the front end wakes the waiter (changes_need_wakeup).
+//
+// Quirks handled here:
+// - ppoll() takes a timespec, so timeouts keep nanosecond precision.
+// - POLLNVAL means the fd was closed: it is reported as `closed`, and the
+//   front end drops it; left in the array it would make every poll return
+//   at once (a busy loop).
+// - poll keys by fd number, so a number closed and reused would report the
+//   new file: keys_by_number() makes the front end check identity first.
+// - POLLRDHUP (Linux) is asked for with read interest so that a peer's
+//   shutdown(SHUT_WR) is a hangup, as with epoll's EPOLLRDHUP.
+#include <poll.h>
+
+#include "backend.hpp"
+#include "detail/sys_error.hpp"
+
+#ifndef POLLRDHUP
+#define POLLRDHUP 0
+#endif
+
+namespace iowait::detail {
+
+namespace {
+
+short to_poll(Interest interest) {
+    short ev = 0;
+    if (has(interest, Interest::read)) ev |= POLLIN | POLLRDHUP;
+    if (has(interest, Interest::write)) ev |= POLLOUT;
+    return ev;
+}
+
+unsigned from_poll(short rev) {
+    unsigned flags = 0;
+    if (rev & (POLLIN | POLLPRI)) flags |= readable;
+    if (rev & POLLOUT) flags |= writable;
+    if (rev & (POLLHUP | POLLRDHUP)) flags |= hangup;
+    if (rev & POLLERR) flags |= error;
+    if (rev & POLLNVAL) flags |= closed;
+    return flags;
+}
+
+class poll_backend final : public backend {
+public:
+    Backend kind() const noexcept override { return Backend::poll; }
+    bool keys_by_number() const noexcept override { return true; }
+    bool changes_need_wakeup() const noexcept override { return true; }
+
+    std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+        if (std::size_t(fd) < index_.size() && index_[fd] >= 0) return sys_error(EEXIST);
+        try {
+            if (std::size_t(fd) >= index_.size()) index_.resize(std::size_t(fd) + 1, -1);
+            wanted_.push_back({fd, to_poll(interest), 0});
+            tokens_.push_back(token);
+        } catch (const std::bad_alloc&) {
+            if (wanted_.size() > tokens_.size()) wanted_.pop_back();
+            return sys_error(ENOMEM);
+        }
+        index_[fd] = int(wanted_.size() - 1);
+        dirty_ = true;
+        return {};
+    }
+
+    std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+        if (std::size_t(fd) >= index_.size() || index_[fd] < 0) return sys_error(ENOENT);
+        wanted_[index_[fd]].events = to_poll(interest);
+        tokens_[index_[fd]] = token;
+        dirty_ = true;
+        return {};
+    }
+
+    std::error_code remove(native_handle fd) noexcept override {
+        if (std::size_t(fd) >= index_.size() || index_[fd] < 0) return sys_error(ENOENT);
+        // Swap with the last entry: O(1), and order carries no meaning.
+        const int i = index_[fd];
+        wanted_[i] = wanted_.back();
+        tokens_[i] = tokens_.back();
+        index_[wanted_[i].fd] = i;
+        wanted_.pop_back();
+        tokens_.pop_back();
+        index_[fd] = -1;
+        dirty_ = true;
+        return {};
+    }
+
+    void before_wait() noexcept override {
+        if (!dirty_) return;
+        polled_ = wanted_;  // reuses polled_'s capacity once it has grown
+        polled_tokens_ = tokens_;
+        dirty_ = false;
+    }
+
+    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+        int n = ::ppoll(polled_.data(), polled_.size(), timeout, nullptr);
+        if (n < 0) return last_error();
+        for (std::size_t i = 0; n > 0 && i < polled_.size(); ++i) {
+            if (polled_[i].revents == 0) continue;
+            out.push_back({polled_tokens_[i], from_poll(polled_[i].revents)});
+            --n;
+        }
+        return {};
+    }
+
+private:
+    std::vector<pollfd> wanted_;
+    std::vector<std::uint64_t> tokens_;  // parallel to wanted_
+    std::vector<int> index_;             // fd -> position in wanted_, -1 if absent
+    std::vector<pollfd> polled_;         // the waiter's copy
+    std::vector<std::uint64_t> polled_tokens_;
+    bool dirty_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_poll_backend(std::error_code&) { return std::make_unique<poll_backend>(); }
+
+}  // namespace iowait::detail

@@ -1,0 +1,139 @@
+// select: the oldest interface, everywhere; kept as the last fallback and as
+// a check that our rules do not lean on any one kernel's extras.
+//
+// Mapping: wanted read and write fd_sets, changed under the front end's lock;
+// the waiter takes copies in before_wait() (changes during a wait arrive by
+// a wake-up, as with poll) and hands pselect() a fresh copy on every call,
+// because select() overwrites the sets it is given.
+//
+// Quirks handled here:
+// - A fd at or above FD_SETSIZE would be written past the end of an fd_set:
+//   add() refuses it (errc::fd_too_large) instead.
+// - select() says only "readable" or "writable". To report hangup and error
+//   as the other backends do, the fds it returns are asked once more with a
+//   zero-timeout poll(), one call for all of them, made only when some are ready.
+// - One closed fd makes the whole call fail with EBADF and says not which:
+//   we find it with fcntl(F_GETFD) and report it `closed`.
+// - pselect() takes a timespec, so timeouts keep nanosecond precision.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/select.h>
+
+#include "backend.hpp"
+#include "detail/sys_error.hpp"
+
+#ifndef POLLRDHUP
+#define POLLRDHUP 0
+#endif
+
+namespace iowait::detail {
+
+namespace {
+
+struct fd_state {
+    fd_set read;
+    fd_set write;
+    std::vector<int> fds;  // the watched fds, so nothing scans all FD_SETSIZE bits
+    std::vector<std::uint64_t> tokens;  // by fd
+    int max_fd = -1;
+};
+
+class select_backend final : public backend {
+public:
+    select_backend() {
+        FD_ZERO(&wanted_.read);
+        FD_ZERO(&wanted_.write);
+        wanted_.tokens.assign(FD_SETSIZE, 0);
+    }
+
+    Backend kind() const noexcept override { return Backend::select; }
+    bool keys_by_number() const noexcept override { return true; }
+    bool changes_need_wakeup() const noexcept override { return true; }
+
+    std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+        if (fd >= FD_SETSIZE) return errc::fd_too_large;
+        if (FD_ISSET(fd, &wanted_.read) || FD_ISSET(fd, &wanted_.write)) return sys_error(EEXIST);
+        try {
+            wanted_.fds.push_back(fd);
+        } catch (const std::bad_alloc&) {
+            return sys_error(ENOMEM);
+        }
+        if (fd > wanted_.max_fd) wanted_.max_fd = fd;
+        set(fd, interest, token);
+        return {};
+    }
+
+    std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+        if (fd >= FD_SETSIZE || !watched(fd)) return sys_error(ENOENT);
+        set(fd, interest, token);
+        return {};
+    }
+
+    std::error_code remove(native_handle fd) noexcept override {
+        if (fd >= FD_SETSIZE || !watched(fd)) return sys_error(ENOENT);
+        FD_CLR(fd, &wanted_.read);
+        FD_CLR(fd, &wanted_.write);
+        std::erase(wanted_.fds, fd);
+        wanted_.max_fd = -1;
+        for (int f : wanted_.fds) wanted_.max_fd = std::max(wanted_.max_fd, f);
+        dirty_ = true;
+        return {};
+    }
+
+    void before_wait() noexcept override {
+        if (!dirty_) return;
+        taken_ = wanted_;
+        dirty_ = false;
+    }
+
+    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+        fd_set r = taken_.read, w = taken_.write;
+        const int n = ::pselect(taken_.max_fd + 1, &r, &w, nullptr, timeout, nullptr);
+        if (n < 0 && errno == EBADF) return report_closed(out);
+        if (n < 0) return last_error();
+        if (n == 0) return {};
+        details_.clear();
+        for (int fd : taken_.fds)
+            if (FD_ISSET(fd, &r) || FD_ISSET(fd, &w))
+                details_.push_back({fd, short(FD_ISSET(fd, &taken_.read) ? POLLRDHUP : 0), 0});
+        ::poll(details_.data(), details_.size(), 0);  // on failure revents stay 0: no hangup/error detail
+        for (const pollfd& p : details_) {
+            unsigned flags = 0;
+            if (FD_ISSET(p.fd, &r)) flags |= readable;
+            if (FD_ISSET(p.fd, &w)) flags |= writable;
+            if (p.revents & (POLLHUP | POLLRDHUP)) flags |= hangup;
+            if (p.revents & POLLERR) flags |= error;
+            out.push_back({taken_.tokens[p.fd], flags});
+        }
+        return {};
+    }
+
+private:
+    bool watched(int fd) const { return FD_ISSET(fd, &wanted_.read) || FD_ISSET(fd, &wanted_.write); }
+
+    void set(int fd, Interest interest, std::uint64_t token) {
+        FD_CLR(fd, &wanted_.read);
+        FD_CLR(fd, &wanted_.write);
+        if (has(interest, Interest::read)) FD_SET(fd, &wanted_.read);
+        if (has(interest, Interest::write)) FD_SET(fd, &wanted_.write);
+        wanted_.tokens[fd] = token;
+        dirty_ = true;
+    }
+
+    std::error_code report_closed(std::vector<ready>& out) {
+        for (int fd : taken_.fds)
+            if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) out.push_back({taken_.tokens[fd], closed});
+        return {};
+    }
+
+    fd_state wanted_;
+    fd_state taken_;  // the waiter's copy
+    std::vector<pollfd> details_;
+    bool dirty_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_select_backend(std::error_code&) { return std::make_unique<select_backend>(); }
+
+}  // namespace iowait::detail

@@ -1,0 +1,57 @@
+// The error category for misuse, and the names of the backends.
+#include "iowait/iowait.hpp"
+
+namespace iowait {
+
+namespace {
+class category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "iowait"; }
+    std::string message(int code) const override {
+        switch (errc(code)) {
+        case errc::already_watched: return "already watched (a fd closed without unwatch() stays watched until unwatch())";
+        case errc::not_watched: return "not watched";
+        case errc::bad_fd: return "negative file descriptor";
+        case errc::bad_interest: return "interest must be read, write or read|write";
+        case errc::fd_too_large: return "fd is at or above FD_SETSIZE, which select() cannot watch";
+        case errc::bad_timeout: return "timeout is negative, NaN, or too large for nanoseconds";
+        case errc::backend_unavailable: return "backend not available in this build or refused by the kernel";
+        case errc::unknown_backend: return "IOWAIT_BACKEND names no available backend";
+        case errc::wait_in_progress: return "wait() is already running in another thread";
+        case errc::moved_from: return "use of a moved-from IOWait";
+        }
+        return "unknown iowait error";
+    }
+    // So that generic code can test e.g. ec == std::errc::file_exists.
+    std::error_condition default_error_condition(int code) const noexcept override {
+        switch (errc(code)) {
+        case errc::already_watched: return std::errc::file_exists;
+        case errc::not_watched: return std::errc::no_such_file_or_directory;
+        case errc::bad_fd: return std::errc::bad_file_descriptor;
+        case errc::backend_unavailable: return std::errc::function_not_supported;
+        case errc::wait_in_progress: return std::errc::device_or_resource_busy;
+        default: return std::errc::invalid_argument;
+        }
+    }
+};
+}  // namespace
+
+const std::error_category& iowait_category() noexcept {
+    static const category instance;
+    return instance;
+}
+
+std::string_view to_string(Backend b) noexcept {
+    switch (b) {
+    case Backend::epoll: return "epoll";
+    case Backend::io_uring: return "io_uring";
+    case Backend::poll: return "poll";
+    case Backend::select: return "select";
+    case Backend::kqueue: return "kqueue";
+    case Backend::afd: return "afd";
+    case Backend::wsapoll: return "wsapoll";
+    }
+    return "unknown";
+}
+
+}  // namespace iowait

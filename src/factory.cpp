@@ -1,0 +1,89 @@
+// The one place that knows which backends this build has, best first, and
+// chooses among them at run time by trying them.
+#include "factory.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+
+namespace iowait::detail {
+
+namespace {
+struct entry {
+    Backend kind;
+    std::unique_ptr<backend> (*make)(std::error_code&);
+};
+
+// Preference order. IOWAIT_HAVE_* come from the build's file lists.
+constexpr entry compiled_in[] = {
+#ifdef IOWAIT_HAVE_EPOLL
+    {Backend::epoll, make_epoll_backend},
+#endif
+#ifdef IOWAIT_HAVE_POLL
+    {Backend::poll, make_poll_backend},
+#endif
+#ifdef IOWAIT_HAVE_SELECT
+    {Backend::select, make_select_backend},
+#endif
+};
+
+// A kernel that lacks or forbids a mechanism says so with one of these; any
+// other failure (EMFILE, ENOMEM) would hit the next backend too, and hiding
+// it behind a fallback would only make it harder to see.
+bool refused(std::error_code ec) {
+    const int e = ec.value();
+    return ec.category() == std::generic_category() &&
+           (e == ENOSYS || e == EPERM || e == EACCES || e == EINVAL || e == EOPNOTSUPP);
+}
+
+std::string available_names() {
+    std::string names;
+    for (Backend b : available()) names += std::string(names.empty() ? "" : ", ") + std::string(to_string(b));
+    return names;
+}
+}  // namespace
+
+std::unique_ptr<backend> make_backend(Backend kind, std::error_code& ec) {
+    for (const entry& e : compiled_in)
+        if (e.kind == kind) {
+            auto b = e.make(ec);
+            if (!b && refused(ec)) ec = errc::backend_unavailable;
+            return b;
+        }
+    ec = errc::backend_unavailable;
+    return nullptr;
+}
+
+std::unique_ptr<backend> make_best_backend(std::error_code& ec, std::string& why) {
+    if (const char* name = std::getenv("IOWAIT_BACKEND"); name && *name) {
+        for (const entry& e : compiled_in)
+            if (to_string(e.kind) == name) {
+                auto b = make_backend(e.kind, ec);
+                if (!b) why = std::string("IOWAIT_BACKEND=") + name;
+                return b;
+            }
+        ec = errc::unknown_backend;
+        why = std::string("IOWAIT_BACKEND=") + name + " (available: " + available_names() + ")";
+        return nullptr;
+    }
+    std::error_code first;
+    for (const entry& e : compiled_in) {
+        auto b = e.make(ec);
+        if (b) return b;
+        if (!first) first = ec;
+        if (!refused(ec)) return nullptr;
+    }
+    ec = first ? first : make_error_code(errc::backend_unavailable);
+    return nullptr;
+}
+
+std::vector<Backend> available() {
+    std::vector<Backend> out;
+    for (const entry& e : compiled_in) {
+        std::error_code ec;
+        if (e.make(ec)) out.push_back(e.kind);
+    }
+    return out;
+}
+
+}  // namespace iowait::detail

@@ -1,0 +1,334 @@
+// The front end: everything that is the same for every backend (see the
+// contract in backend.hpp), so that each rule of docs/behaviour.md is
+// written once.
+#include "iowait/iowait.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+
+#include "backend.hpp"
+#include "detail/file_identity.hpp"
+#include "detail/sys_error.hpp"
+#include "detail/waker.hpp"
+#include "factory.hpp"
+
+namespace iowait {
+
+namespace {
+
+using detail::file_identity;
+
+// One watched fd. The generation tells this watch from an earlier one of the
+// same number, so an event collected before an unwatch() is never reported
+// for the watch that follows it.
+struct slot {
+    enum state_t : std::uint8_t {
+        free,
+        active,        // in the backend's kernel set
+        always_ready,  // a file the kernel cannot poll (epoll: EPERM): ready for every interest
+        closed,        // the backend saw the fd closed; waits for unwatch()
+    };
+    state_t state = free;
+    Interest interest = Interest::none;
+    std::uint32_t generation = 0;
+    std::uint64_t data = 0;
+    file_identity id;  // kept where the backend cannot tell a reused number itself
+};
+
+constexpr std::uint32_t waker_generation = 0;  // watches start at 1
+
+std::uint64_t make_token(native_handle fd, std::uint32_t generation) {
+    return std::uint64_t(generation) << 32 | std::uint32_t(fd);
+}
+
+bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
+
+[[noreturn]] void throw_error(std::error_code ec, const char* op, native_handle fd, Backend b) {
+    std::string what = "iowait: ";
+    what += op;
+    if (fd != native_handle(-1)) what += "(fd=" + std::to_string(fd) + ")";
+    what += " on ";
+    what += to_string(b);
+    if (ec.category() == iowait_category()) throw usage_error(ec, what + ": " + ec.message());
+    throw std::system_error(ec, what);
+}
+
+}  // namespace
+
+struct IOWait::impl {
+    std::unique_ptr<detail::backend> be;
+    detail::waker waker;
+    std::mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
+    std::vector<slot> slots;  // indexed by fd
+    std::vector<native_handle> always_ready;
+    std::uint32_t next_generation = 1;
+    std::atomic<bool> waiting{false};
+    std::atomic<bool> notified{false};
+    // Reused by every wait(), so the steady state allocates nothing.
+    std::vector<detail::ready> ready;
+    std::vector<Event> events;
+
+    impl(std::unique_ptr<detail::backend> b, std::error_code& ec) : be(std::move(b)), waker(ec) {
+        if (!ec) ec = be->add(waker.fd(), Interest::read, make_token(waker.fd(), waker_generation));
+        ready.reserve(64);
+        events.reserve(64);
+    }
+
+    slot* find(native_handle fd) {
+        if (std::size_t(fd) >= slots.size() || slots[fd].state == slot::free) return nullptr;
+        return &slots[fd];
+    }
+
+    // While a poll or select waiter sleeps, its kernel set is a copy: wake it
+    // so that it picks the change up.
+    void changed() {
+        if (be->changes_need_wakeup() && waiting.load(std::memory_order_acquire)) waker.signal();
+    }
+
+    std::error_code watch(native_handle fd, Interest interest, std::uint64_t data) {
+        std::lock_guard lock(mu);
+        if (find(fd)) return errc::already_watched;
+        slot s{slot::active, interest, next_generation, data, {}};
+        if (be->keys_by_number())
+            if (auto ec = detail::identify(fd, s.id)) return ec;
+        if (auto ec = be->add(fd, interest, make_token(fd, s.generation))) {
+            if (ec != std::errc::operation_not_permitted) return ec;
+            // epoll refuses regular files and directories; poll and select
+            // call them always ready, and so do we, on every backend.
+            if (auto ec2 = detail::identify(fd, s.id)) return ec2;
+            s.state = slot::always_ready;
+        }
+        if (std::size_t(fd) >= slots.size()) slots.resize(std::size_t(fd) + 1);
+        if (s.state == slot::always_ready) always_ready.push_back(fd);
+        slots[fd] = s;
+        ++next_generation;
+        if (next_generation == waker_generation) ++next_generation;
+        changed();
+        return {};
+    }
+
+    std::error_code modify(native_handle fd, Interest interest, std::uint64_t data) {
+        std::lock_guard lock(mu);
+        slot* s = find(fd);
+        if (!s) return errc::not_watched;
+        if (s->state == slot::closed) return detail::sys_error(EBADF);
+        if (be->keys_by_number() || s->state == slot::always_ready) {
+            file_identity now;
+            if (auto ec = detail::identify(fd, now)) return ec;
+            // epoll answers ENOENT for a number reused by a file it never saw.
+            if (!(now == s->id)) return detail::sys_error(ENOENT);
+        }
+        if (s->state == slot::active)
+            if (auto ec = be->modify(fd, interest, make_token(fd, s->generation))) return ec;
+        s->interest = interest;
+        s->data = data;
+        changed();
+        return {};
+    }
+
+    std::error_code unwatch(native_handle fd) {
+        std::lock_guard lock(mu);
+        slot* s = find(fd);
+        if (!s) return errc::not_watched;
+        if (s->state == slot::active) {
+            auto ec = be->remove(fd);
+            // EBADF: closed, so the kernel dropped it; ENOENT: the number now
+            // names a file the kernel never saw. Either way it is gone.
+            if (ec && ec != std::errc::bad_file_descriptor && ec != std::errc::no_such_file_or_directory) return ec;
+        }
+        if (s->state == slot::always_ready) std::erase(always_ready, fd);
+        *s = slot{};
+        changed();
+        return {};
+    }
+
+    void forget_closed(native_handle fd, slot& s) {
+        if (s.state == slot::active) be->remove(fd);
+        if (s.state == slot::always_ready) std::erase(always_ready, fd);
+        s.state = slot::closed;
+    }
+
+    void report(native_handle fd, const slot& s, unsigned flags) {
+        using namespace detail;
+        const bool done = flags & (hangup | error);  // the next call returns at once
+        const bool r = has(s.interest, Interest::read) && (done || (flags & readable));
+        const bool w = has(s.interest, Interest::write) && (done || (flags & writable));
+        if (r || w) events.push_back(Event{fd, r, w, bool(flags & hangup), bool(flags & error), s.data});
+    }
+
+    // Turns the kernel's answer into events; true if notify() was called.
+    bool collect() {
+        std::lock_guard lock(mu);
+        bool woken = false;
+        for (const detail::ready& r : ready) {
+            const auto fd = native_handle(std::uint32_t(r.token));
+            const auto generation = std::uint32_t(r.token >> 32);
+            if (generation == waker_generation) {
+                waker.drain();
+                woken |= notified.exchange(false, std::memory_order_acq_rel);
+                continue;
+            }
+            slot* s = find(fd);
+            if (!s || s->generation != generation || s->state != slot::active) continue;  // unwatched meanwhile
+            if (r.flags & detail::closed) {
+                forget_closed(fd, *s);
+                continue;
+            }
+            if (be->keys_by_number()) {
+                file_identity now;
+                if (detail::identify(fd, now) || !(now == s->id)) {
+                    forget_closed(fd, *s);  // closed, maybe reused: never report the new file
+                    continue;
+                }
+            }
+            report(fd, *s, r.flags);
+        }
+        for (std::size_t i = 0; i < always_ready.size();) {
+            const native_handle fd = always_ready[i];
+            slot& s = slots[fd];
+            file_identity now;
+            if (detail::identify(fd, now) || !(now == s.id)) {
+                forget_closed(fd, s);  // erases always_ready[i]
+                continue;
+            }
+            report(fd, s, detail::readable | detail::writable);
+            ++i;
+        }
+        return woken;
+    }
+
+    // timeout_ns < 0: none.
+    std::error_code wait(std::int64_t timeout_ns) {
+        using clock = std::chrono::steady_clock;
+        if (waiting.exchange(true, std::memory_order_acq_rel)) return errc::wait_in_progress;
+        struct reset {
+            std::atomic<bool>& flag;
+            ~reset() { flag.store(false, std::memory_order_release); }
+        } reset_waiting{waiting};
+        events.clear();
+        const auto start = timeout_ns > 0 ? clock::now() : clock::time_point{};
+        for (;;) {
+            std::int64_t remaining = timeout_ns;
+            if (timeout_ns > 0) {
+                remaining = timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
+                if (remaining < 0) remaining = 0;
+            }
+            {
+                std::lock_guard lock(mu);
+                if (!always_ready.empty()) remaining = 0;
+                be->before_wait();
+            }
+            const std::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
+            ready.clear();
+            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready); ec && ec != std::errc::interrupted)
+                return ec;
+            const bool woken = collect();
+            if (!events.empty() || woken || timeout_ns == 0) return {};
+            // Nothing to report (a timeout, EINTR, a change picked up, a closed
+            // fd dropped): wait again for whatever time is left.
+            if (timeout_ns > 0 && clock::now() - start >= std::chrono::nanoseconds(timeout_ns)) return {};
+        }
+    }
+};
+
+IOWait::IOWait() {
+    std::error_code ec;
+    std::string why;
+    auto be = detail::make_best_backend(ec, why);
+    if (!be) throw_error(ec, why.empty() ? "IOWait()" : ("IOWait() with " + why).c_str(), -1, Backend::epoll);
+    backend_ = be->kind();
+    impl_ = std::make_unique<impl>(std::move(be), ec);
+    if (ec) throw_error(ec, "IOWait()", -1, backend_);
+}
+
+IOWait::IOWait(Backend backend) : backend_(backend) {
+    std::error_code ec;
+    auto be = detail::make_backend(backend, ec);
+    if (!be) throw_error(ec, "IOWait(Backend)", -1, backend);
+    impl_ = std::make_unique<impl>(std::move(be), ec);
+    if (ec) throw_error(ec, "IOWait(Backend)", -1, backend);
+}
+
+IOWait::~IOWait() = default;
+IOWait::IOWait(IOWait&&) noexcept = default;
+IOWait& IOWait::operator=(IOWait&&) noexcept = default;
+
+std::vector<Backend> IOWait::available_backends() { return detail::available(); }
+
+// The checks that need no lock and no kernel, shared by watch and modify.
+static std::error_code check_args(bool have_impl, native_handle fd, Interest interest) {
+    if (!have_impl) return errc::moved_from;
+    if (fd == native_handle(-1) || std::int64_t(fd) < 0) return errc::bad_fd;
+    if (!valid_interest(interest)) return errc::bad_interest;
+    return {};
+}
+
+void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
+    ec = check_args(bool(impl_), fd, interest);
+    if (!ec) ec = impl_->watch(fd, interest, data);
+}
+
+void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data) {
+    std::error_code ec;
+    watch(fd, interest, data, ec);
+    if (ec) throw_error(ec, "watch", fd, backend_);
+}
+
+void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
+    ec = check_args(bool(impl_), fd, interest);
+    if (!ec) ec = impl_->modify(fd, interest, data);
+}
+
+void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data) {
+    std::error_code ec;
+    modify(fd, interest, data, ec);
+    if (ec) throw_error(ec, "modify", fd, backend_);
+}
+
+void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
+    ec = check_args(bool(impl_), fd, Interest::read);
+    if (!ec) ec = impl_->unwatch(fd);
+}
+
+void IOWait::unwatch(native_handle fd) {
+    std::error_code ec;
+    unwatch(fd, ec);
+    if (ec) throw_error(ec, "unwatch", fd, backend_);
+}
+
+std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept {
+    if (!impl_) ec = errc::moved_from;
+    else if (timeout_ns < 0) ec = errc::bad_timeout;
+    else ec = impl_->wait(timeout_ns);
+    if (ec) return {};
+    return impl_->events;
+}
+
+std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
+    std::error_code ec;
+    auto events = wait_ns(timeout_ns, ec);
+    if (ec) throw_error(ec, "wait", -1, backend_);
+    return events;
+}
+
+std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
+    ec = impl_ ? impl_->wait(-1) : make_error_code(errc::moved_from);
+    if (ec) return {};
+    return impl_->events;
+}
+
+std::span<const Event> IOWait::wait() {
+    std::error_code ec;
+    auto events = wait(ec);
+    if (ec) throw_error(ec, "wait", -1, backend_);
+    return events;
+}
+
+void IOWait::notify() {
+    if (!impl_) throw_error(errc::moved_from, "notify", -1, backend_);
+    if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->waker.signal();
+}
+
+}  // namespace iowait

@@ -1,0 +1,166 @@
+// Rules E1-E8 of docs/behaviour.md: misuse and bad input get a clear error of
+// the same type on every backend, and leave the IOWait as it was.
+#include "helpers.hpp"
+
+namespace iowait::test {
+namespace {
+
+using Errors = ConformanceTest;
+IOWAIT_CONFORMANCE(Errors);
+
+// The IOWait still reports a ready fd after the error under test.
+void expect_still_works(IOWait& w) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    p.send_b();
+    EXPECT_TRUE(expect_event(w, p.a).read);
+    w.unwatch(p.a);
+}
+
+template <class F> std::error_code usage_code(F f) {
+    try {
+        f();
+    } catch (const usage_error& e) {
+        return e.code();
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << "expected usage_error, got: " << e.what();
+        return {};
+    }
+    ADD_FAILURE() << "expected usage_error, nothing thrown";
+    return {};
+}
+
+template <class F> std::string message_of(F f) {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "(nothing thrown)";
+}
+
+TEST_P(Errors, WatchingAWatchedFdIsAlreadyWatchedAndChangesNothing) {
+    socket_pair p;
+    w.watch(p.a, Interest::read, 1);
+    EXPECT_EQ(usage_code([&] { w.watch(p.a, Interest::write, 2); }), errc::already_watched);
+    p.send_b();
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_TRUE(events[0].read);
+    EXPECT_FALSE(events[0].write);  // the failed watch did not change the interest
+    EXPECT_EQ(events[0].data, 1u);  // nor the data
+}
+
+TEST_P(Errors, ModifyOrUnwatchOfAnUnwatchedFdIsNotWatched) {
+    socket_pair p;
+    EXPECT_EQ(usage_code([&] { w.modify(p.a, Interest::read); }), errc::not_watched);
+    EXPECT_EQ(usage_code([&] { w.unwatch(p.a); }), errc::not_watched);
+    w.watch(p.a, Interest::read);
+    w.unwatch(p.a);
+    EXPECT_EQ(usage_code([&] { w.unwatch(p.a); }), errc::not_watched);
+    expect_still_works(w);
+}
+
+TEST_P(Errors, NegativeFdIsBadFd) {
+    EXPECT_EQ(usage_code([&] { w.watch(-1, Interest::read); }), errc::bad_fd);
+    EXPECT_EQ(usage_code([&] { w.modify(-5, Interest::read); }), errc::bad_fd);
+    EXPECT_EQ(usage_code([&] { w.unwatch(-1); }), errc::bad_fd);
+    expect_still_works(w);
+}
+
+TEST_P(Errors, EmptyOrUnknownInterestIsBadInterest) {
+    socket_pair p;
+    EXPECT_EQ(usage_code([&] { w.watch(p.a, Interest::none); }), errc::bad_interest);
+    EXPECT_EQ(usage_code([&] { w.watch(p.a, Interest(8)); }), errc::bad_interest);
+    w.watch(p.a, Interest::read);
+    EXPECT_EQ(usage_code([&] { w.modify(p.a, Interest::none); }), errc::bad_interest);
+    p.send_b();
+    EXPECT_TRUE(expect_event(w, p.a).read);
+}
+
+TEST_P(Errors, FdThatIsNotOpenIsEBADFAndLeavesNoWatch) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    try {
+        w.watch(fds[0], Interest::read);
+        ADD_FAILURE() << "watch of a closed fd did not throw";
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code(), std::errc::bad_file_descriptor);
+        EXPECT_FALSE(dynamic_cast<const usage_error*>(&e));
+    }
+    // Nothing was recorded: the number is not watched.
+    EXPECT_EQ(usage_code([&] { w.unwatch(fds[0]); }), errc::not_watched);
+    expect_still_works(w);
+}
+
+TEST_P(Errors, MessagesNameTheOperationTheFdAndTheBackend) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    const std::string fd = "fd=" + std::to_string(p.a);
+    const std::string backend(to_string(GetParam()));
+    std::string m = message_of([&] { w.watch(p.a, Interest::read); });
+    EXPECT_NE(m.find("watch(" + fd + ")"), std::string::npos) << m;
+    EXPECT_NE(m.find(backend), std::string::npos) << m;
+    EXPECT_NE(m.find("already watched"), std::string::npos) << m;
+    m = message_of([&] { w.unwatch(p.b); });
+    EXPECT_NE(m.find("unwatch(fd=" + std::to_string(p.b) + ")"), std::string::npos) << m;
+    m = message_of([&] { w.modify(p.b, Interest::read); });
+    EXPECT_NE(m.find("modify(fd=" + std::to_string(p.b) + ")"), std::string::npos) << m;
+    m = message_of([&] { w.wait(std::chrono::nanoseconds(-1)); });
+    EXPECT_NE(m.find("wait"), std::string::npos) << m;
+}
+
+TEST_P(Errors, ErrorCodeOverloadsReportWithoutThrowing) {
+    socket_pair p;
+    std::error_code ec;
+    w.watch(p.a, Interest::read, 5, ec);
+    EXPECT_FALSE(ec);
+    w.watch(p.a, Interest::read, 5, ec);
+    EXPECT_EQ(ec, errc::already_watched);
+    EXPECT_EQ(ec, std::errc::file_exists);  // and the portable condition
+    w.modify(p.b, Interest::read, 0, ec);
+    EXPECT_EQ(ec, errc::not_watched);
+    w.unwatch(p.b, ec);
+    EXPECT_EQ(ec, errc::not_watched);
+    auto events = w.wait(std::chrono::seconds(-1), ec);
+    EXPECT_EQ(ec, errc::bad_timeout);
+    EXPECT_TRUE(events.empty());
+    p.send_b();
+    events = w.wait(std::chrono::seconds(1), ec);
+    EXPECT_FALSE(ec);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].data, 5u);
+    w.unwatch(p.a, ec);
+    EXPECT_FALSE(ec);
+}
+
+TEST_P(Errors, MovedFromIsAnErrorNotACrash) {
+    IOWait moved = std::move(w);
+    EXPECT_EQ(moved.backend(), GetParam());
+    EXPECT_EQ(usage_code([&] { w.watch(0, Interest::read); }), errc::moved_from);
+    EXPECT_EQ(usage_code([&] { w.wait(0s); }), errc::moved_from);
+    EXPECT_EQ(usage_code([&] { w.notify(); }), errc::moved_from);
+    expect_still_works(moved);
+}
+
+TEST_P(Errors, FdAtOrAboveFdSetsizeIsRefusedBySelectOnlyAtWatchTime) {
+    // docs/behaviour.md E7: the one per-backend difference among the errors.
+    socket_pair p;
+    const int high = ::fcntl(p.a, F_DUPFD_CLOEXEC, FD_SETSIZE + 10);
+    ASSERT_GE(high, FD_SETSIZE) << "needs RLIMIT_NOFILE above " << FD_SETSIZE;
+    if (is(Backend::select)) {
+        EXPECT_EQ(usage_code([&] { w.watch(high, Interest::read); }), errc::fd_too_large);
+        expect_still_works(w);
+    } else {
+        w.watch(high, Interest::read);
+        p.send_b();
+        EXPECT_TRUE(expect_event(w, high).read);
+        w.unwatch(high);
+    }
+    ::close(high);
+}
+
+}  // namespace
+}  // namespace iowait::test

@@ -1,0 +1,255 @@
+// Rules R1-R9 of docs/behaviour.md: what "ready" means, on every backend.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "helpers.hpp"
+
+namespace iowait::test {
+namespace {
+
+using Readiness = ConformanceTest;
+IOWAIT_CONFORMANCE(Readiness);
+
+TEST_P(Readiness, ReadableAfterPeerWrites) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    EXPECT_TRUE(wait_events(w).empty());
+    p.send_b("this is a test");
+    Event e = expect_event(w, p.a);
+    EXPECT_TRUE(e.read);
+    EXPECT_FALSE(e.write);
+    EXPECT_FALSE(e.hangup);
+    EXPECT_FALSE(e.error);
+    EXPECT_EQ(p.recv_a(), "this is a test");
+    EXPECT_TRUE(wait_events(w).empty());
+}
+
+TEST_P(Readiness, WaitZeroReturnsAtOnceAndEmptyWhenNothingIsReady) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(wait_events(w, 0ns).empty());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);  // "at once", generously bounded
+}
+
+TEST_P(Readiness, WritableWhileSendBufferHasRoom) {
+    socket_pair p;
+    w.watch(p.a, Interest::write);
+    auto events = wait_events(w);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].fd, p.a);
+    EXPECT_TRUE(events[0].write);
+    EXPECT_FALSE(events[0].read);
+}
+
+TEST_P(Readiness, NotWritableWhenSendBufferIsFullThenWritableWhenDrained) {
+    socket_pair p;
+    fill(p.a);
+    w.watch(p.a, Interest::write);
+    EXPECT_TRUE(wait_events(w, 10ms).empty());
+    char buf[65536];
+    while (::recv(p.b, buf, sizeof buf, 0) > 0) {
+    }
+    EXPECT_TRUE(expect_event(w, p.a).write);
+}
+
+TEST_P(Readiness, LevelTriggeredReportsAgainWhileStillReady) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    p.send_b();
+    for (int i = 0; i < 3; ++i) {
+        auto events = wait_events(w, 1s);
+        ASSERT_EQ(events.size(), 1u) << "wait #" << i;
+        EXPECT_TRUE(events[0].read);
+    }
+}
+
+TEST_P(Readiness, OneEventPerFdWithBothReadAndWrite) {
+    socket_pair p;
+    w.watch(p.a, Interest::read | Interest::write);
+    p.send_b();
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_TRUE(events[0].read);
+    EXPECT_TRUE(events[0].write);
+}
+
+TEST_P(Readiness, ReportsOnlyTheInterestsAsked) {
+    socket_pair p;
+    p.send_b();  // readable and writable, watched for write only
+    w.watch(p.a, Interest::write);
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_FALSE(events[0].read);
+    EXPECT_TRUE(events[0].write);
+}
+
+TEST_P(Readiness, HangupWhenPeerClosesIsAlsoReadable) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    p.close_b();
+    Event e = expect_event(w, p.a);
+    EXPECT_TRUE(e.read);
+    EXPECT_TRUE(e.hangup);
+    EXPECT_FALSE(e.write);
+    EXPECT_EQ(::recv(p.a, nullptr, 0, 0), 0);  // EOF: reading does not block
+}
+
+TEST_P(Readiness, HangupWhenPeerClosesWithWriteInterest) {
+    socket_pair p;
+    w.watch(p.a, Interest::write);
+    p.close_b();
+    Event e = expect_event(w, p.a);
+    EXPECT_TRUE(e.write);
+    EXPECT_TRUE(e.hangup);
+    EXPECT_FALSE(e.read);
+}
+
+TEST_P(Readiness, HangupWhenPeerShutsDownWriting) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    ASSERT_EQ(::shutdown(p.b, SHUT_WR), 0);
+    Event e = expect_event(w, p.a);
+    EXPECT_TRUE(e.read);
+    EXPECT_TRUE(e.hangup);
+}
+
+TEST_P(Readiness, HangupWhenPipeWriterCloses) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+    w.watch(fds[0], Interest::read);
+    EXPECT_TRUE(wait_events(w).empty());
+    ::close(fds[1]);
+    Event e = expect_event(w, fds[0]);
+    EXPECT_TRUE(e.read);
+    EXPECT_TRUE(e.hangup);
+    w.unwatch(fds[0]);
+    ::close(fds[0]);
+}
+
+TEST_P(Readiness, ErrorWhenPipeReaderIsGone) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+    w.watch(fds[1], Interest::write);
+    ::close(fds[0]);
+    Event e = expect_event(w, fds[1]);
+    EXPECT_TRUE(e.write);
+    EXPECT_TRUE(e.error);
+    w.unwatch(fds[1]);
+    ::close(fds[1]);
+}
+
+TEST_P(Readiness, ErrorWhenConnectIsRefused) {
+    // A loopback port that nobody listens on: bind to port 0, note it, close.
+    int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(probe, (sockaddr*)&addr, sizeof addr), 0);
+    ASSERT_EQ(::getsockname(probe, (sockaddr*)&addr, &len), 0);
+    ::close(probe);
+
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    const int rc = ::connect(s, (sockaddr*)&addr, sizeof addr);
+    ASSERT_TRUE(rc == 0 || errno == EINPROGRESS || errno == ECONNREFUSED);
+    w.watch(s, Interest::write);
+    Event e = expect_event(w, s);
+    EXPECT_TRUE(e.write);
+    EXPECT_TRUE(e.error);
+    int err = 0;
+    socklen_t errlen = sizeof err;
+    ::getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &errlen);
+    EXPECT_EQ(err, ECONNREFUSED);
+    w.unwatch(s);
+    ::close(s);
+}
+
+TEST_P(Readiness, RegularFileIsAlwaysReadyForEveryInterest) {
+    char path[] = "/tmp/iowait-regular-XXXXXX";
+    const int fd = ::mkostemp(path, O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ::unlink(path);
+    w.watch(fd, Interest::read | Interest::write, 7);
+    for (int i = 0; i < 2; ++i) {
+        auto events = wait_events(w, 1s);
+        ASSERT_EQ(events.size(), 1u);
+        EXPECT_TRUE(events[0].read);
+        EXPECT_TRUE(events[0].write);
+        EXPECT_EQ(events[0].data, 7u);
+    }
+    w.modify(fd, Interest::write, 8);
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_FALSE(events[0].read);
+    EXPECT_EQ(events[0].data, 8u);
+    w.unwatch(fd);
+    EXPECT_TRUE(wait_events(w).empty());
+    ::close(fd);
+}
+
+TEST_P(Readiness, UserDataComesBackWithEachEvent) {
+    socket_pair p, q;
+    int object = 42;
+    w.watch(p.a, Interest::read, 0xfeedface'00c0ffeeULL);
+    w.watch(q.a, Interest::read, &object);
+    p.send_b();
+    q.send_b();
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 2u);
+    for (const Event& e : events) {
+        if (e.fd == p.a) EXPECT_EQ(e.data, 0xfeedface'00c0ffeeULL);
+        else EXPECT_EQ(e.ptr<int>(), &object);
+    }
+}
+
+TEST_P(Readiness, ModifyChangesInterestAndData) {
+    socket_pair p;
+    w.watch(p.a, Interest::read, 1);
+    EXPECT_TRUE(wait_events(w).empty());
+    w.modify(p.a, Interest::write, 2);
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_TRUE(events[0].write);
+    EXPECT_EQ(events[0].data, 2u);
+    w.modify(p.a, Interest::read, 3);
+    EXPECT_TRUE(wait_events(w).empty());
+}
+
+TEST_P(Readiness, UnwatchStopsEvents) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    p.send_b();
+    EXPECT_EQ(wait_events(w, 1s).size(), 1u);
+    w.unwatch(p.a);
+    EXPECT_TRUE(wait_events(w, 10ms).empty());
+    w.watch(p.a, Interest::read);  // and the fd can be watched again
+    EXPECT_EQ(wait_events(w, 1s).size(), 1u);
+}
+
+TEST_P(Readiness, ManyReadyFdsAreAllReportedWithinBoundedWaits) {
+    // More ready fds than any backend's first batch: level-triggered, none may starve.
+    constexpr int count = 300;
+    std::vector<std::unique_ptr<socket_pair>> pairs;
+    for (int i = 0; i < count; ++i) {
+        pairs.push_back(std::make_unique<socket_pair>());
+        if (is(Backend::select) && pairs.back()->b >= FD_SETSIZE) GTEST_SKIP() << "fds beyond FD_SETSIZE";
+        w.watch(pairs.back()->a, Interest::read, std::uint64_t(i));
+        pairs.back()->send_b();
+    }
+    std::vector<bool> seen(count);
+    int waits = 0, missing = count;
+    while (missing > 0 && waits < 8) {
+        ++waits;
+        for (const Event& e : w.wait(1s)) {
+            ASSERT_LT(e.data, std::uint64_t(count));
+            ASSERT_EQ(e.fd, pairs[e.data]->a) << "event carries another fd's data";
+            if (!seen[e.data]) --missing;
+            seen[e.data] = true;
+        }
+    }
+    EXPECT_EQ(missing, 0) << "after " << waits << " waits";
+}
+
+}  // namespace
+}  // namespace iowait::test

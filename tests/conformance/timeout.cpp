@@ -1,0 +1,84 @@
+// Rules T1-T4 of docs/behaviour.md: timeouts are never cut short, are
+// retried across signals, and bad values are refused.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+#include "helpers.hpp"
+
+namespace iowait::test {
+namespace {
+
+using Timeout = ConformanceTest;
+IOWAIT_CONFORMANCE(Timeout);
+
+TEST_P(Timeout, NeverReturnsBeforeTheTimeoutHasPassed) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    for (auto t : {1ns, 1000ns, 100'000ns, 1'500'000ns, 20'000'000ns}) {
+        const auto start = std::chrono::steady_clock::now();
+        EXPECT_TRUE(wait_events(w, t).empty());
+        EXPECT_GE(std::chrono::steady_clock::now() - start, t) << "timeout " << t.count() << " ns";
+    }
+}
+
+TEST_P(Timeout, AcceptsAnyDurationTypeAndRoundsUp) {
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(w.wait(std::chrono::duration<double>(0.0025)).empty());  // 2.5 ms as seconds
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 2500us);
+    EXPECT_TRUE(w.wait(std::chrono::duration<double, std::micro>(0.4)).empty());  // 0.4 us: rounds up, not to 0
+}
+
+TEST_P(Timeout, AbsurdTimeoutsAreBadTimeoutAndLeaveTheObjectUsable) {
+    auto code = [&](auto timeout) {
+        try {
+            w.wait(timeout);
+        } catch (const usage_error& e) {
+            return e.code();
+        }
+        return std::error_code{};
+    };
+    EXPECT_EQ(code(-1ms), errc::bad_timeout);
+    EXPECT_EQ(code(std::chrono::hours::max()), errc::bad_timeout);  // overflows nanoseconds
+    EXPECT_EQ(code(std::chrono::duration<double>(NAN)), errc::bad_timeout);
+    EXPECT_EQ(code(std::chrono::duration<double>(-INFINITY)), errc::bad_timeout);
+    EXPECT_EQ(code(std::chrono::duration<double>(INFINITY)), errc::bad_timeout);
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    p.send_b();
+    EXPECT_EQ(wait_events(w, 1s).size(), 1u);
+}
+
+std::atomic<int> signals_caught{0};
+void on_signal(int) { signals_caught.fetch_add(1); }
+
+TEST_P(Timeout, SignalsDuringAWaitDoNotShortenIt) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;  // no SA_RESTART: the kernel wait fails with EINTR
+    struct sigaction old {};
+    ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+    signals_caught = 0;
+    const pthread_t waiter = ::pthread_self();
+    std::atomic<bool> done{false};
+    std::thread storm([&] {
+        while (!done) {
+            ::pthread_kill(waiter, SIGUSR1);
+            std::this_thread::sleep_for(2ms);
+        }
+    });
+    const auto start = std::chrono::steady_clock::now();
+    auto events = wait_events(w, 100ms);
+    const auto took = std::chrono::steady_clock::now() - start;
+    done = true;
+    storm.join();
+    ::sigaction(SIGUSR1, &old, nullptr);
+    EXPECT_TRUE(events.empty());
+    EXPECT_GE(took, 100ms);
+    EXPECT_GT(signals_caught.load(), 3) << "the storm did not reach the waiting thread";
+}
+
+}  // namespace
+}  // namespace iowait::test
