@@ -23,7 +23,8 @@ int main() {
     auto events = waitobj.wait();
     for (const iowait::Event& e : events)
         std::printf("IOEvent(fd=%d, read=%s, write=%s)\n", e.fd, e.read ? "True" : "False", e.write ? "True" : "False");
-    if (events.size() != 1 || events[0].fd != a || !events[0].read) return std::puts("FAIL: expected a read event on a"), 1;
+    if (events.size() != 1 || events[0].fd != a || !events[0].read)
+        return std::puts("FAIL: expected a read event on a"), 1;
 
     char buf[64] = {};
     const ssize_t n = recv(a, buf, sizeof buf - 1, 0);

@@ -9,7 +9,8 @@ public:
     const char* name() const noexcept override { return "iowait"; }
     std::string message(int code) const override {
         switch (errc(code)) {
-        case errc::already_watched: return "already watched (a fd closed without unwatch() stays watched until unwatch())";
+        case errc::already_watched:
+            return "already watched (a fd closed without unwatch() stays watched until unwatch())";
         case errc::not_watched: return "not watched";
         case errc::bad_fd: return "negative file descriptor";
         case errc::bad_interest: return "interest must be read, write or read|write";

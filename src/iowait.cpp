@@ -60,7 +60,7 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 struct IOWait::impl {
     std::unique_ptr<detail::backend> be;
     detail::waker waker;
-    std::mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
+    std::mutex mu;            // guards slots, always_ready and the backend's add/modify/remove
     std::vector<slot> slots;  // indexed by fd
     std::vector<native_handle> always_ready;
     std::uint32_t next_generation = 1;
@@ -212,7 +212,8 @@ struct IOWait::impl {
         for (;;) {
             std::int64_t remaining = timeout_ns;
             if (timeout_ns > 0) {
-                remaining = timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
+                remaining =
+                    timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
                 if (remaining < 0) remaining = 0;
             }
             {
@@ -222,8 +223,7 @@ struct IOWait::impl {
             }
             const std::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
             ready.clear();
-            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready); ec && ec != std::errc::interrupted)
-                return ec;
+            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready); ec && ec != std::errc::interrupted) return ec;
             const bool woken = collect();
             if (!events.empty() || woken || timeout_ns == 0) return {};
             // Nothing to report (a timeout, EINTR, a change picked up, a closed
@@ -299,9 +299,12 @@ void IOWait::unwatch(native_handle fd) {
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept {
-    if (!impl_) ec = errc::moved_from;
-    else if (timeout_ns < 0) ec = errc::bad_timeout;
-    else ec = impl_->wait(timeout_ns);
+    if (!impl_)
+        ec = errc::moved_from;
+    else if (timeout_ns < 0)
+        ec = errc::bad_timeout;
+    else
+        ec = impl_->wait(timeout_ns);
     if (ec) return {};
     return impl_->events;
 }

@@ -88,6 +88,6 @@ protected:
 
 // Runs the test suite `suite` (an alias of ConformanceTest) on every backend
 // this build and kernel can use; names read Conformance/<suite>.<test>/<backend>.
-#define IOWAIT_CONFORMANCE(suite)                                                                        \
+#define IOWAIT_CONFORMANCE(suite)                                                                         \
     INSTANTIATE_TEST_SUITE_P(Conformance, suite, testing::ValuesIn(iowait::IOWait::available_backends()), \
                              iowait::test::name_of)

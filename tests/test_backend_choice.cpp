@@ -8,8 +8,10 @@ namespace {
 
 struct env_guard {
     env_guard(const char* value) {
-        if (value) ::setenv("IOWAIT_BACKEND", value, 1);
-        else ::unsetenv("IOWAIT_BACKEND");
+        if (value)
+            ::setenv("IOWAIT_BACKEND", value, 1);
+        else
+            ::unsetenv("IOWAIT_BACKEND");
     }
     ~env_guard() { ::unsetenv("IOWAIT_BACKEND"); }
 };
@@ -54,8 +56,8 @@ TEST(BackendChoice, EmptyEnvironmentVariableMeansAutomatic) {
 }
 
 TEST(BackendChoice, BackendNotBuiltInIsBackendUnavailable) {
-    for (Backend b : {Backend::epoll, Backend::io_uring, Backend::poll, Backend::select, Backend::kqueue,
-                      Backend::afd, Backend::wsapoll}) {
+    for (Backend b : {Backend::epoll, Backend::io_uring, Backend::poll, Backend::select, Backend::kqueue, Backend::afd,
+                      Backend::wsapoll}) {
         auto available = IOWait::available_backends();
         if (std::find(available.begin(), available.end(), b) != available.end()) continue;
         try {

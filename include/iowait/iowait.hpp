@@ -29,12 +29,8 @@ enum class Backend { epoll, io_uring, poll, select, kqueue, afd, wsapoll };
 
 // What a watch waits for: read, write, or read | write.
 enum class Interest : unsigned { none = 0, read = 1, write = 2, read_write = 3 };
-constexpr Interest operator|(Interest a, Interest b) noexcept {
-    return Interest(unsigned(a) | unsigned(b));
-}
-constexpr Interest operator&(Interest a, Interest b) noexcept {
-    return Interest(unsigned(a) & unsigned(b));
-}
+constexpr Interest operator|(Interest a, Interest b) noexcept { return Interest(unsigned(a) | unsigned(b)); }
+constexpr Interest operator&(Interest a, Interest b) noexcept { return Interest(unsigned(a) & unsigned(b)); }
 constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) != Interest::none; }
 
 // One ready file, as wait() reports it: at most one Event per fd per wait.
@@ -49,7 +45,10 @@ struct Event {
     bool error;
     std::uint64_t data;  // the user data given to watch()/modify()
 
-    template <class T> T* ptr() const noexcept { return reinterpret_cast<T*>(std::uintptr_t(data)); }
+    template <class T>
+    T* ptr() const noexcept {
+        return reinterpret_cast<T*>(std::uintptr_t(data));
+    }
 };
 
 // Misuse of the API (errors in the iowait_category()).
@@ -88,8 +87,10 @@ std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
     using namespace std::chrono;
     const long double ns = duration<long double, std::nano>(d).count();
     if (!(ns >= 0) || ns > (long double)(INT64_MAX - 1)) return -1;  // negative, NaN, overflow
-    if constexpr (std::is_floating_point_v<Rep>) return std::int64_t(std::ceil(ns));
-    else return ceil<nanoseconds>(d).count();
+    if constexpr (std::is_floating_point_v<Rep>)
+        return std::int64_t(std::ceil(ns));
+    else
+        return ceil<nanoseconds>(d).count();
 }
 }  // namespace detail
 
@@ -118,7 +119,8 @@ public:
     // (EBADF for a fd that is not open). On error nothing changed.
     void watch(native_handle fd, Interest interest, std::uint64_t data = 0);
     void watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
-    template <class T> void watch(native_handle fd, Interest interest, T* data) {
+    template <class T>
+    void watch(native_handle fd, Interest interest, T* data) {
         watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)));
     }
 
@@ -126,7 +128,8 @@ public:
     // with not_watched in place of already_watched. On error nothing changed.
     void modify(native_handle fd, Interest interest, std::uint64_t data = 0);
     void modify(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
-    template <class T> void modify(native_handle fd, Interest interest, T* data) {
+    template <class T>
+    void modify(native_handle fd, Interest interest, T* data) {
         modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)));
     }
 
@@ -142,7 +145,8 @@ public:
     // (bad_timeout) for a negative, NaN or unrepresentable timeout.
     std::span<const Event> wait();
     std::span<const Event> wait(std::error_code& ec) noexcept;
-    template <class Rep, class Period> std::span<const Event> wait(std::chrono::duration<Rep, Period> timeout) {
+    template <class Rep, class Period>
+    std::span<const Event> wait(std::chrono::duration<Rep, Period> timeout) {
         return wait_ns(detail::timeout_ns(timeout));
     }
     template <class Rep, class Period>
@@ -170,4 +174,5 @@ private:
 
 }  // namespace iowait
 
-template <> struct std::is_error_code_enum<iowait::errc> : std::true_type {};
+template <>
+struct std::is_error_code_enum<iowait::errc> : std::true_type {};

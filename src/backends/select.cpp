@@ -33,7 +33,7 @@ namespace {
 struct fd_state {
     fd_set read;
     fd_set write;
-    std::vector<int> fds;  // the watched fds, so nothing scans all FD_SETSIZE bits
+    std::vector<int> fds;               // the watched fds, so nothing scans all FD_SETSIZE bits
     std::vector<std::uint64_t> tokens;  // by fd
     int max_fd = -1;
 };

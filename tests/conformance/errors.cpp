@@ -17,7 +17,8 @@ void expect_still_works(IOWait& w) {
     w.unwatch(p.a);
 }
 
-template <class F> std::error_code usage_code(F f) {
+template <class F>
+std::error_code usage_code(F f) {
     try {
         f();
     } catch (const usage_error& e) {
@@ -30,7 +31,8 @@ template <class F> std::error_code usage_code(F f) {
     return {};
 }
 
-template <class F> std::string message_of(F f) {
+template <class F>
+std::string message_of(F f) {
     try {
         f();
     } catch (const std::exception& e) {

@@ -198,8 +198,10 @@ TEST_P(Readiness, UserDataComesBackWithEachEvent) {
     auto events = wait_events(w, 1s);
     ASSERT_EQ(events.size(), 2u);
     for (const Event& e : events) {
-        if (e.fd == p.a) EXPECT_EQ(e.data, 0xfeedface'00c0ffeeULL);
-        else EXPECT_EQ(e.ptr<int>(), &object);
+        if (e.fd == p.a)
+            EXPECT_EQ(e.data, 0xfeedface'00c0ffeeULL);
+        else
+            EXPECT_EQ(e.ptr<int>(), &object);
     }
 }
 

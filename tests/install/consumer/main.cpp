@@ -14,5 +14,6 @@ int main() {
     if (write(fds[1], "x", 1) != 1) return 1;
     auto events = w.wait(std::chrono::seconds(5));
     if (events.size() != 1 || events[0].data != 123 || !events[0].read) return std::puts("consumer FAILED"), 1;
-    std::printf("consumer OK on %.*s\n", int(iowait::to_string(w.backend()).size()), iowait::to_string(w.backend()).data());
+    std::printf("consumer OK on %.*s\n", int(iowait::to_string(w.backend()).size()),
+                iowait::to_string(w.backend()).data());
 }
