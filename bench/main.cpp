@@ -101,7 +101,9 @@ sample run(loop& l, const std::string& name, const options& o, bool counted) {
     if (counted) CALLGRIND_TOGGLE_COLLECT;
     s.setup_ns = now_ns() - t;
     if (counted) {
-        CALLGRIND_DUMP_STATS_AT((name + " setup").c_str());
+        // Named: the macro keeps only the pointer, past a temporary's end.
+        const std::string label = name + " setup";
+        CALLGRIND_DUMP_STATS_AT(label.c_str());
         mark("end");
         mark("begin " + name + " events");
     }
@@ -115,7 +117,8 @@ sample run(loop& l, const std::string& name, const options& o, bool counted) {
     if (counted) CALLGRIND_TOGGLE_COLLECT;
     s.events_ns = now_ns() - t;
     if (counted) {
-        CALLGRIND_DUMP_STATS_AT((name + " events").c_str());
+        const std::string label = name + " events";
+        CALLGRIND_DUMP_STATS_AT(label.c_str());
         mark("end");
     }
 
@@ -199,7 +202,7 @@ int run_all(const options& o) {
 [[noreturn]] void usage() {
     std::fprintf(stderr,
                  "usage: iowait-bench [-n pairs|max] [-a active] [-w writes] [-r rounds] [--only a,b,...]\n"
-                 "                    [--tsv] [--count] [--list]\n");
+                 "                    [--tsv] [--count] [--list] [--print-pairs]\n");
     std::exit(2);
 }
 
@@ -210,6 +213,7 @@ int run_all(const options& o) {
 int main(int argc, char** argv) {
     using namespace bench;
     options o;
+    bool print_pairs = false;
     try {
         for (int i = 1; i < argc; ++i) {
             const std::string a = argv[i];
@@ -233,6 +237,8 @@ int main(int argc, char** argv) {
                     o.only.push_back(v.substr(p, q - p));
                     p = q + 1;
                 }
+            } else if (a == "--print-pairs") {
+                print_pairs = true;
             } else if (a == "--tsv") {
                 o.tsv = true;
             } else if (a == "--count") {
@@ -243,6 +249,10 @@ int main(int argc, char** argv) {
             } else {
                 usage();
             }
+        }
+        if (print_pairs) {
+            std::printf("%u\n", o.pairs);
+            return 0;
         }
         if (o.pairs == 0 || o.active == 0 || o.active > o.pairs || o.writes < 0 || o.rounds < 1) usage();
         return run_all(o);
