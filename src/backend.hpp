@@ -76,6 +76,9 @@ public:
     // Called with the front end's lock held right before each wait(): where
     // a backend waits on a copy of its set, this is where it takes the copy.
     virtual void before_wait() noexcept {}
+    // False for a backend whose before_wait() does nothing, so that the front
+    // end can skip taking its lock for it (one lock per wait instead of two).
+    virtual bool needs_before_wait() const noexcept { return true; }
 };
 
 // Each returns null when the kernel refuses the backend, with the reason in ec.

@@ -10,6 +10,7 @@
 
 #include "backend.hpp"
 #include "detail/file_identity.hpp"
+#include "detail/small_mutex.hpp"
 #include "detail/sys_error.hpp"
 #include "detail/waker.hpp"
 #include "factory.hpp"
@@ -65,9 +66,17 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 struct IOWait::impl {
     std::unique_ptr<detail::backend> be;
     detail::waker waker;
-    std::mutex mu;            // guards slots, always_ready and the backend's add/modify/remove
+    // The backend's answers to these never change: asked once, not per event.
+    const bool keys_by_number;
+    const bool changes_need_wakeup;
+    const bool native_oneshot;
+    const bool needs_before_wait;
+    detail::small_mutex mu;   // guards slots, always_ready and the backend's add/modify/remove
     std::vector<slot> slots;  // indexed by fd
     std::vector<native_handle> always_ready;
+    // !always_ready.empty(), readable without the lock: wait() takes the lock
+    // before the kernel wait only when there is something to do under it.
+    std::atomic<bool> any_always_ready{false};
     std::uint32_t next_generation = 1;
     std::atomic<bool> waiting{false};
     std::atomic<bool> notified{false};
@@ -75,7 +84,13 @@ struct IOWait::impl {
     std::vector<detail::ready> ready;
     std::vector<Event> events;
 
-    impl(std::unique_ptr<detail::backend> b, std::error_code& ec) : be(std::move(b)), waker(ec) {
+    impl(std::unique_ptr<detail::backend> b, std::error_code& ec)
+        : be(std::move(b)),
+          waker(ec),
+          keys_by_number(be->keys_by_number()),
+          changes_need_wakeup(be->changes_need_wakeup()),
+          native_oneshot(be->native_oneshot()),
+          needs_before_wait(be->needs_before_wait()) {
         if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
         ready.reserve(64);
         events.reserve(64);
@@ -86,10 +101,11 @@ struct IOWait::impl {
         return &slots[fd];
     }
 
-    // While a poll or select waiter sleeps, its kernel set is a copy: wake it
-    // so that it picks the change up.
+    // After every change, under the lock. While a poll or select waiter
+    // sleeps, its kernel set is a copy: wake it so that it picks the change up.
     void changed() {
-        if (be->changes_need_wakeup() && waiting.load(std::memory_order_acquire)) waker.signal();
+        any_always_ready.store(!always_ready.empty(), std::memory_order_release);
+        if (changes_need_wakeup && waiting.load(std::memory_order_acquire)) waker.signal();
     }
 
     std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
@@ -97,7 +113,7 @@ struct IOWait::impl {
         std::lock_guard lock(mu);
         if (find(fd)) return errc::already_watched;
         slot s{slot::active, interest, mode, true, next_generation, data, {}};
-        if (be->keys_by_number())
+        if (keys_by_number)
             if (auto ec = detail::identify(fd, s.id)) return ec;
         if (auto ec = be->add(fd, interest, mode, make_token(fd, s.generation))) {
             if (ec != std::errc::operation_not_permitted) return ec;
@@ -121,7 +137,7 @@ struct IOWait::impl {
         slot* s = find(fd);
         if (!s) return errc::not_watched;
         if (s->state == slot::closed) return detail::sys_error(EBADF);
-        if (be->keys_by_number() || s->state == slot::always_ready) {
+        if (keys_by_number || s->state == slot::always_ready) {
             file_identity now;
             if (auto ec = detail::identify(fd, now)) return ec;
             // epoll answers ENOENT for a number reused by a file it never saw.
@@ -172,7 +188,7 @@ struct IOWait::impl {
             s.armed = false;
             // Emulated oneshot: disarm in the kernel set now, under the lock,
             // or a level-triggered kernel would wake every wait for nothing.
-            if (s.state == slot::active && !be->native_oneshot())
+            if (s.state == slot::active && !native_oneshot)
                 be->modify(fd, Interest::none, Mode::oneshot, make_token(fd, s.generation));
         }
         return true;
@@ -197,7 +213,7 @@ struct IOWait::impl {
                 forget_closed(fd, *s);
                 continue;
             }
-            if (be->keys_by_number()) {
+            if (keys_by_number) {
                 file_identity now;
                 if (detail::identify(fd, now) || !(now == s->id)) {
                     forget_closed(fd, *s);  // closed, maybe reused: never report the new file
@@ -224,6 +240,7 @@ struct IOWait::impl {
             }
             ++i;
         }
+        any_always_ready.store(!always_ready.empty(), std::memory_order_release);
         return woken;
     }
 
@@ -244,10 +261,12 @@ struct IOWait::impl {
                     timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
                 if (remaining < 0) remaining = 0;
             }
-            {
+            // One lock per wait, in collect(), where the backend needs nothing
+            // done before its wait: epoll reads its set in the kernel.
+            if (needs_before_wait || any_always_ready.load(std::memory_order_acquire)) {
                 std::lock_guard lock(mu);
                 if (!always_ready.empty()) remaining = 0;
-                be->before_wait();
+                if (needs_before_wait) be->before_wait();
             }
             const std::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
             ready.clear();

@@ -68,6 +68,7 @@ public:
     Backend kind() const noexcept override { return Backend::epoll; }
     bool supports(Mode) const noexcept override { return true; }
     bool native_oneshot() const noexcept override { return true; }
+    bool needs_before_wait() const noexcept override { return false; }
 
     std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         return ctl(EPOLL_CTL_ADD, fd, to_epoll(interest, mode), token);
