@@ -1,4 +1,4 @@
-// Rules N4-N9 of docs/behaviour.md: calls from other threads while one thread
+// Rules N4-N8 of docs/behaviour.md: calls from other threads while one thread
 // waits. Each test runs the waiter in its own thread and bounds every wait, so
 // a lost wake-up fails the test instead of hanging it.
 #include <time.h>
