@@ -1,0 +1,28 @@
+// Bugs found by the differential fuzzer (fuzz/), each kept as the smallest
+// sequence that showed it, on every backend.
+#include "helpers.hpp"
+
+namespace iowait::test {
+namespace {
+
+using Regressions = ConformanceTest;
+IOWAIT_CONFORMANCE(Regressions);
+
+// select: a watched fd closed without unwatch() made pselect() fail with
+// EBADF, and the backend reported only the closed fd, so a wait(0) returned
+// empty although another watched fd was writable (R2, C1). Fuzzer input
+// AAAAAAAAAA8BD/8o (base64).
+TEST_P(Regressions, WaitZeroStillReportsReadyFdsWhenAnotherWatchedFdWasClosed) {
+    socket_pair closed, ready;
+    w.watch(closed.a, Interest::read);
+    w.watch(ready.a, Interest::write, 7);
+    closed.close_a();
+    auto events = wait_events(w, 0ns);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].fd, ready.a);
+    EXPECT_TRUE(events[0].write);
+    EXPECT_EQ(events[0].data, 7u);
+}
+
+}  // namespace
+}  // namespace iowait::test
