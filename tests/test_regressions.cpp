@@ -24,5 +24,22 @@ TEST_P(Regressions, WaitZeroStillReportsReadyFdsWhenAnotherWatchedFdWasClosed) {
     EXPECT_EQ(events[0].data, 7u);
 }
 
+// poll, select: once a wait() had seen that a watched number was closed and
+// reused, modify() answered EBADF, where epoll (and these backends before any
+// wait) answered ENOENT (C2). Fuzzer input JAAA/QoIrQAAmQEAAGQ= (base64).
+TEST_P(Regressions, ModifyOfAReusedNumberIsENOENTAlsoAfterAWaitSawIt) {
+    socket_pair old_pair, new_pair;
+    const int fd = old_pair.a;
+    w.watch(fd, Interest::write, 1, Mode::oneshot);
+    old_pair.close_a();
+    ASSERT_EQ(::dup3(new_pair.a, fd, O_CLOEXEC), fd);  // writable, like the old file
+    EXPECT_TRUE(wait_events(w, 0ns).empty()) << "C3";
+    std::error_code ec;
+    w.modify(fd, Interest::read, 0, ec);
+    EXPECT_EQ(ec, std::errc::no_such_file_or_directory) << ec.message();
+    w.unwatch(fd);
+    ::close(fd);
+}
+
 }  // namespace
 }  // namespace iowait::test
