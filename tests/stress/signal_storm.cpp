@@ -74,7 +74,7 @@ TEST_P(SignalStorm, AFdThatBecomesReadyStillEndsTheWait) {
     w.watch(p.a, Interest::read, 9);
     storm s(::pthread_self());
     std::atomic<clock::rep> sent_at{0};
-    std::thread writer([&] {
+    std::jthread writer([&] {  // joined also when an assertion ends the test
         std::this_thread::sleep_for(50ms);
         sent_at = clock::now().time_since_epoch().count();
         p.send_b();
@@ -93,7 +93,7 @@ TEST_P(SignalStorm, AWaitWithoutTimeoutEndsOnlyAtNotify) {
     w.watch(p.a, Interest::read);
     storm s(::pthread_self());
     std::atomic<clock::rep> notified_at{0};
-    std::thread notifier([&] {
+    std::jthread notifier([&] {  // joined also when an assertion ends the test
         std::this_thread::sleep_for(100ms);
         notified_at = clock::now().time_since_epoch().count();
         w.notify();
