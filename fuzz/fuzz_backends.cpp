@@ -1,5 +1,5 @@
 // Differential fuzzer: one random sequence of operations on a few socket
-// pairs, applied to one IOWait per available backend, all watching the SAME
+// pairs and a regular file, applied to one IOWait per available backend, all watching the SAME
 // fds. After each wait(0) the backends' event sets must be equal, and each
 // must agree with a small model of what the rules of docs/behaviour.md say
 // must be ready. Any difference aborts with the decoded sequence.
@@ -48,6 +48,10 @@ using namespace std::chrono_literals;
 
 constexpr int pairs = 4;
 constexpr int ends = 2 * pairs;
+// After the socket ends, one regular file: always ready (R8); epoll refuses
+// it, so the front end's always-ready path is compared with poll and select.
+constexpr int file_slot = ends;
+constexpr int slots = ends + 1;
 // Below a quarter of the smallest default AF_UNIX send buffer (net.core.wmem_default,
 // 212992) even counting each skb's overhead (about 1 KiB): writable for certain.
 constexpr int certain_sends = 16;
@@ -124,6 +128,7 @@ public:
             waits_.push_back(std::move(w));
         }
         for (int p = 0; p < pairs; ++p) open_pair(p, nullptr);
+        open_file(-1);
     }
     ~session() {
         waits_.clear();
@@ -170,11 +175,25 @@ private:
                 sv[i] = numbers[i];
             }
         }
-        if (fds_.size() < std::size_t(ends)) fds_.resize(ends, -1);
+        if (fds_.size() < std::size_t(slots)) fds_.resize(slots, -1);
         for (int i = 0; i < 2; ++i) {
             fds_[2 * p + i] = sv[i];
             model_[2 * p + i] = end_model{};
         }
+    }
+
+    // A new regular file, on `number` if it is not -1.
+    void open_file(int number) {
+        int fd = ::open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) fail(trace_, std::string("open(O_TMPFILE): ") + std::strerror(errno));
+        if (number >= 0 && fd != number) {
+            if (::dup3(fd, number, O_CLOEXEC) != number) fail(trace_, "dup3");
+            ::close(fd);
+            fd = number;
+        }
+        if (fds_.size() < std::size_t(slots)) fds_.resize(slots, -1);
+        fds_[file_slot] = fd;
+        model_[file_slot] = end_model{};
     }
 
     void close_end(int e) {
@@ -183,6 +202,7 @@ private:
         model_[e] = end_model{};
         model_[e].open = false;
         if (watch_[e].watched) watch_[e].dead = true;
+        if (e == file_slot) return;
         end_model& o = model_[peer(e)];
         if (o.open) {
             // unix_release_sock(): the peer gets SHUTDOWN_MASK; what it had
@@ -221,7 +241,9 @@ private:
     }
 
     void step(int kind, input& in) {
-        const int e = in.byte() % ends;
+        const int e = in.byte() % slots;
+        // Data, fills and shutdowns are for sockets.
+        if (e == file_slot && (kind == 3 || kind == 4 || kind == 5 || kind == 6 || kind == 10)) return;
         const int fd = fds_[e];
         watch_model& wm = watch_[e];
         end_model& m = model_[e];
@@ -362,6 +384,13 @@ private:
             break;
         }
         case 8: {  // reopen the pair on the same numbers
+            if (e == file_slot) {
+                const int number = fds_[e];
+                close_end(e);
+                open_file(number);
+                log("reopen(file on fd " + std::to_string(number) + ")");
+                break;
+            }
             const int p = e / 2;
             const int numbers[2] = {fds_[2 * p], fds_[2 * p + 1]};
             close_end(2 * p);
@@ -403,7 +432,7 @@ private:
     }
 
     void check_model(const std::vector<Event>& evs) {
-        for (int e = 0; e < ends; ++e) {
+        for (int e = 0; e < slots; ++e) {
             watch_model& wm = watch_[e];
             const end_model& m = model_[e];
             const Event* ev = nullptr;
@@ -420,6 +449,15 @@ private:
                 if ((ev->read && !want_r) || (ev->write && !want_w))
                     fail(trace_, who + ": an interest not asked for (R5): " + str(*ev));
                 if (wm.mode == Mode::oneshot) wm.armed = false;
+            }
+            if (e == file_slot) {
+                // R8: ready for every interest asked, no hangup; edge, like
+                // oneshot, reports it once (M3), as it has no new edges.
+                if (!ev) fail(trace_, who + ": a regular file is always ready (R8), got no event");
+                if (ev->read != want_r || ev->write != want_w || ev->hangup)
+                    fail(trace_, who + ": a regular file is ready for each interest asked, got " + str(*ev));
+                if (wm.mode == Mode::edge) wm.armed = false;
+                continue;
             }
             if (wm.mode == Mode::edge) continue;
             // unix_poll(): RCV_SHUTDOWN is EPOLLRDHUP|EPOLLIN, both shut is EPOLLHUP;
@@ -450,8 +488,8 @@ private:
     bool with_select_ = false;
     std::vector<std::unique_ptr<IOWait>> waits_;
     std::vector<int> fds_;
-    std::array<end_model, ends> model_{};
-    std::array<watch_model, ends> watch_{};
+    std::array<end_model, slots> model_{};
+    std::array<watch_model, slots> watch_{};
     std::vector<std::string> trace_;
 };
 

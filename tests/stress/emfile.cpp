@@ -12,6 +12,15 @@ namespace {
 class Exhaustion : public testing::TestWithParam<Backend> {};
 INSTANTIATE_TEST_SUITE_P(Stress, Exhaustion, testing::ValuesIn(IOWait::available_backends()), name_of);
 
+// UBSan's vptr check makes sure an object is readable through a pipe(); with
+// no fd left that fails, and each virtual call (error_category::equivalent)
+// is reported as one on an invalid vptr. These tests run in the plain build
+// and under valgrind instead.
+#define SKIP_UNDER_UBSAN()                                                                                 \
+    if (std::string_view(IOWAIT_SANITIZED).find("undefined") != std::string_view::npos)                    \
+    GTEST_SKIP() << "UBSan needs a free fd for its own checks (pipe()), so it cannot run with none left; " \
+                    "checked by the plain build and scripts/valgrind"
+
 // Leaves exactly `spare` fd numbers free under a lowered soft RLIMIT_NOFILE:
 // the gaps below it are filled with /dev/null. Undone on destruction.
 class fd_squeeze {
@@ -48,6 +57,7 @@ private:
 // of its kernel objects (the waker's eventfd, epoll's own fd, ...) it could
 // not get; the fewest that suffice is found by trying, not hard-coded.
 TEST_P(Exhaustion, TooFewFdsLeftIsAClearEMFILEAndLeaksNothing) {
+    SKIP_UNDER_UBSAN();
     const Backend backend = GetParam();
     { IOWait warm{backend}; }  // first-use allocations (error categories, locale) kept out of the count
     socket_pair p;             // made before the squeeze, to check the IOWait made under it
@@ -86,6 +96,7 @@ TEST_P(Exhaustion, TooFewFdsLeftIsAClearEMFILEAndLeaksNothing) {
 }
 
 TEST(ExhaustionDefault, DefaultConstructorWithNoFdLeftIsEMFILENotAFallback) {
+    SKIP_UNDER_UBSAN();
     fd_squeeze squeeze(0);
     ASSERT_TRUE(squeeze.ok());
     try {
