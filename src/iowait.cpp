@@ -122,7 +122,13 @@ struct IOWait::impl {
         std::lock_guard lock(mu);
         slot* s = find(fd);
         if (!s) return errc::not_watched;
-        if (s->state == slot::closed) return detail::sys_error(EBADF);
+        if (s->state == slot::closed) {
+            // C2: EBADF while the number is closed; ENOENT once a new file has
+            // taken it, as epoll_ctl answers for a file it never saw.
+            file_identity now;
+            if (auto ec = detail::identify(fd, now)) return ec;
+            return detail::sys_error(ENOENT);
+        }
         if (be->keys_by_number() || s->state == slot::always_ready) {
             file_identity now;
             if (auto ec = detail::identify(fd, now)) return ec;
