@@ -103,9 +103,14 @@ struct IOWait::impl {
 
     // After every change, under the lock. While a poll or select waiter
     // sleeps, its kernel set is a copy: wake it so that it picks the change up.
-    void changed() {
-        any_always_ready.store(!always_ready.empty(), std::memory_order_release);
-        if (changes_need_wakeup && waiting.load(std::memory_order_acquire)) waker.signal();
+    // A file that joins always_ready needs the wake on every backend: the
+    // waiter only looks at that list (through any_always_ready) before it
+    // blocks, and no kernel will ever wake it for the file. Sequentially
+    // consistent here and in wait(), so that either the waiter sees the flag
+    // before it blocks or this sees it waiting and wakes it.
+    void changed(bool now_always_ready = false) {
+        any_always_ready.store(!always_ready.empty(), std::memory_order_seq_cst);
+        if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) waker.signal();
     }
 
     std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
@@ -127,7 +132,7 @@ struct IOWait::impl {
         slots[fd] = s;
         ++next_generation;
         if (next_generation == waker_generation) ++next_generation;
-        changed();
+        changed(s.state == slot::always_ready);
         return {};
     }
 
@@ -136,7 +141,13 @@ struct IOWait::impl {
         std::lock_guard lock(mu);
         slot* s = find(fd);
         if (!s) return errc::not_watched;
-        if (s->state == slot::closed) return detail::sys_error(EBADF);
+        if (s->state == slot::closed) {
+            // C2: EBADF while the number is closed; ENOENT once a new file has
+            // taken it, as epoll_ctl answers for a file it never saw.
+            file_identity now;
+            if (auto ec = detail::identify(fd, now)) return ec;
+            return detail::sys_error(ENOENT);
+        }
         if (keys_by_number || s->state == slot::always_ready) {
             file_identity now;
             if (auto ec = detail::identify(fd, now)) return ec;
@@ -145,12 +156,13 @@ struct IOWait::impl {
         }
         if (s->state == slot::active)
             if (auto ec = be->modify(fd, interest, mode, make_token(fd, s->generation))) return ec;
-        if (s->state == slot::always_ready && !s->armed) always_ready.push_back(fd);  // re-armed
+        const bool rearmed_always_ready = s->state == slot::always_ready && !s->armed;
+        if (rearmed_always_ready) always_ready.push_back(fd);
         s->interest = interest;
         s->data = data;
         s->mode = mode;
         s->armed = true;
-        changed();
+        changed(rearmed_always_ready);
         return {};
     }
 
@@ -247,7 +259,7 @@ struct IOWait::impl {
     // timeout_ns < 0: none.
     std::error_code wait(std::int64_t timeout_ns) {
         using clock = std::chrono::steady_clock;
-        if (waiting.exchange(true, std::memory_order_acq_rel)) return errc::wait_in_progress;
+        if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
         struct reset {
             std::atomic<bool>& flag;
             ~reset() { flag.store(false, std::memory_order_release); }
@@ -263,7 +275,7 @@ struct IOWait::impl {
             }
             // One lock per wait, in collect(), where the backend needs nothing
             // done before its wait: epoll reads its set in the kernel.
-            if (needs_before_wait || any_always_ready.load(std::memory_order_acquire)) {
+            if (needs_before_wait || any_always_ready.load(std::memory_order_seq_cst)) {
                 std::lock_guard lock(mu);
                 if (!always_ready.empty()) remaining = 0;
                 if (needs_before_wait) be->before_wait();
