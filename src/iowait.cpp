@@ -47,14 +47,16 @@ std::uint64_t make_token(native_handle fd, std::uint32_t generation) {
 
 bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
 
-[[noreturn]] void throw_error(std::error_code ec, const char* op, native_handle fd, Backend b) {
+// `why`, if any, is appended: what the kernel refused, for a backend it refused.
+[[noreturn]] void throw_error(std::error_code ec, const char* op, native_handle fd, Backend b,
+                             const std::string& why = {}) {
     std::string what = "iowait: ";
     what += op;
     if (fd != native_handle(-1)) what += "(fd=" + std::to_string(fd) + ")";
     what += " on ";
     what += to_string(b);
-    if (ec.category() == iowait_category()) throw usage_error(ec, what + ": " + ec.message());
-    throw std::system_error(ec, what);
+    if (ec.category() == iowait_category()) throw usage_error(ec, what + ": " + ec.message() + (why.empty() ? "" : ": " + why));
+    throw std::system_error(ec, what + (why.empty() ? "" : " (" + why + ")"));
 }
 
 }  // namespace
@@ -270,8 +272,9 @@ IOWait::IOWait() {
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
     std::error_code ec;
-    auto be = detail::make_backend(backend, ec);
-    if (!be) throw_error(ec, "IOWait(Backend)", -1, backend);
+    std::string why;
+    auto be = detail::make_backend(backend, ec, why);
+    if (!be) throw_error(ec, "IOWait(Backend)", -1, backend, why);
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait(Backend)", -1, backend);
 }
