@@ -108,6 +108,7 @@ struct watch_state {
     std::uint64_t token = 0;
     std::uint32_t epoch = 0;  // the wait that last reported it, and where, to merge completions
     std::uint32_t out_index = 0;
+    std::uint32_t completions = 0;  // of the current request
 };
 
 struct pending_op {
@@ -239,6 +240,7 @@ private:
     void arm(native_handle fd, watch_state& w) noexcept {
         w.seq = next_seq();
         w.arm = watch_state::queued;
+        w.completions = 0;
         pending_.push_back({fd, w.seq, 0});
     }
 
@@ -335,7 +337,14 @@ private:
             return;
         }
         report(w, flags, out);
-        if (!more && !(flags & closed) && w.mode != Mode::oneshot && w.interest != Interest::none) arm_reserved(fd, w);
+        // A multishot request that ends on its first completion polls a file
+        // with no wait queue (a character device without poll, such as
+        // /dev/null): always ready, no edges after the first, and a new
+        // request would end the same way at every wait. Leave it idle.
+        const bool no_wait_queue = w.mode == Mode::edge && !more && w.completions == 0;
+        ++w.completions;
+        if (!more && !(flags & closed) && !no_wait_queue && w.mode != Mode::oneshot && w.interest != Interest::none)
+            arm_reserved(fd, w);
     }
 
     // arm() from wait(); in the steady state pending_ has the room already.
