@@ -49,13 +49,14 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 
 // `why`, if any, is appended: what the kernel refused, for a backend it refused.
 [[noreturn]] void throw_error(std::error_code ec, const char* op, native_handle fd, Backend b,
-                             const std::string& why = {}) {
+                              const std::string& why = {}) {
     std::string what = "iowait: ";
     what += op;
     if (fd != native_handle(-1)) what += "(fd=" + std::to_string(fd) + ")";
     what += " on ";
     what += to_string(b);
-    if (ec.category() == iowait_category()) throw usage_error(ec, what + ": " + ec.message() + (why.empty() ? "" : ": " + why));
+    if (ec.category() == iowait_category())
+        throw usage_error(ec, what + ": " + ec.message() + (why.empty() ? "" : ": " + why));
     throw std::system_error(ec, what + (why.empty() ? "" : " (" + why + ")"));
 }
 

@@ -198,11 +198,15 @@ public:
     }
 
     std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+        bool all_submitted;
         {
             std::lock_guard lock(mu_);
             if (auto ec = flush()) return ec;
+            all_submitted = pending_.empty();
         }
-        const bool poll_only = timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
+        // Requests left behind (the kernel took no more SQEs) may be the ones
+        // that would end this wait: do not sleep; the front end calls again.
+        const bool poll_only = !all_submitted || (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0);
         std::error_code ec = ring_.enter(poll_only ? 0 : 1, timeout);
         if (ec.value() == ETIME || ec.value() == EBUSY) ec = {};  // a timeout; a CQ overflow that the reap below drains
         std::lock_guard lock(mu_);
@@ -218,12 +222,14 @@ private:
         if (e == EPERM || e == EACCES) {
             std::ifstream in("/proc/sys/kernel/io_uring_disabled");  // 6.6+
             int disabled = -1;
-            if (in >> disabled && disabled == 2) return why + " (io_uring is disabled: /proc/sys/kernel/io_uring_disabled is 2)";
+            if (in >> disabled && disabled == 2)
+                return why + " (io_uring is disabled: /proc/sys/kernel/io_uring_disabled is 2)";
             if (disabled == 1)
                 return why +
                        " (/proc/sys/kernel/io_uring_disabled is 1: only CAP_SYS_ADMIN or the group in "
                        "/proc/sys/kernel/io_uring_group may use io_uring)";
-            return why + " (forbidden by a seccomp filter or a security module, e.g. a container runtime's default profile)";
+            return why +
+                   " (forbidden by a seccomp filter or a security module, e.g. a container runtime's default profile)";
         }
         if (e == ENOSYS) return why + " (this kernel has no io_uring, or a seccomp filter hides it)";
         if (e == EOPNOTSUPP) return why + " (the kernel is too old: this backend needs Linux 5.13)";
@@ -382,7 +388,7 @@ private:
     }
 
     uring_ring ring_;
-    std::mutex mu_;  // guards table_, pending_ and the cancel flag against add/modify/remove
+    std::mutex mu_;                   // guards table_, pending_ and the cancel flag against add/modify/remove
     std::vector<watch_state> table_;  // indexed by fd
     std::vector<pending_op> pending_;
     std::uint32_t seq_ = 0;

@@ -33,9 +33,9 @@ namespace iowait::detail {
 // Kernel features the backend relies on, as io_uring_params.features bits,
 // with the first kernel version that has each.
 constexpr std::uint32_t uring_required_features =
-    IORING_FEAT_NODROP |     // 5.5: a full CQ never drops a completion
-    IORING_FEAT_EXT_ARG |    // 5.11: a timespec timeout with the wait, no timeout SQE
-    IORING_FEAT_RSRC_TAGS;   // 5.13: stands for multishot poll (IORING_POLL_ADD_MULTI), also 5.13
+    IORING_FEAT_NODROP |    // 5.5: a full CQ never drops a completion
+    IORING_FEAT_EXT_ARG |   // 5.11: a timespec timeout with the wait, no timeout SQE
+    IORING_FEAT_RSRC_TAGS;  // 5.13: stands for multishot poll (IORING_POLL_ADD_MULTI), also 5.13
 
 class uring_ring {
 public:
@@ -71,13 +71,14 @@ public:
         sq_map_len_ = p.sq_off.array + p.sq_entries * sizeof(std::uint32_t);
         cq_map_len_ = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
         if (p.features & IORING_FEAT_SINGLE_MMAP) sq_map_len_ = cq_map_len_ = std::max(sq_map_len_, cq_map_len_);
-        sq_map_ = ::mmap(nullptr, sq_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+        sq_map_ =
+            ::mmap(nullptr, sq_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
         if (sq_map_ == MAP_FAILED) return last_error();
         if (p.features & IORING_FEAT_SINGLE_MMAP) {
             cq_map_ = sq_map_;
         } else {
-            cq_map_ = ::mmap(nullptr, cq_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                             IORING_OFF_CQ_RING);
+            cq_map_ =
+                ::mmap(nullptr, cq_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
             if (cq_map_ == MAP_FAILED) return last_error();
         }
         sqes_len_ = p.sq_entries * sizeof(io_uring_sqe);
@@ -118,9 +119,7 @@ public:
     }
 
     // SQEs filled but not yet taken by the kernel.
-    unsigned pending() const noexcept {
-        return sq_tail_ - std::atomic_ref(*sq_khead_).load(std::memory_order_acquire);
-    }
+    unsigned pending() const noexcept { return sq_tail_ - std::atomic_ref(*sq_khead_).load(std::memory_order_acquire); }
 
     // Publishes the filled SQEs and enters the kernel: submits them and, with
     // wait_for > 0, waits until a CQE is there or the timeout (null: none)
