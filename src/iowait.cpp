@@ -47,17 +47,20 @@ std::uint64_t make_token(native_handle fd, std::uint32_t generation) {
 
 bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
 
-// `why`, if any, is appended: what the kernel refused, for a backend it refused.
-[[noreturn]] void throw_error(std::error_code ec, const char* op, native_handle fd, Backend b,
-                              const std::string& why = {}) {
+// The message names the call, the fd and the backend: "iowait: watch(fd=7) on epoll",
+// then `why`, if any: what the kernel refused, for a backend it refused.
+[[noreturn]] void throw_error(std::error_code ec, std::string_view op, native_handle fd, std::string_view backend,
+                              std::string_view why = {}) {
     std::string what = "iowait: ";
     what += op;
     if (fd != native_handle(-1)) what += "(fd=" + std::to_string(fd) + ")";
-    what += " on ";
-    what += to_string(b);
+    if (!backend.empty()) {
+        what += " on ";
+        what += backend;
+    }
     if (ec.category() == iowait_category())
-        throw usage_error(ec, what + ": " + ec.message() + (why.empty() ? "" : ": " + why));
-    throw std::system_error(ec, what + (why.empty() ? "" : " (" + why + ")"));
+        throw usage_error(ec, what + ": " + ec.message() + (why.empty() ? "" : ": " + std::string(why)));
+    throw std::system_error(ec, what + (why.empty() ? "" : " (" + std::string(why) + ")"));
 }
 
 }  // namespace
@@ -265,19 +268,19 @@ IOWait::IOWait() {
     std::error_code ec;
     std::string why;
     auto be = detail::make_best_backend(ec, why);
-    if (!be) throw_error(ec, why.empty() ? "IOWait()" : ("IOWait() with " + why).c_str(), -1, Backend::epoll);
+    if (!be) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() with " + why, -1, {});
     backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec);
-    if (ec) throw_error(ec, "IOWait()", -1, backend_);
+    if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));
 }
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
     std::error_code ec;
-    std::string why;
+    std::string why;  // what the kernel refused, where the backend can say (io_uring)
     auto be = detail::make_backend(backend, ec, why);
-    if (!be) throw_error(ec, "IOWait(Backend)", -1, backend, why);
+    if (!be) throw_error(ec, "IOWait(Backend)", -1, to_string(backend), why);
     impl_ = std::make_unique<impl>(std::move(be), ec);
-    if (ec) throw_error(ec, "IOWait(Backend)", -1, backend);
+    if (ec) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
 }
 
 IOWait::~IOWait() = default;
@@ -307,7 +310,7 @@ void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std:
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
     std::error_code ec;
     watch(fd, interest, data, mode, ec);
-    if (ec) throw_error(ec, "watch", fd, backend_);
+    if (ec) throw_error(ec, "watch", fd, to_string(backend_));
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
@@ -322,7 +325,7 @@ void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
     std::error_code ec;
     modify(fd, interest, data, mode, ec);
-    if (ec) throw_error(ec, "modify", fd, backend_);
+    if (ec) throw_error(ec, "modify", fd, to_string(backend_));
 }
 
 bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->be->supports(mode); }
@@ -335,7 +338,7 @@ void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
 void IOWait::unwatch(native_handle fd) {
     std::error_code ec;
     unwatch(fd, ec);
-    if (ec) throw_error(ec, "unwatch", fd, backend_);
+    if (ec) throw_error(ec, "unwatch", fd, to_string(backend_));
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept {
@@ -352,7 +355,7 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code&
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
     std::error_code ec;
     auto events = wait_ns(timeout_ns, ec);
-    if (ec) throw_error(ec, "wait", -1, backend_);
+    if (ec) throw_error(ec, "wait", -1, to_string(backend_));
     return events;
 }
 
@@ -365,12 +368,12 @@ std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
 std::span<const Event> IOWait::wait() {
     std::error_code ec;
     auto events = wait(ec);
-    if (ec) throw_error(ec, "wait", -1, backend_);
+    if (ec) throw_error(ec, "wait", -1, to_string(backend_));
     return events;
 }
 
 void IOWait::notify() {
-    if (!impl_) throw_error(errc::moved_from, "notify", -1, backend_);
+    if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
     if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->waker.signal();
 }
 
