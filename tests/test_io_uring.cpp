@@ -4,6 +4,8 @@
 // thread that submitted it, is resolved by number when submitted, may
 // complete more than once). Those run on every backend, as the
 // conformance suite does: the behaviour they check is everyone's.
+#include <poll.h>
+
 #include <thread>
 
 #include "helpers.hpp"
@@ -133,6 +135,31 @@ TEST_P(RingQuirks, UnwatchThenCloseReleasesTheFileAtOnce) {
     p.close_a();
     char c;
     EXPECT_EQ(::recv(p.b, &c, 1, 0), 0) << "the peer does not see EOF: the file is still open";
+}
+
+// The same while another thread sleeps in wait(): unwatch() must not wait
+// for that thread, and the file must be released soon after the close
+// (poll's and select's sleeping waiter, and io_uring's cancelled request,
+// let go of it when the waiter runs, without needing another wait()).
+TEST_P(RingQuirks, UnwatchFromAnotherThreadDuringAWaitReleasesTheFile) {
+    socket_pair p, other;
+    w.watch(p.a, Interest::read);
+    w.watch(other.a, Interest::read);
+    std::thread waiter([&] {
+        auto events = wait_events(w, 5s);  // woken by other's data below
+        EXPECT_EQ(events.size(), 1u);
+    });
+    std::this_thread::sleep_for(30ms);  // let the waiter arm and sleep
+    const auto start = std::chrono::steady_clock::now();
+    w.unwatch(p.a);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "unwatch() waited for the waiting thread";
+    p.close_a();
+    pollfd peer{p.b, POLLIN, 0};
+    EXPECT_EQ(::poll(&peer, 1, 2000), 1) << "the peer does not see EOF: the file is still open";
+    char c;
+    EXPECT_EQ(::recv(p.b, &c, 1, 0), 0);
+    other.send_b();
+    waiter.join();
 }
 
 // More changes than the ring's submission queue holds (256), before one wait.

@@ -121,7 +121,8 @@ class io_uring_backend final : public backend {
 public:
     io_uring_backend() { pending_.reserve(sq_size); }
 
-    std::error_code init(std::string& why) noexcept {
+    // Not noexcept: the reason is a string (bad_alloc goes to the caller, as from make_unique).
+    std::error_code init(std::string& why) {
         if (const char* fail = std::getenv("IOWAIT_IO_URING_SETUP_FAIL"); fail && *fail) {
             const int e = std::string_view(fail) == "ENOSYS" ? ENOSYS : EPERM;
             why = explain("io_uring_setup", e) + " [simulated: IOWAIT_IO_URING_SETUP_FAIL is set, for tests]";
@@ -264,14 +265,16 @@ private:
         io_uring_sync_cancel_reg reg{};
         reg.addr = target;
         reg.fd = -1;
-        reg.timeout.tv_sec = -1;  // no timeout: a poll request is cancelled at once
-        reg.timeout.tv_nsec = -1;
+        // A poll request is cancelled at once; the bound only guards against
+        // a kernel that would wait for the owner thread's task work.
+        reg.timeout.tv_sec = 0;
+        reg.timeout.tv_nsec = 100'000'000;
         if (::syscall(SYS_io_uring_register, ring_.fd(), IORING_REGISTER_SYNC_CANCEL, &reg, 1) == 0) return true;
         if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
             no_sync_cancel_ = true;
             return false;
         }
-        return true;  // ENOENT, EALREADY: completed or on its way; the completion is stale
+        return true;  // ENOENT, EALREADY, ETIME: completed or on its way; the completion is stale
     }
 
     // Writes the queued requests into the SQ, submitting early when it fills.
