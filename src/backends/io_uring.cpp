@@ -331,7 +331,12 @@ private:
         if (!more) w.arm = watch_state::idle;
         unsigned flags;
         if (cqe.res >= 0) {
-            flags = from_poll(std::uint32_t(cqe.res));
+            // The kernel adds POLLRDHUP to every poll request (IO_POLL_UNMASK
+            // in io_uring/poll.c); epoll and poll report it only when asked,
+            // which we do with read interest alone. Drop it otherwise.
+            std::uint32_t rev = std::uint32_t(cqe.res);
+            if (!has(w.interest, Interest::read)) rev &= ~std::uint32_t(POLLRDHUP);
+            flags = from_poll(rev);
         } else if (cqe.res == -EBADF) {
             flags = closed;  // closed before the request was submitted
         } else if (cqe.res == -ECANCELED || cqe.res == -ENOMEM || cqe.res == -EAGAIN || cqe.res == -EINTR) {
