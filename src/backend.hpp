@@ -71,5 +71,6 @@ public:
 std::unique_ptr<backend> make_epoll_backend(std::error_code& ec);
 std::unique_ptr<backend> make_poll_backend(std::error_code& ec);
 std::unique_ptr<backend> make_select_backend(std::error_code& ec);
+std::unique_ptr<backend> make_kqueue_backend(std::error_code& ec);
 
 }  // namespace iowait::detail

@@ -19,6 +19,9 @@ constexpr entry compiled_in[] = {
 #ifdef IOWAIT_HAVE_EPOLL
     {Backend::epoll, make_epoll_backend},
 #endif
+#ifdef IOWAIT_HAVE_KQUEUE
+    {Backend::kqueue, make_kqueue_backend},
+#endif
 #ifdef IOWAIT_HAVE_POLL
     {Backend::poll, make_poll_backend},
 #endif

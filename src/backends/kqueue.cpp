@@ -1,0 +1,297 @@
+// kqueue: the readiness interface of macOS, FreeBSD, OpenBSD, NetBSD and
+// DragonFly, and the automatic choice there. On Linux it can be built against
+// libkqueue (CMake option IOWAIT_KQUEUE_PREFIX), which emulates kqueue over
+// epoll; that build exists to run the conformance suite on this file.
+//
+// Mapping: read interest is an EVFILT_READ knote, write interest an
+// EVFILT_WRITE knote, both level-triggered, with the token in kevent.udata.
+// The kernel reports the two filters of one fd as two kevents; wait() merges
+// them into one entry per fd. EV_EOF is hangup (EVFILT_READ: also readable,
+// the read returns EOF at once); EV_EOF with a non-zero fflags (the socket's
+// so_error, e.g. ECONNREFUSED) is error; EV_ERROR is error.
+//
+// Each watch, modify and unwatch is one kevent() call carrying all of its
+// changes. They are not deferred to the next wait's kevent() call, though
+// kqueue allows it: a change must reach a wait already in progress (rule N3),
+// and watch() must report EBADF itself, not a later wait. Every change asks
+// for a receipt (EV_RECEIPT), so the kernel applies each one and answers for
+// each one; that is how a failed change is rolled back exactly.
+//
+// Quirks handled here:
+// - Regular files and directories: kqueue accepts them, but EVFILT_READ then
+//   means "the offset is before the end of the file", so an empty file is
+//   never readable. add() answers EPERM for them, as epoll does, and the
+//   front end reports them always ready, as poll() and select() do (rule R8).
+// - A pipe whose reader is gone is EV_EOF on EVFILT_WRITE with fflags 0 on
+//   FreeBSD and macOS (filt_pipewrite), where poll() says POLLERR: the next
+//   write fails with EPIPE. One fstat() on that rare path tells a FIFO from
+//   a socket, so that it is reported as error, as on the other backends.
+// - Closing a fd removes its knotes in the kernel, so a closed fd is never
+//   reported and a reused number is never mistaken for the file that was
+//   watched. modify() therefore first re-asserts a knote it already has,
+//   without EV_ADD: EBADF if the fd was closed, ENOENT if the number now names
+//   another file, and the front end is told so instead of a new knote being
+//   created for a file nobody watched. unwatch() then gets EBADF or ENOENT,
+//   which the front end accepts.
+// - libkqueue (Linux) does not drop knotes when a fd is closed (its BUGS.md,
+//   "If a file descriptor outside of kqueue is closed, the internal kqueue
+//   state is not cleaned up"), so a stale knote would answer for a reused
+//   number. There this backend keys by number, and the front end checks the
+//   file's identity, as for poll.
+// - kevent.udata holds the 64-bit token: void* on most systems, intptr_t on
+//   NetBSD before 10; 32-bit systems are not supported (static_assert below).
+#include <sys/types.h>
+// sys/types.h first: the BSDs' sys/event.h uses its types without including it.
+#include <sys/event.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <utility>
+
+#include "backend.hpp"
+#include "detail/sys_error.hpp"
+#include "detail/unique_fd.hpp"
+
+namespace iowait::detail {
+
+namespace {
+
+constexpr int initial_batch = 64;
+// As for epoll: beyond this a bigger batch saves no system calls worth the memory.
+constexpr int max_batch = 4096;
+
+using udata_t = decltype(std::declval<struct kevent>().udata);
+static_assert(sizeof(udata_t) >= sizeof(std::uint64_t),
+              "the kqueue backend keeps a 64-bit token in kevent.udata: 64-bit systems only");
+
+udata_t to_udata(std::uint64_t token) {
+    if constexpr (std::is_pointer_v<udata_t>)
+        return reinterpret_cast<udata_t>(std::uintptr_t(token));
+    else
+        return udata_t(token);
+}
+
+std::uint64_t from_udata(udata_t u) {
+    if constexpr (std::is_pointer_v<udata_t>)
+        return std::uint64_t(reinterpret_cast<std::uintptr_t>(u));
+    else
+        return std::uint64_t(u);
+}
+
+// Each interest bit is one filter: read is EVFILT_READ, write is EVFILT_WRITE.
+constexpr Interest both[] = {Interest::read, Interest::write};
+
+auto filter_of(Interest bit) { return bit == Interest::read ? EVFILT_READ : EVFILT_WRITE; }
+
+struct kevent change(int fd, Interest bit, unsigned flags, std::uint64_t token) {
+    struct kevent ev {};
+    ev.ident = decltype(ev.ident)(fd);
+    ev.filter = decltype(ev.filter)(filter_of(bit));
+    ev.flags = decltype(ev.flags)(flags | EV_RECEIPT);
+    ev.udata = to_udata(token);
+    return ev;
+}
+
+unsigned from_kevent(const struct kevent& ev) {
+    unsigned flags = 0;
+    if (ev.flags & EV_ERROR) return error;
+    const bool eof = ev.flags & EV_EOF;
+    if (ev.filter == EVFILT_READ) {
+        flags |= readable;
+        if (eof) flags |= hangup;
+    } else if (ev.filter == EVFILT_WRITE) {
+        flags |= writable;
+        if (eof) {
+            struct stat st;
+            const bool fifo = ::fstat(int(ev.ident), &st) == 0 && S_ISFIFO(st.st_mode);
+            flags |= fifo ? error : hangup;  // a pipe's reader is gone: EPIPE; a socket's peer has closed
+        }
+    }
+    if (eof && ev.fflags != 0) flags |= error;
+    return flags;
+}
+
+class kqueue_backend final : public backend {
+public:
+    explicit kqueue_backend(unique_fd kq) : kq_(std::move(kq)), batch_(initial_batch) {}
+
+    Backend kind() const noexcept override { return Backend::kqueue; }
+
+#ifdef __linux__
+    // libkqueue keeps the knotes of a closed fd (see the header).
+    bool keys_by_number() const noexcept override { return true; }
+#endif
+
+    std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+        struct stat st;
+        if (::fstat(fd, &st) != 0) return last_error();
+        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return sys_error(EPERM);
+        try {
+            if (std::size_t(fd) >= watched_.size()) watched_.resize(std::size_t(fd) + 1);
+        } catch (const std::bad_alloc&) {
+            return sys_error(ENOMEM);
+        }
+        struct kevent changes[2];
+        int n = 0;
+        for (Interest bit : both)
+            if (has(interest, bit)) changes[n++] = change(fd, bit, EV_ADD, token);
+        int status[2];
+        if (auto ec = apply(changes, n, status)) {
+            undo(changes, status, n, fd, Interest::none, token);
+            return ec;
+        }
+        watched_[fd] = {interest, token};
+        return {};
+    }
+
+    std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+        if (std::size_t(fd) >= watched_.size() || watched_[fd].interest == Interest::none) return sys_error(ENOENT);
+        const entry old = watched_[fd];
+        struct kevent changes[4];
+        int n = 0;
+        // The probe: EV_ENABLE without EV_ADD fails if our knote is gone
+        // (EBADF: closed; ENOENT: the number names another file now).
+        const Interest first = has(old.interest, Interest::read) ? Interest::read : Interest::write;
+        changes[n++] = change(fd, first, EV_ENABLE, old.token);
+        for (Interest bit : both) {
+            const bool had = has(old.interest, bit), wants = has(interest, bit);
+            // A knote we keep is left alone unless the token changed: libkqueue
+            // refuses EV_ADD on an existing EVFILT_READ/WRITE knote without EV_CLEAR.
+            if (had && wants && token == old.token) continue;
+            if (had) changes[n++] = change(fd, bit, EV_DELETE, old.token);
+            if (wants) changes[n++] = change(fd, bit, EV_ADD, token);
+        }
+        int status[4];
+        if (auto ec = apply(changes, n, status)) {
+            undo(changes, status, n, fd, old.interest, old.token);
+            return ec;
+        }
+        watched_[fd] = {interest, token};
+        return {};
+    }
+
+    std::error_code remove(native_handle fd) noexcept override {
+        if (std::size_t(fd) >= watched_.size() || watched_[fd].interest == Interest::none) return sys_error(ENOENT);
+        const entry old = std::exchange(watched_[fd], entry{});
+        struct kevent changes[2];
+        int n = 0;
+        for (Interest bit : both)
+            if (has(old.interest, bit)) changes[n++] = change(fd, bit, EV_DELETE, old.token);
+        // Receipts make the kernel try both deletions even if the first fails.
+        return apply(changes, n);
+    }
+
+    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+        const int n = ::kevent(kq_.get(), nullptr, 0, batch_.data(), int(batch_.size()), timeout);
+        if (n < 0) return last_error();
+        // The two filters of one fd come as two kevents, in any order: merge
+        // them through a table by fd that only the waiting thread touches.
+        if (++epoch_ == 0) {  // wrapped: entries from 2^32 waits ago must not look current
+            std::fill(merge_.begin(), merge_.end(), merged{});
+            epoch_ = 1;
+        }
+        const std::size_t first = out.size();
+        try {
+            out.reserve(first + std::size_t(n));
+            for (int i = 0; i < n; ++i)
+                if (batch_[i].ident >= merge_.size()) merge_.resize(batch_[i].ident + 1);
+        } catch (const std::bad_alloc&) {
+            return sys_error(ENOMEM);
+        }
+        for (int i = 0; i < n; ++i) {
+            const struct kevent& ev = batch_[i];
+            merged& m = merge_[ev.ident];
+            if (m.epoch == epoch_) {
+                out[first + m.index].flags |= from_kevent(ev);
+            } else {
+                m = {epoch_, std::uint32_t(out.size() - first)};
+                out.push_back({from_udata(ev.udata), from_kevent(ev)});
+            }
+        }
+        if (n == int(batch_.size()) && batch_.size() < max_batch) {
+            try {
+                batch_.resize(batch_.size() * 2);
+            } catch (const std::bad_alloc&) {
+                // Keep the smaller batch: the kernel rotates its ready list, so nothing starves.
+            }
+        }
+        return {};
+    }
+
+private:
+    // Applies n (at most 4) changes in one call and records, for each, 0 or
+    // the errno in status; returns the first error. The receipts come back
+    // in the order of the changes, each with EV_ERROR set and data 0 or the errno.
+    std::error_code apply(const struct kevent* changes, int n, int* status) noexcept {
+        if (n == 0) return {};
+        struct kevent receipts[4];
+        const int got = ::kevent(kq_.get(), changes, n, receipts, n, nullptr);
+        if (got < 0) return last_error();
+        std::error_code first;
+        for (int i = 0; i < n; ++i) {
+            const bool answered = i < got && receipts[i].filter == changes[i].filter;
+            status[i] = answered ? int(receipts[i].data) : EIO;
+            if (status[i] != 0 && !first) first = sys_error(status[i]);
+        }
+        return first;
+    }
+
+    std::error_code apply(const struct kevent* changes, int n) noexcept {
+        int status[4];
+        return apply(changes, n, status);
+    }
+
+    // After a failed apply(): reverts the changes that took effect, so that
+    // the fd's knotes are again those of `interest`, with `token`. Best
+    // effort: undoing a change the kernel has just accepted fails only for
+    // want of memory, and then there is nothing better to do.
+    void undo(const struct kevent* changes, const int* status, int n, int fd, Interest interest,
+              std::uint64_t token) noexcept {
+        struct kevent reverse[4];
+        int m = 0;
+        for (int i = 0; i < n; ++i) {
+            if (status[i] != 0) continue;
+            const Interest bit = changes[i].filter == EVFILT_READ ? Interest::read : Interest::write;
+            if (changes[i].flags & EV_DELETE) reverse[m++] = change(fd, bit, EV_ADD, token);
+            if ((changes[i].flags & EV_ADD) && !has(interest, bit)) reverse[m++] = change(fd, bit, EV_DELETE, token);
+        }
+        apply(reverse, m);
+    }
+
+    struct entry {
+        Interest interest = Interest::none;  // none: not watched
+        std::uint64_t token = 0;
+    };
+    struct merged {
+        std::uint32_t epoch = 0;
+        std::uint32_t index = 0;
+    };
+
+    unique_fd kq_;
+    std::vector<entry> watched_;  // by fd; under the front end's lock
+    std::vector<struct kevent> batch_;
+    std::vector<merged> merge_;  // by fd; the waiting thread's own
+    std::uint32_t epoch_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_kqueue_backend(std::error_code& ec) {
+    unique_fd kq(::kqueue());
+    if (!kq) {
+        ec = last_error();
+        return nullptr;
+    }
+    // kqueue1(O_CLOEXEC) is not everywhere (macOS lacks it). A kqueue is not
+    // inherited by fork() on the BSDs, but it is kept across exec().
+    if (::fcntl(kq.get(), F_SETFD, FD_CLOEXEC) != 0) {
+        ec = last_error();
+        return nullptr;
+    }
+    return std::make_unique<kqueue_backend>(std::move(kq));
+}
+
+}  // namespace iowait::detail
