@@ -86,11 +86,14 @@ constexpr Interest both[] = {Interest::read, Interest::write};
 
 auto filter_of(Interest bit) { return bit == Interest::read ? EVFILT_READ : EVFILT_WRITE; }
 
-struct kevent change(int fd, Interest bit, unsigned flags, std::uint64_t token) {
+Interest filter_bit(const struct kevent& ev) { return ev.filter == EVFILT_READ ? Interest::read : Interest::write; }
+
+// One change for the kernel; with a receipt unless said otherwise (see apply()).
+struct kevent change(int fd, Interest bit, unsigned flags, std::uint64_t token, bool receipt = true) {
     struct kevent ev {};
     ev.ident = decltype(ev.ident)(fd);
     ev.filter = decltype(ev.filter)(filter_of(bit));
-    ev.flags = decltype(ev.flags)(flags | EV_RECEIPT);
+    ev.flags = decltype(ev.flags)(flags | (receipt ? EV_RECEIPT : 0));
     ev.udata = to_udata(token);
     return ev;
 }
@@ -140,7 +143,12 @@ public:
             if (has(interest, bit)) changes[n++] = change(fd, bit, EV_ADD, token);
         int status[2];
         if (auto ec = apply(changes, n, status)) {
-            undo(changes, status, n, fd, Interest::none, token);
+            // Take back the filter that was added, if one was.
+            struct kevent added[1];
+            int m = 0;
+            for (int i = 0; i < n; ++i)
+                if (status[i] == 0) added[m++] = change(fd, filter_bit(changes[i]), EV_DELETE, 0);
+            apply(added, m);
             return ec;
         }
         watched_[fd] = {interest, token};
@@ -150,23 +158,33 @@ public:
     std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
         if (std::size_t(fd) >= watched_.size() || watched_[fd].interest == Interest::none) return sys_error(ENOENT);
         const entry old = watched_[fd];
-        struct kevent changes[4];
+        struct kevent changes[3];
         int n = 0;
-        // The probe: EV_ENABLE without EV_ADD fails if our knote is gone
-        // (EBADF: closed; ENOENT: the number names another file now).
-        const Interest first = has(old.interest, Interest::read) ? Interest::read : Interest::write;
-        changes[n++] = change(fd, first, EV_ENABLE, old.token);
-        for (Interest bit : both) {
-            const bool had = has(old.interest, bit), wants = has(interest, bit);
-            // A knote we keep is left alone unless the token changed: libkqueue
-            // refuses EV_ADD on an existing EVFILT_READ/WRITE knote without EV_CLEAR.
-            if (had && wants && token == old.token) continue;
-            if (had) changes[n++] = change(fd, bit, EV_DELETE, old.token);
-            if (wants) changes[n++] = change(fd, bit, EV_ADD, token);
-        }
-        int status[4];
-        if (auto ec = apply(changes, n, status)) {
-            undo(changes, status, n, fd, old.interest, old.token);
+        // First the probe: EV_ENABLE without EV_ADD, on a knote we have, fails
+        // if the kernel dropped it (EBADF: closed; ENOENT: the number names
+        // another file now). No receipts in this call: without an event list
+        // the kernel stops at the first failure, so a failed probe applies
+        // nothing. (libkqueue also takes EV_ENABLE|EV_RECEIPT for a change of
+        // the knote, which it refuses for sockets.)
+        const Interest probed = has(old.interest, Interest::read) ? Interest::read : Interest::write;
+        changes[n++] = change(fd, probed, EV_ENABLE, old.token, false);
+        // Then additions, the changes that can fail (ENOMEM), then deletions,
+        // which cannot once the probe has passed. A knote kept is left alone:
+        // the front end keeps a watch's token across modify(); were it to
+        // change, EV_ADD would update it (libkqueue refuses that, see above).
+        for (Interest bit : both)
+            if (has(interest, bit) && (!has(old.interest, bit) || token != old.token))
+                changes[n++] = change(fd, bit, EV_ADD, token, false);
+        for (Interest bit : both)
+            if (has(old.interest, bit) && !has(interest, bit)) changes[n++] = change(fd, bit, EV_DELETE, 0, false);
+        if (::kevent(kq_.get(), changes, n, nullptr, 0, nullptr) != 0) {
+            const std::error_code ec = last_error();
+            // Only an addition can have taken effect: take it back.
+            struct kevent added[2];
+            int m = 0;
+            for (Interest bit : both)
+                if (has(interest, bit) && !has(old.interest, bit)) added[m++] = change(fd, bit, EV_DELETE, 0);
+            apply(added, m);
             return ec;
         }
         watched_[fd] = {interest, token};
@@ -242,23 +260,6 @@ private:
     std::error_code apply(const struct kevent* changes, int n) noexcept {
         int status[4];
         return apply(changes, n, status);
-    }
-
-    // After a failed apply(): reverts the changes that took effect, so that
-    // the fd's knotes are again those of `interest`, with `token`. Best
-    // effort: undoing a change the kernel has just accepted fails only for
-    // want of memory, and then there is nothing better to do.
-    void undo(const struct kevent* changes, const int* status, int n, int fd, Interest interest,
-              std::uint64_t token) noexcept {
-        struct kevent reverse[4];
-        int m = 0;
-        for (int i = 0; i < n; ++i) {
-            if (status[i] != 0) continue;
-            const Interest bit = changes[i].filter == EVFILT_READ ? Interest::read : Interest::write;
-            if (changes[i].flags & EV_DELETE) reverse[m++] = change(fd, bit, EV_ADD, token);
-            if ((changes[i].flags & EV_ADD) && !has(interest, bit)) reverse[m++] = change(fd, bit, EV_DELETE, token);
-        }
-        apply(reverse, m);
     }
 
     struct entry {
