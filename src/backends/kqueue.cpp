@@ -42,9 +42,9 @@
 //   NetBSD before 10; 32-bit systems are not supported (static_assert below).
 #include <sys/types.h>
 // sys/types.h first: the BSDs' sys/event.h uses its types without including it.
+#include <fcntl.h>
 #include <sys/event.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,6 +86,18 @@ constexpr Interest both[] = {Interest::read, Interest::write};
 
 auto filter_of(Interest bit) { return bit == Interest::read ? EVFILT_READ : EVFILT_WRITE; }
 
+// How a mode is asked of kqueue: oneshot is EV_DISPATCH, not EV_ONESHOT,
+// because a dispatched knote stays (disabled) until modify() re-enables it,
+// so the probe in modify() still finds it and closing the fd still drops it.
+unsigned mode_flags(Mode mode) {
+    switch (mode) {
+    case Mode::level: return 0;
+    case Mode::oneshot: return EV_DISPATCH;
+    case Mode::edge: return EV_CLEAR;
+    }
+    return 0;
+}
+
 Interest filter_bit(const struct kevent& ev) { return ev.filter == EVFILT_READ ? Interest::read : Interest::write; }
 
 // One change for the kernel; with a receipt unless said otherwise (see apply()).
@@ -122,13 +134,16 @@ public:
     explicit kqueue_backend(unique_fd kq) : kq_(std::move(kq)), batch_(initial_batch) {}
 
     Backend kind() const noexcept override { return Backend::kqueue; }
+    bool supports(Mode) const noexcept override { return true; }
+    bool native_oneshot() const noexcept override { return true; }
 
 #ifdef __linux__
     // libkqueue keeps the knotes of a closed fd (see the header).
     bool keys_by_number() const noexcept override { return true; }
 #endif
 
-    std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+        if (interest == Interest::none) return sys_error(EINVAL);  // the front end never asks for it
         struct stat st;
         if (::fstat(fd, &st) != 0) return last_error();
         if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return sys_error(EPERM);
@@ -140,64 +155,82 @@ public:
         struct kevent changes[2];
         int n = 0;
         for (Interest bit : both)
-            if (has(interest, bit)) changes[n++] = change(fd, bit, EV_ADD, token);
+            if (has(interest, bit)) changes[n++] = change(fd, bit, EV_ADD | mode_flags(mode), token);
         int status[2];
         if (auto ec = apply(changes, n, status)) {
-            // Take back the filter that was added, if one was.
-            struct kevent added[1];
-            int m = 0;
-            for (int i = 0; i < n; ++i)
-                if (status[i] == 0) added[m++] = change(fd, filter_bit(changes[i]), EV_DELETE, 0);
-            apply(added, m);
+            take_back(changes, status, n);
             return ec;
         }
-        watched_[fd] = {interest, token};
+        watched_[fd] = {interest, mode, true, token};
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
-        if (std::size_t(fd) >= watched_.size() || watched_[fd].interest == Interest::none) return sys_error(ENOENT);
-        const entry old = watched_[fd];
-        struct kevent changes[3];
+    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+        if (!watched(fd)) return sys_error(ENOENT);
+        entry& now = watched_[fd];
+        struct kevent changes[4];
         int n = 0;
-        // First the probe: EV_ENABLE without EV_ADD, on a knote we have, fails
-        // if the kernel dropped it (EBADF: closed; ENOENT: the number names
-        // another file now). No receipts in this call: without an event list
-        // the kernel stops at the first failure, so a failed probe applies
-        // nothing. (libkqueue also takes EV_ENABLE|EV_RECEIPT for a change of
-        // the knote, which it refuses for sockets.)
-        const Interest probed = has(old.interest, Interest::read) ? Interest::read : Interest::write;
-        changes[n++] = change(fd, probed, EV_ENABLE, old.token, false);
-        // Then additions, the changes that can fail (ENOMEM), then deletions,
-        // which cannot once the probe has passed. A knote kept is left alone:
-        // the front end keeps a watch's token across modify(); were it to
-        // change, EV_ADD would update it (libkqueue refuses that, see above).
+        // First the probe: re-asserting, without EV_ADD, the state of a
+        // knote we have fails if the kernel dropped it (EBADF: closed;
+        // ENOENT: the number names another file now). No receipts in this
+        // call: without an event list the kernel stops at the first
+        // failure, so a failed probe applies nothing. (libkqueue also takes
+        // EV_ENABLE|EV_RECEIPT for a change of the knote, which it refuses
+        // for sockets.)
+        const Interest probed = has(now.filters, Interest::read) ? Interest::read : Interest::write;
+        changes[n++] = change(fd, probed, now.enabled ? EV_ENABLE : EV_DISABLE, now.token, false);
+        if (interest == Interest::none) {
+            // Disarmed: the knotes stay, so that closing the fd still drops
+            // them and the probe above keeps working, but report nothing.
+            for (Interest bit : both)
+                if (has(now.filters, bit)) changes[n++] = change(fd, bit, EV_DISABLE, 0, false);
+            if (::kevent(kq_.get(), changes, n, nullptr, 0, nullptr) != 0) return last_error();
+            now.enabled = false;
+            return {};
+        }
+        // EV_CLEAR and EV_DISPATCH are fixed when a knote is created (EV_ADD
+        // on an existing knote leaves them, on every kqueue), so a new mode
+        // means new knotes; a new token too (libkqueue refuses EV_ADD on an
+        // existing read or write knote unless EV_CLEAR is set). The front end
+        // changes neither often: that path probes first, then replaces the
+        // knotes with receipts, so that a failure is undone exactly.
+        if (mode != now.mode || token != now.token) {
+            if (::kevent(kq_.get(), changes, n, nullptr, 0, nullptr) != 0) return last_error();
+            return replace(fd, interest, mode, token);
+        }
+        // The common path, one call: additions, the only changes that can
+        // fail once the probe has passed (ENOMEM), then re-enabling the
+        // knotes kept (this re-arms a oneshot watch, EV_DISPATCH), then deletions.
         for (Interest bit : both)
-            if (has(interest, bit) && (!has(old.interest, bit) || token != old.token))
-                changes[n++] = change(fd, bit, EV_ADD, token, false);
+            if (has(interest, bit) && !has(now.filters, bit))
+                changes[n++] = change(fd, bit, EV_ADD | mode_flags(mode), token, false);
         for (Interest bit : both)
-            if (has(old.interest, bit) && !has(interest, bit)) changes[n++] = change(fd, bit, EV_DELETE, 0, false);
+            if (has(interest, bit) && has(now.filters, bit) && bit != probed)
+                changes[n++] = change(fd, bit, EV_ENABLE, token, false);
+        for (Interest bit : both)
+            if (!has(interest, bit) && has(now.filters, bit)) changes[n++] = change(fd, bit, EV_DELETE, 0, false);
+        if (has(interest, probed)) changes[0].flags = decltype(changes[0].flags)(EV_ENABLE);
         if (::kevent(kq_.get(), changes, n, nullptr, 0, nullptr) != 0) {
             const std::error_code ec = last_error();
             // Only an addition can have taken effect: take it back.
             struct kevent added[2];
             int m = 0;
             for (Interest bit : both)
-                if (has(interest, bit) && !has(old.interest, bit)) added[m++] = change(fd, bit, EV_DELETE, 0);
+                if (has(interest, bit) && !has(now.filters, bit)) added[m++] = change(fd, bit, EV_DELETE, 0);
             apply(added, m);
             return ec;
         }
-        watched_[fd] = {interest, token};
+        now = {interest, mode, true, token};
         return {};
     }
 
     std::error_code remove(native_handle fd) noexcept override {
-        if (std::size_t(fd) >= watched_.size() || watched_[fd].interest == Interest::none) return sys_error(ENOENT);
+        if (!watched(fd)) return sys_error(ENOENT);
         const entry old = std::exchange(watched_[fd], entry{});
         struct kevent changes[2];
         int n = 0;
         for (Interest bit : both)
-            if (has(old.interest, bit)) changes[n++] = change(fd, bit, EV_DELETE, old.token);
+            if (has(old.filters, bit)) changes[n++] = change(fd, bit, EV_DELETE, 0);
         // Receipts make the kernel try both deletions even if the first fails.
         return apply(changes, n);
     }
@@ -262,14 +295,58 @@ private:
         return apply(changes, n, status);
     }
 
+    // The knotes of one watched fd, as the kernel has them.
     struct entry {
-        Interest interest = Interest::none;  // none: not watched
+        Interest filters = Interest::none;  // none: not watched
+        Mode mode = Mode::level;
+        bool enabled = true;  // false after modify(fd, Interest::none)
         std::uint64_t token = 0;
     };
     struct merged {
         std::uint32_t epoch = 0;
         std::uint32_t index = 0;
     };
+
+    bool watched(native_handle fd) const {
+        return std::size_t(fd) < watched_.size() && watched_[fd].filters != Interest::none;
+    }
+
+    // After a failed apply(): deletes the knotes that its EV_ADDs created.
+    void take_back(const struct kevent* changes, const int* status, int n) noexcept {
+        struct kevent added[4];
+        int m = 0;
+        for (int i = 0; i < n; ++i)
+            if (status[i] == 0 && (changes[i].flags & EV_ADD))
+                added[m++] = change(int(changes[i].ident), filter_bit(changes[i]), EV_DELETE, 0);
+        apply(added, m);
+    }
+
+    // New knotes for a new mode or token; on failure the old ones come back.
+    std::error_code replace(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept {
+        entry& now = watched_[fd];
+        struct kevent changes[4];
+        int n = 0;
+        for (Interest bit : both)
+            if (has(now.filters, bit)) changes[n++] = change(fd, bit, EV_DELETE, 0);
+        for (Interest bit : both)
+            if (has(interest, bit)) changes[n++] = change(fd, bit, EV_ADD | mode_flags(mode), token);
+        int status[4];
+        const std::error_code ec = apply(changes, n, status);
+        if (!ec) {
+            now = {interest, mode, true, token};
+            return {};
+        }
+        take_back(changes, status, n);
+        struct kevent restore[4];
+        int m = 0;
+        for (int i = 0; i < n; ++i)
+            if (status[i] == 0 && (changes[i].flags & EV_DELETE)) {
+                const unsigned disabled = now.enabled ? 0 : EV_DISABLE;
+                restore[m++] = change(fd, filter_bit(changes[i]), EV_ADD | mode_flags(now.mode) | disabled, now.token);
+            }
+        apply(restore, m);
+        return ec;
+    }
 
     unique_fd kq_;
     std::vector<entry> watched_;  // by fd; under the front end's lock
