@@ -110,6 +110,20 @@ struct kevent change(int fd, Interest bit, unsigned flags, std::uint64_t token, 
     return ev;
 }
 
+#ifdef EVFILT_USER
+struct kevent user_event(unsigned flags, unsigned fflags) {
+    struct kevent ev {};
+    ev.filter = EVFILT_USER;
+    ev.flags = decltype(ev.flags)(flags);
+    ev.fflags = decltype(ev.fflags)(fflags);
+    return ev;
+}
+bool is_user(const struct kevent& ev) { return ev.filter == EVFILT_USER; }
+#else
+// Without EVFILT_USER (older OpenBSD) the front end's pipe wakes the wait.
+bool is_user(const struct kevent&) { return false; }
+#endif
+
 unsigned from_kevent(const struct kevent& ev) {
     unsigned flags = 0;
     if (ev.flags & EV_ERROR) return error;
@@ -140,6 +154,21 @@ public:
 #ifdef __linux__
     // libkqueue keeps the knotes of a closed fd (see the header).
     bool keys_by_number() const noexcept override { return true; }
+#endif
+
+#ifdef EVFILT_USER
+    // notify() through a user event: no pipe, and one kevent() per wake.
+    // EV_CLEAR resets it as a wait returns it, so wakes before that merge.
+    // Its ident lives apart from fds (user events have their own namespace).
+    bool own_wake(std::uint64_t token) noexcept override {
+        struct kevent ev = user_event(EV_ADD | EV_CLEAR, 0);
+        ev.udata = to_udata(token);
+        return ::kevent(kq_.get(), &ev, 1, nullptr, 0, nullptr) == 0;
+    }
+    void wake() noexcept override {
+        const struct kevent ev = user_event(0, NOTE_TRIGGER);
+        ::kevent(kq_.get(), &ev, 1, nullptr, 0, nullptr);  // fails only if own_wake() did, and then it is not called
+    }
 #endif
 
     std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
@@ -248,12 +277,16 @@ public:
         try {
             out.reserve(first + std::size_t(n));
             for (int i = 0; i < n; ++i)
-                if (batch_[i].ident >= merge_.size()) merge_.resize(batch_[i].ident + 1);
+                if (!is_user(batch_[i]) && batch_[i].ident >= merge_.size()) merge_.resize(batch_[i].ident + 1);
         } catch (const std::bad_alloc&) {
             return sys_error(ENOMEM);
         }
         for (int i = 0; i < n; ++i) {
             const struct kevent& ev = batch_[i];
+            if (is_user(ev)) {  // notify(): not a fd, nothing to merge
+                out.push_back({from_udata(ev.udata), 0});
+                continue;
+            }
             merged& m = merge_[ev.ident];
             if (m.epoch == epoch_) {
                 out[first + m.index].flags |= from_kevent(ev);
