@@ -67,12 +67,14 @@ using udata_t = decltype(std::declval<struct kevent>().udata);
 static_assert(sizeof(udata_t) >= sizeof(std::uint64_t),
               "the kqueue backend keeps a 64-bit token in kevent.udata: 64-bit systems only");
 
+// NOLINTBEGIN(performance-no-int-to-ptr): kevent.udata is a pointer; the token an integer.
 udata_t to_udata(std::uint64_t token) {
     if constexpr (std::is_pointer_v<udata_t>)
         return reinterpret_cast<udata_t>(std::uintptr_t(token));
     else
         return udata_t(token);
 }
+// NOLINTEND(performance-no-int-to-ptr)
 
 std::uint64_t from_udata(udata_t u) {
     if constexpr (std::is_pointer_v<udata_t>)
@@ -313,11 +315,13 @@ private:
         if (n == 0) return {};
         struct kevent receipts[4];
         const int got = ::kevent(kq_.get(), changes, n, receipts, n, nullptr);
-        if (got < 0) return last_error();
+        const int failed = got < 0 ? errno : 0;  // the call itself: no change was applied
         std::error_code first;
         for (int i = 0; i < n; ++i) {
-            const bool answered = i < got && receipts[i].filter == changes[i].filter;
-            status[i] = answered ? int(receipts[i].data) : EIO;
+            if (failed)
+                status[i] = failed;
+            else
+                status[i] = i < got && receipts[i].filter == changes[i].filter ? int(receipts[i].data) : EIO;
             if (status[i] != 0 && !first) first = sys_error(status[i]);
         }
         return first;
