@@ -40,8 +40,9 @@
 //   file's identity, as for poll.
 // - kevent.udata holds the 64-bit token: void* on most systems, intptr_t on
 //   NetBSD before 10; 32-bit systems are not supported (static_assert below).
-#include <sys/types.h>
 // sys/types.h first: the BSDs' sys/event.h uses its types without including it.
+#include <sys/types.h>
+
 #include <fcntl.h>
 #include <sys/event.h>
 #include <sys/stat.h>
