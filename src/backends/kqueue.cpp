@@ -38,6 +38,13 @@
 //   state is not cleaned up"), so a stale knote would answer for a reused
 //   number. There this backend keys by number, and the front end checks the
 //   file's identity, as for poll.
+// - libkqueue frees a kqueue's own fds and memory some time after close(),
+//   in its monitoring thread, where a kernel frees them at once: an IOWait
+//   destroyed (or refused for EMFILE) would seem to leak for a moment, and
+//   an fd count taken then is wrong (rule X1). close_kqueue() waits for that
+//   thread with libkqueue_drain_pending_close(), exported by libkqueue 2.7
+//   but not declared in its header; a weak reference, so an older libkqueue
+//   still links and keeps its asynchronous release.
 // - kevent.udata holds the 64-bit token: void* on most systems, intptr_t on
 //   NetBSD before 10; 32-bit systems are not supported (static_assert below).
 // sys/types.h first: the BSDs' sys/event.h uses its types without including it.
@@ -59,6 +66,18 @@
 namespace iowait::detail {
 
 namespace {
+
+#ifdef __linux__
+extern "C" void libkqueue_drain_pending_close() __attribute__((weak));
+#endif
+
+// Closes a kqueue and, under libkqueue, waits until its resources are gone (see the header).
+void close_kqueue(unique_fd& kq) noexcept {
+    kq.reset();
+#ifdef __linux__
+    if (libkqueue_drain_pending_close) libkqueue_drain_pending_close();
+#endif
+}
 
 constexpr int initial_batch = 64;
 // As for epoll: beyond this a bigger batch saves no system calls worth the memory.
@@ -149,6 +168,9 @@ unsigned from_kevent(const struct kevent& ev) {
 class kqueue_backend final : public backend {
 public:
     explicit kqueue_backend(unique_fd kq) : kq_(std::move(kq)), batch_(initial_batch) {}
+    ~kqueue_backend() override { close_kqueue(kq_); }
+    kqueue_backend(const kqueue_backend&) = delete;
+    kqueue_backend& operator=(const kqueue_backend&) = delete;
 
     Backend kind() const noexcept override { return Backend::kqueue; }
     bool supports(Mode) const noexcept override { return true; }
@@ -405,6 +427,7 @@ std::unique_ptr<backend> make_kqueue_backend(std::error_code& ec) {
     // inherited by fork() on the BSDs, but it is kept across exec().
     if (::fcntl(kq.get(), F_SETFD, FD_CLOEXEC) != 0) {
         ec = last_error();
+        close_kqueue(kq);
         return nullptr;
     }
     return std::make_unique<kqueue_backend>(std::move(kq));
