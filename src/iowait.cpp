@@ -65,7 +65,8 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 
 struct IOWait::impl {
     std::unique_ptr<detail::backend> be;
-    detail::waker waker;
+    detail::waker waker;    // unused (no fd) where the backend wakes itself
+    bool own_wake = false;  // the backend's own wake-up (kqueue's EVFILT_USER) replaces the waker
     // The backend's answers to these never change: asked once, not per event.
     const bool keys_by_number;
     const bool changes_need_wakeup;
@@ -86,12 +87,15 @@ struct IOWait::impl {
 
     impl(std::unique_ptr<detail::backend> b, std::error_code& ec)
         : be(std::move(b)),
-          waker(ec),
           keys_by_number(be->keys_by_number()),
           changes_need_wakeup(be->changes_need_wakeup()),
           native_oneshot(be->native_oneshot()),
           needs_before_wait(be->needs_before_wait()) {
-        if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
+        own_wake = be->own_wake(make_token(0, waker_generation));
+        if (!own_wake) {
+            waker = detail::waker(ec);
+            if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
+        }
         ready.reserve(64);
         events.reserve(64);
     }
@@ -110,7 +114,14 @@ struct IOWait::impl {
     // before it blocks or this sees it waiting and wakes it.
     void changed(bool now_always_ready = false) {
         any_always_ready.store(!always_ready.empty(), std::memory_order_seq_cst);
-        if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) waker.signal();
+        if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) wake();
+    }
+
+    void wake() {
+        if (own_wake)
+            be->wake();
+        else
+            waker.signal();
     }
 
     std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
@@ -214,7 +225,7 @@ struct IOWait::impl {
             const auto fd = native_handle(std::uint32_t(r.token));
             const auto generation = std::uint32_t(r.token >> 32);
             if (generation == waker_generation) {
-                waker.drain();
+                if (!own_wake) waker.drain();
                 woken |= notified.exchange(false, std::memory_order_acq_rel);
                 continue;
             }
@@ -296,7 +307,11 @@ IOWait::IOWait() {
     std::error_code ec;
     std::string why;
     auto be = detail::make_best_backend(ec, why);
-    if (!be) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() with " + why, -1, {});
+    if (!be) {
+        // Named first: given the expression, cppcheck loses sight of [[noreturn]].
+        const std::string op = why.empty() ? "IOWait()" : "IOWait() with " + why;
+        throw_error(ec, op, -1, {});
+    }
     backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));
@@ -304,7 +319,11 @@ IOWait::IOWait() {
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
     std::error_code ec;
-    auto be = detail::make_backend(backend, ec);
+    std::string why;  // what the kernel refused, where the backend can say (io_uring)
+    auto be = detail::make_backend(backend, ec, why);
+    if (!be && !why.empty() && ec.category() == iowait_category())
+        throw usage_error(
+            ec, "iowait: IOWait(Backend) on " + std::string(to_string(backend)) + ": " + ec.message() + ": " + why);
     if (!be) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
@@ -401,7 +420,7 @@ std::span<const Event> IOWait::wait() {
 
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
-    if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->waker.signal();
+    if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->wake();
 }
 
 }  // namespace iowait
