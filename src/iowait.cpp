@@ -274,7 +274,12 @@ IOWait::IOWait() {
     std::error_code ec;
     std::string why;
     auto be = detail::make_best_backend(ec, why);
-    if (!be) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() with " + why, -1, {});
+    if (!be) {
+        // Named first: cppcheck 2.10 does not take the call below as noreturn
+        // when an argument is a conditional expression, and reports a null be.
+        const std::string op = why.empty() ? "IOWait()" : "IOWait() with " + why;
+        throw_error(ec, op, -1, {});
+    }
     backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));
