@@ -113,11 +113,10 @@ class Selector(selectors.BaseSelector):
             # As selectors does (bpo-30014): a failed modify leaves the file
             # unregistered rather than half-changed.
             del self._keys[fd]
-            if not self._poller.closed:
-                try:
-                    self._poller._unregister(fd)
-                except KeyError:
-                    pass
+            try:
+                self._poller._unregister(fd)
+            except (KeyError, ValueError):  # not there, or the selector is closed
+                pass
             raise
         self._keys[fd] = new
         return new

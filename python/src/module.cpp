@@ -123,8 +123,10 @@ std::optional<std::int64_t> timeout_ns(py::handle timeout, bool strict) {
         ns = overflow ? double(overflow) * 2 * limit : double(s) * 1e9;
     }
     if (ns < 0) {
-        if (strict) raise(PyExc_ValueError, "timeout must be non-negative");
-        return 0;
+        if (!strict) return 0;
+        // select.select()'s order: out of range first, then the sign.
+        if (ns < -limit) raise(PyExc_OverflowError, "timeout is too large");
+        raise(PyExc_ValueError, "timeout must be non-negative");
     }
     if (ns > limit) raise(PyExc_OverflowError, "timeout is too large");
     return std::int64_t(ns);
