@@ -21,6 +21,12 @@
 //   add() returns errc-like `not_pollable` (EPERM) for a file the kernel
 //   refuses to poll (epoll and regular files); the front end then treats the
 //   fd as always ready, as poll() and select() do.
+// - Modes: add/modify get the watch's Mode; they are only called with modes
+//   supports() accepts (level, always). For oneshot, a backend whose kernel
+//   disarms by itself says native_oneshot(); otherwise the front end disarms
+//   after each report with modify(fd, Interest::none, ...), which every
+//   backend must accept: the fd stays registered and nothing, not even a
+//   hangup or error, is reported until the next modify().
 #pragma once
 
 #include <ctime>
@@ -50,8 +56,8 @@ class backend {
 public:
     virtual ~backend() = default;
     virtual Backend kind() const noexcept = 0;
-    virtual std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept = 0;
-    virtual std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept = 0;
+    virtual std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
+    virtual std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
     // The fd may be closed already or its number reused: forget it anyway.
     virtual std::error_code remove(native_handle fd) noexcept = 0;
     virtual std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept = 0;
@@ -59,6 +65,11 @@ public:
     // number from the file that was watched (poll, select): the front end then
     // checks the file's identity before it reports an event.
     virtual bool keys_by_number() const noexcept { return false; }
+    // Level always; oneshot always (see native_oneshot); edge only where the
+    // kernel reports transitions (EPOLLET, EV_CLEAR), never emulated.
+    virtual bool supports(Mode mode) const noexcept { return mode != Mode::edge; }
+    // True when the kernel disarms a oneshot watch as it reports it.
+    virtual bool native_oneshot() const noexcept { return false; }
     // True when add/modify/remove reach a wait() in progress only after it is
     // woken and called again.
     virtual bool changes_need_wakeup() const noexcept { return false; }

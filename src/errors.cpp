@@ -20,6 +20,7 @@ public:
         case errc::unknown_backend: return "IOWAIT_BACKEND names no available backend";
         case errc::wait_in_progress: return "wait() is already running in another thread";
         case errc::moved_from: return "use of a moved-from IOWait";
+        case errc::unsupported_mode: return "this backend cannot honour that mode (see IOWait::supports)";
         }
         return "unknown iowait error";
     }
@@ -31,6 +32,7 @@ public:
         case errc::bad_fd: return std::errc::bad_file_descriptor;
         case errc::backend_unavailable: return std::errc::function_not_supported;
         case errc::wait_in_progress: return std::errc::device_or_resource_busy;
+        case errc::unsupported_mode: return std::errc::operation_not_supported;
         default: return std::errc::invalid_argument;
         }
     }
@@ -51,6 +53,15 @@ std::string_view to_string(Backend b) noexcept {
     case Backend::kqueue: return "kqueue";
     case Backend::afd: return "afd";
     case Backend::wsapoll: return "wsapoll";
+    }
+    return "unknown";
+}
+
+std::string_view to_string(Mode m) noexcept {
+    switch (m) {
+    case Mode::level: return "level";
+    case Mode::oneshot: return "oneshot";
+    case Mode::edge: return "edge";
     }
     return "unknown";
 }

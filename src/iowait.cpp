@@ -32,6 +32,8 @@ struct slot {
     };
     state_t state = free;
     Interest interest = Interest::none;
+    Mode mode = Mode::level;
+    bool armed = true;  // false once a oneshot (or always-ready edge) watch has reported
     std::uint32_t generation = 0;
     std::uint64_t data = 0;
     file_identity id;  // kept where the backend cannot tell a reused number itself
@@ -45,12 +47,15 @@ std::uint64_t make_token(native_handle fd, std::uint32_t generation) {
 
 bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
 
-[[noreturn]] void throw_error(std::error_code ec, const char* op, native_handle fd, Backend b) {
+// The message names the call, the fd and the backend: "iowait: watch(fd=7) on epoll".
+[[noreturn]] void throw_error(std::error_code ec, std::string_view op, native_handle fd, std::string_view backend) {
     std::string what = "iowait: ";
     what += op;
     if (fd != native_handle(-1)) what += "(fd=" + std::to_string(fd) + ")";
-    what += " on ";
-    what += to_string(b);
+    if (!backend.empty()) {
+        what += " on ";
+        what += backend;
+    }
     if (ec.category() == iowait_category()) throw usage_error(ec, what + ": " + ec.message());
     throw std::system_error(ec, what);
 }
@@ -71,7 +76,7 @@ struct IOWait::impl {
     std::vector<Event> events;
 
     impl(std::unique_ptr<detail::backend> b, std::error_code& ec) : be(std::move(b)), waker(ec) {
-        if (!ec) ec = be->add(waker.fd(), Interest::read, make_token(waker.fd(), waker_generation));
+        if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
         ready.reserve(64);
         events.reserve(64);
     }
@@ -87,13 +92,14 @@ struct IOWait::impl {
         if (be->changes_need_wakeup() && waiting.load(std::memory_order_acquire)) waker.signal();
     }
 
-    std::error_code watch(native_handle fd, Interest interest, std::uint64_t data) {
+    std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+        if (!be->supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
         if (find(fd)) return errc::already_watched;
-        slot s{slot::active, interest, next_generation, data, {}};
+        slot s{slot::active, interest, mode, true, next_generation, data, {}};
         if (be->keys_by_number())
             if (auto ec = detail::identify(fd, s.id)) return ec;
-        if (auto ec = be->add(fd, interest, make_token(fd, s.generation))) {
+        if (auto ec = be->add(fd, interest, mode, make_token(fd, s.generation))) {
             if (ec != std::errc::operation_not_permitted) return ec;
             // epoll refuses regular files and directories; poll and select
             // call them always ready, and so do we, on every backend.
@@ -109,7 +115,8 @@ struct IOWait::impl {
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, std::uint64_t data) {
+    std::error_code modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+        if (!be->supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
         slot* s = find(fd);
         if (!s) return errc::not_watched;
@@ -121,9 +128,12 @@ struct IOWait::impl {
             if (!(now == s->id)) return detail::sys_error(ENOENT);
         }
         if (s->state == slot::active)
-            if (auto ec = be->modify(fd, interest, make_token(fd, s->generation))) return ec;
+            if (auto ec = be->modify(fd, interest, mode, make_token(fd, s->generation))) return ec;
+        if (s->state == slot::always_ready && !s->armed) always_ready.push_back(fd);  // re-armed
         s->interest = interest;
         s->data = data;
+        s->mode = mode;
+        s->armed = true;
         changed();
         return {};
     }
@@ -138,7 +148,7 @@ struct IOWait::impl {
             // names a file the kernel never saw. Either way it is gone.
             if (ec && ec != std::errc::bad_file_descriptor && ec != std::errc::no_such_file_or_directory) return ec;
         }
-        if (s->state == slot::always_ready) std::erase(always_ready, fd);
+        if (s->state == slot::always_ready && s->armed) std::erase(always_ready, fd);
         *s = slot{};
         changed();
         return {};
@@ -146,16 +156,26 @@ struct IOWait::impl {
 
     void forget_closed(native_handle fd, slot& s) {
         if (s.state == slot::active) be->remove(fd);
-        if (s.state == slot::always_ready) std::erase(always_ready, fd);
+        if (s.state == slot::always_ready && s.armed) std::erase(always_ready, fd);
         s.state = slot::closed;
     }
 
-    void report(native_handle fd, const slot& s, unsigned flags) {
+    // Returns true if an event was reported.
+    bool report(native_handle fd, slot& s, unsigned flags) {
         using namespace detail;
         const bool done = flags & (hangup | error);  // the next call returns at once
         const bool r = has(s.interest, Interest::read) && (done || (flags & readable));
         const bool w = has(s.interest, Interest::write) && (done || (flags & writable));
-        if (r || w) events.push_back(Event{fd, r, w, bool(flags & hangup), bool(flags & error), s.data});
+        if (!r && !w) return false;
+        events.push_back(Event{fd, r, w, bool(flags & hangup), bool(flags & error), s.data});
+        if (s.mode == Mode::oneshot) {
+            s.armed = false;
+            // Emulated oneshot: disarm in the kernel set now, under the lock,
+            // or a level-triggered kernel would wake every wait for nothing.
+            if (s.state == slot::active && !be->native_oneshot())
+                be->modify(fd, Interest::none, Mode::oneshot, make_token(fd, s.generation));
+        }
+        return true;
     }
 
     // Turns the kernel's answer into events; true if notify() was called.
@@ -171,7 +191,8 @@ struct IOWait::impl {
                 continue;
             }
             slot* s = find(fd);
-            if (!s || s->generation != generation || s->state != slot::active) continue;  // unwatched meanwhile
+            if (!s || s->generation != generation || s->state != slot::active || !s->armed)
+                continue;  // unwatched, closed or disarmed meanwhile
             if (r.flags & detail::closed) {
                 forget_closed(fd, *s);
                 continue;
@@ -194,6 +215,13 @@ struct IOWait::impl {
                 continue;
             }
             report(fd, s, detail::readable | detail::writable);
+            // An always-ready file never changes state: an edge watch, like
+            // a oneshot one, reports it once (until modify()).
+            if (s.mode != Mode::level) {
+                s.armed = false;
+                always_ready.erase(always_ready.begin() + std::ptrdiff_t(i));
+                continue;
+            }
             ++i;
         }
         return woken;
@@ -240,18 +268,18 @@ IOWait::IOWait() {
     std::error_code ec;
     std::string why;
     auto be = detail::make_best_backend(ec, why);
-    if (!be) throw_error(ec, why.empty() ? "IOWait()" : ("IOWait() with " + why).c_str(), -1, Backend::epoll);
+    if (!be) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() with " + why, -1, {});
     backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec);
-    if (ec) throw_error(ec, "IOWait()", -1, backend_);
+    if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));
 }
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
     std::error_code ec;
     auto be = detail::make_backend(backend, ec);
-    if (!be) throw_error(ec, "IOWait(Backend)", -1, backend);
+    if (!be) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
     impl_ = std::make_unique<impl>(std::move(be), ec);
-    if (ec) throw_error(ec, "IOWait(Backend)", -1, backend);
+    if (ec) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
 }
 
 IOWait::~IOWait() = default;
@@ -261,34 +289,45 @@ IOWait& IOWait::operator=(IOWait&&) noexcept = default;
 std::vector<Backend> IOWait::available_backends() { return detail::available(); }
 
 // The checks that need no lock and no kernel, shared by watch and modify.
-static std::error_code check_args(bool have_impl, native_handle fd, Interest interest) {
+static std::error_code check_args(bool have_impl, native_handle fd, Interest interest, Mode mode = Mode::level) {
     if (!have_impl) return errc::moved_from;
     if (fd == native_handle(-1) || std::int64_t(fd) < 0) return errc::bad_fd;
     if (!valid_interest(interest)) return errc::bad_interest;
+    if (mode != Mode::level && mode != Mode::oneshot && mode != Mode::edge) return errc::unsupported_mode;
     return {};
 }
 
-void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
-    ec = check_args(bool(impl_), fd, interest);
-    if (!ec) ec = impl_->watch(fd, interest, data);
+void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
+    ec = check_args(bool(impl_), fd, interest, mode);
+    if (!ec) ec = impl_->watch(fd, interest, data, mode);
 }
 
-void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data) {
+void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
+    watch(fd, interest, data, Mode::level, ec);
+}
+
+void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
     std::error_code ec;
-    watch(fd, interest, data, ec);
-    if (ec) throw_error(ec, "watch", fd, backend_);
+    watch(fd, interest, data, mode, ec);
+    if (ec) throw_error(ec, "watch", fd, to_string(backend_));
+}
+
+void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
+    ec = check_args(bool(impl_), fd, interest, mode);
+    if (!ec) ec = impl_->modify(fd, interest, data, mode);
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
-    ec = check_args(bool(impl_), fd, interest);
-    if (!ec) ec = impl_->modify(fd, interest, data);
+    modify(fd, interest, data, Mode::level, ec);
 }
 
-void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data) {
+void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
     std::error_code ec;
-    modify(fd, interest, data, ec);
-    if (ec) throw_error(ec, "modify", fd, backend_);
+    modify(fd, interest, data, mode, ec);
+    if (ec) throw_error(ec, "modify", fd, to_string(backend_));
 }
+
+bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->be->supports(mode); }
 
 void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
     ec = check_args(bool(impl_), fd, Interest::read);
@@ -298,7 +337,7 @@ void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
 void IOWait::unwatch(native_handle fd) {
     std::error_code ec;
     unwatch(fd, ec);
-    if (ec) throw_error(ec, "unwatch", fd, backend_);
+    if (ec) throw_error(ec, "unwatch", fd, to_string(backend_));
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept {
@@ -315,7 +354,7 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code&
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
     std::error_code ec;
     auto events = wait_ns(timeout_ns, ec);
-    if (ec) throw_error(ec, "wait", -1, backend_);
+    if (ec) throw_error(ec, "wait", -1, to_string(backend_));
     return events;
 }
 
@@ -339,12 +378,12 @@ std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
 std::span<const Event> IOWait::wait() {
     std::error_code ec;
     auto events = wait(ec);
-    if (ec) throw_error(ec, "wait", -1, backend_);
+    if (ec) throw_error(ec, "wait", -1, to_string(backend_));
     return events;
 }
 
 void IOWait::notify() {
-    if (!impl_) throw_error(errc::moved_from, "notify", -1, backend_);
+    if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
     if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->waker.signal();
 }
 

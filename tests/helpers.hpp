@@ -13,6 +13,11 @@
 #include <string>
 #include <vector>
 
+namespace iowait {
+// So gtest names a backend parameter by its name, not its bytes.
+inline void PrintTo(Backend b, std::ostream* os) { *os << to_string(b); }
+}  // namespace iowait
+
 namespace iowait::test {
 
 using namespace std::chrono_literals;

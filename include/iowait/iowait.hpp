@@ -33,6 +33,12 @@ constexpr Interest operator|(Interest a, Interest b) noexcept { return Interest(
 constexpr Interest operator&(Interest a, Interest b) noexcept { return Interest(unsigned(a) & unsigned(b)); }
 constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) != Interest::none; }
 
+// When a watch reports. level: on every wait while the fd is ready (the
+// default, as the seed). oneshot: once, then the watch is disarmed until
+// modify() re-arms it. edge: when the fd becomes ready again (new data, new
+// room); only where the kernel can do it faithfully: see supports().
+enum class Mode { level, oneshot, edge };
+
 // One ready file, as wait() reports it: at most one Event per fd per wait.
 // read/write are set only for the interests the watch asked for; a fd in
 // hangup or error is readable and writable for those (the next call will not
@@ -62,6 +68,7 @@ enum class errc {
     backend_unavailable,  // IOWait{Backend::x} where x is not compiled in or refused
     unknown_backend,      // IOWAIT_BACKEND names no backend
     wait_in_progress,     // a second wait() while one is running
+    unsupported_mode,     // a Mode the backend cannot honour (edge on poll, select)
     moved_from,           // use of a moved-from IOWait
 };
 const std::error_category& iowait_category() noexcept;
@@ -79,6 +86,7 @@ private:
 };
 
 std::string_view to_string(Backend b) noexcept;
+std::string_view to_string(Mode m) noexcept;
 
 namespace detail {
 // A timeout as whole nanoseconds, rounded up; -1 when it cannot be represented.
@@ -115,22 +123,25 @@ public:
     IOWait& operator=(const IOWait&) = delete;
 
     // Start watching fd; data comes back in its events. Errors: usage_error
-    // (already_watched, bad_fd, bad_interest, fd_too_large), system_error
-    // (EBADF for a fd that is not open). On error nothing changed.
-    void watch(native_handle fd, Interest interest, std::uint64_t data = 0);
+    // (already_watched, bad_fd, bad_interest, fd_too_large, unsupported_mode),
+    // system_error (EBADF for a fd that is not open). On error nothing changed.
+    void watch(native_handle fd, Interest interest, std::uint64_t data = 0, Mode mode = Mode::level);
     void watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
+    void watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept;
     template <class T>
-    void watch(native_handle fd, Interest interest, T* data) {
-        watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)));
+    void watch(native_handle fd, Interest interest, T* data, Mode mode = Mode::level) {
+        watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode);
     }
 
-    // Change the interest and user data of a watched fd. Errors as watch(),
-    // with not_watched in place of already_watched. On error nothing changed.
-    void modify(native_handle fd, Interest interest, std::uint64_t data = 0);
+    // Change the interest, user data and mode of a watched fd; re-arms a
+    // oneshot watch. Errors as watch(), with not_watched in place of
+    // already_watched. On error nothing changed.
+    void modify(native_handle fd, Interest interest, std::uint64_t data = 0, Mode mode = Mode::level);
     void modify(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
+    void modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept;
     template <class T>
-    void modify(native_handle fd, Interest interest, T* data) {
-        modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)));
+    void modify(native_handle fd, Interest interest, T* data, Mode mode = Mode::level) {
+        modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode);
     }
 
     // Stop watching fd; it may already be closed. usage_error(not_watched) if
@@ -168,8 +179,10 @@ public:
     // events. Any thread; repeated calls before the wake are merged into one.
     void notify();
 
-    // The backend in use.
+    // The backend in use, and whether it honours a mode (level and oneshot:
+    // every backend; edge: epoll, io_uring, kqueue).
     Backend backend() const noexcept { return backend_; }
+    bool supports(Mode mode) const noexcept;
 
     // The backends that this build and this kernel can use, best first.
     static std::vector<Backend> available_backends();

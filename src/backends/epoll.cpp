@@ -1,8 +1,10 @@
 // epoll: Linux's scalable readiness interface, the default there.
 //
 // Mapping: one epoll_ctl per watch/modify/unwatch; the token lives in
-// epoll_event.data.u64; level-triggered, so a fd that stays ready is reported
-// by every wait. The kernel keeps the ready list in order and moves each fd
+// epoll_event.data.u64; level-triggered by default, so a fd that stays ready
+// is reported by every wait; Mode::oneshot is EPOLLONESHOT (the kernel
+// disarms as it reports, so two threads never both see it) and Mode::edge is
+// EPOLLET. The kernel keeps the ready list in order and moves each fd
 // it reports to the tail, so a batch smaller than the ready set still
 // reaches every fd in turn (no starvation); the batch also grows when it
 // comes back full.
@@ -36,10 +38,14 @@ constexpr int initial_batch = 64;
 // Beyond this a bigger batch saves no system calls worth the memory.
 constexpr int max_batch = 4096;
 
-std::uint32_t to_epoll(Interest interest) {
+std::uint32_t to_epoll(Interest interest, Mode mode) {
     std::uint32_t ev = 0;
     if (has(interest, Interest::read)) ev |= EPOLLIN | EPOLLRDHUP;
     if (has(interest, Interest::write)) ev |= EPOLLOUT;
+    if (mode == Mode::edge) ev |= EPOLLET;
+    // Interest::none (a disarmed watch) also gets EPOLLONESHOT: epoll reports
+    // EPOLLHUP and EPOLLERR even for an empty mask, at most once this way.
+    if (mode == Mode::oneshot || interest == Interest::none) ev |= EPOLLONESHOT;
     return ev;
 }
 
@@ -60,12 +66,14 @@ public:
     explicit epoll_backend(unique_fd epfd) : epfd_(std::move(epfd)), batch_(initial_batch) {}
 
     Backend kind() const noexcept override { return Backend::epoll; }
+    bool supports(Mode) const noexcept override { return true; }
+    bool native_oneshot() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
-        return ctl(EPOLL_CTL_ADD, fd, interest, token);
+    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+        return ctl(EPOLL_CTL_ADD, fd, to_epoll(interest, mode), token);
     }
-    std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
-        return ctl(EPOLL_CTL_MOD, fd, interest, token);
+    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+        return ctl(EPOLL_CTL_MOD, fd, to_epoll(interest, mode), token);
     }
     std::error_code remove(native_handle fd) noexcept override {
         // A non-null event for kernels before 2.6.9, which required one.
@@ -82,9 +90,9 @@ public:
     }
 
 private:
-    std::error_code ctl(int op, int fd, Interest interest, std::uint64_t token) noexcept {
+    std::error_code ctl(int op, int fd, std::uint32_t events, std::uint64_t token) noexcept {
         epoll_event ev{};
-        ev.events = to_epoll(interest);
+        ev.events = events;
         ev.data.u64 = token;
         return ::epoll_ctl(epfd_.get(), op, fd, &ev) == 0 ? std::error_code{} : last_error();
     }

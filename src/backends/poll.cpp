@@ -14,6 +14,8 @@
 //   at once (a busy loop).
 // - poll keys by fd number, so a number closed and reused would report the
 //   new file: keys_by_number() makes the front end check identity first.
+// - Oneshot is emulated by the front end (disarm = a negative fd); edge
+//   cannot be told from level with poll, so it is refused, not faked.
 // - POLLRDHUP (Linux) is asked for with read interest so that a peer's
 //   shutdown(SHUT_WR) is a hangup, as with epoll's EPOLLRDHUP.
 #include <poll.h>
@@ -28,6 +30,11 @@
 namespace iowait::detail {
 
 namespace {
+
+// A disarmed watch (Interest::none) keeps its place with a negative fd,
+// which poll() skips: with events = 0 it would still report POLLHUP/POLLERR.
+int disarmed(int fd) { return ~fd; }
+int real_fd(int pfd) { return pfd < 0 ? ~pfd : pfd; }
 
 short to_poll(Interest interest) {
     short ev = 0;
@@ -52,11 +59,11 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (std::size_t(fd) < index_.size() && index_[fd] >= 0) return sys_error(EEXIST);
         try {
             if (std::size_t(fd) >= index_.size()) index_.resize(std::size_t(fd) + 1, -1);
-            wanted_.push_back({fd, to_poll(interest), 0});
+            wanted_.push_back({interest == Interest::none ? disarmed(fd) : fd, to_poll(interest), 0});
             tokens_.push_back(token);
         } catch (const std::bad_alloc&) {
             if (wanted_.size() > tokens_.size()) wanted_.pop_back();
@@ -67,8 +74,9 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (std::size_t(fd) >= index_.size() || index_[fd] < 0) return sys_error(ENOENT);
+        wanted_[index_[fd]].fd = interest == Interest::none ? disarmed(fd) : fd;
         wanted_[index_[fd]].events = to_poll(interest);
         tokens_[index_[fd]] = token;
         dirty_ = true;
@@ -81,7 +89,7 @@ public:
         const int i = index_[fd];
         wanted_[i] = wanted_.back();
         tokens_[i] = tokens_.back();
-        index_[wanted_[i].fd] = i;
+        index_[real_fd(wanted_[i].fd)] = i;
         wanted_.pop_back();
         tokens_.pop_back();
         index_[fd] = -1;

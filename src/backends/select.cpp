@@ -14,6 +14,8 @@
 //   zero-timeout poll(), one call for all of them, made only when some are ready.
 // - One closed fd makes the whole call fail with EBADF and says not which:
 //   we find it with fcntl(F_GETFD) and report it `closed`.
+// - Oneshot is emulated by the front end (disarm = out of both sets, still
+//   watched); edge cannot be told from level with select, so it is refused.
 // - pselect() takes a timespec, so timeouts keep nanosecond precision.
 #include <fcntl.h>
 #include <poll.h>
@@ -33,6 +35,7 @@ namespace {
 struct fd_state {
     fd_set read;
     fd_set write;
+    fd_set watched;                     // read | write, plus disarmed watches (Interest::none)
     std::vector<int> fds;               // the watched fds, so nothing scans all FD_SETSIZE bits
     std::vector<std::uint64_t> tokens;  // by fd
     int max_fd = -1;
@@ -43,6 +46,7 @@ public:
     select_backend() {
         FD_ZERO(&wanted_.read);
         FD_ZERO(&wanted_.write);
+        FD_ZERO(&wanted_.watched);
         wanted_.tokens.assign(FD_SETSIZE, 0);
     }
 
@@ -50,20 +54,21 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (fd >= FD_SETSIZE) return errc::fd_too_large;
-        if (FD_ISSET(fd, &wanted_.read) || FD_ISSET(fd, &wanted_.write)) return sys_error(EEXIST);
+        if (watched(fd)) return sys_error(EEXIST);
         try {
             wanted_.fds.push_back(fd);
         } catch (const std::bad_alloc&) {
             return sys_error(ENOMEM);
         }
         if (fd > wanted_.max_fd) wanted_.max_fd = fd;
+        FD_SET(fd, &wanted_.watched);
         set(fd, interest, token);
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, std::uint64_t token) noexcept override {
+    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (fd >= FD_SETSIZE || !watched(fd)) return sys_error(ENOENT);
         set(fd, interest, token);
         return {};
@@ -73,6 +78,7 @@ public:
         if (fd >= FD_SETSIZE || !watched(fd)) return sys_error(ENOENT);
         FD_CLR(fd, &wanted_.read);
         FD_CLR(fd, &wanted_.write);
+        FD_CLR(fd, &wanted_.watched);
         std::erase(wanted_.fds, fd);
         wanted_.max_fd = -1;
         for (int f : wanted_.fds) wanted_.max_fd = std::max(wanted_.max_fd, f);
@@ -109,7 +115,7 @@ public:
     }
 
 private:
-    bool watched(int fd) const { return FD_ISSET(fd, &wanted_.read) || FD_ISSET(fd, &wanted_.write); }
+    bool watched(int fd) const { return FD_ISSET(fd, &wanted_.watched); }
 
     void set(int fd, Interest interest, std::uint64_t token) {
         FD_CLR(fd, &wanted_.read);
@@ -122,7 +128,9 @@ private:
 
     std::error_code report_closed(std::vector<ready>& out) {
         for (int fd : taken_.fds)
-            if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) out.push_back({taken_.tokens[fd], closed});
+            if ((FD_ISSET(fd, &taken_.read) || FD_ISSET(fd, &taken_.write)) && ::fcntl(fd, F_GETFD) < 0 &&
+                errno == EBADF)
+                out.push_back({taken_.tokens[fd], closed});
         return {};
     }
 

@@ -16,6 +16,12 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/consumer -B ${WORK_DIR}/buil
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run(${WORK_DIR}/build/consumer)
 
+# The same program with the source tree vendored through add_subdirectory.
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/subdir -B ${WORK_DIR}/subdir -G ${GENERATOR}
+    -DIOWAIT_SOURCE_DIR=${SOURCE_DIR})
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/subdir)
+run(${WORK_DIR}/subdir/consumer)
+
 # The same program through pkg-config, with the plain compiler driver.
 file(GLOB pc_dir ${prefix}/lib*/pkgconfig ${prefix}/lib/*/pkgconfig)
 run(sh -c "PKG_CONFIG_PATH='${pc_dir}' c++ ${SOURCE_DIR}/tests/install/consumer/main.cpp \
