@@ -384,7 +384,7 @@ private:
     void add(int fd, unsigned interest, py::object obj, const char* op) {
         const std::uint64_t serial = next_serial_++;
         std::error_code ec;
-        w_->watch(fd, iowait::Interest(interest), serial, ec);
+        w_->watch(fd, iowait::Interest(interest), serial, iowait::Mode::level, ec);
         if (ec) raise_error(ec, op, fd);
         if (std::size_t(fd) >= table_.size()) table_.resize(std::size_t(fd) + 1);
         table_[std::size_t(fd)] = {std::move(obj), serial, interest, 0};
@@ -394,7 +394,7 @@ private:
     void change(int fd, unsigned interest, py::object obj, const char* op) {
         const std::uint64_t serial = next_serial_++;
         std::error_code ec;
-        w_->modify(fd, iowait::Interest(interest), serial, ec);
+        w_->modify(fd, iowait::Interest(interest), serial, iowait::Mode::level, ec);
         if (ec) raise_error(ec, op, fd);
         watch_entry& en = table_[std::size_t(fd)];
         py::object old = std::exchange(en.obj, std::move(obj));
