@@ -71,15 +71,12 @@ std::string call_name(const char* op, int fd) {
     const std::string what = call_name(op, fd);
     if (ec.category() == iowait::iowait_category()) {
         switch (iowait::errc(ec.value())) {
-            case iowait::errc::already_watched:
-            case iowait::errc::not_watched:
-                raise(PyExc_KeyError, what + ": " + ec.message());
-            case iowait::errc::fd_too_large:  // select.select()'s own words
-                raise(PyExc_ValueError, what + ": filedescriptor out of range in select()");
-            case iowait::errc::wait_in_progress:
-                raise(PyExc_RuntimeError, what + ": " + ec.message());
-            default:
-                raise(PyExc_ValueError, what + ": " + ec.message());
+        case iowait::errc::already_watched:
+        case iowait::errc::not_watched: raise(PyExc_KeyError, what + ": " + ec.message());
+        case iowait::errc::fd_too_large:  // select.select()'s own words
+            raise(PyExc_ValueError, what + ": filedescriptor out of range in select()");
+        case iowait::errc::wait_in_progress: raise(PyExc_RuntimeError, what + ": " + ec.message());
+        default: raise(PyExc_ValueError, what + ": " + ec.message());
         }
     }
     if (ec.category() == std::generic_category() || ec.category() == std::system_category())
@@ -153,8 +150,7 @@ public:
                 w_.emplace(*b);
             }
         } catch (const iowait::usage_error& e) {
-            if (e.code() == iowait::errc::backend_unavailable)
-                raise(PyExc_NotImplementedError, e.what());
+            if (e.code() == iowait::errc::backend_unavailable) raise(PyExc_NotImplementedError, e.what());
             raise(PyExc_ValueError, e.what());
         } catch (const std::system_error& e) {
             raise_os_error(e.code().value(), e.what());
