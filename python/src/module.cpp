@@ -312,6 +312,25 @@ public:
         return out;
     }
 
+    // For the garbage collector: the watched objects often refer back to
+    // their IOWait or Selector (asyncio's keys hold the loop, which holds
+    // the selector); without these, such a cycle would never be collected.
+    int traverse(visitproc visit, void* arg) const {
+        for (const watch_entry& en : table_) Py_VISIT(en.obj.ptr());
+        return 0;
+    }
+    void clear_references() {
+        std::vector<watch_entry> dropped;
+        dropped.swap(table_);
+        count_ = 0;
+        if (w_ && !waiting_)
+            for (std::size_t fd = 0; fd < dropped.size(); ++fd)
+                if (dropped[fd].serial) {
+                    std::error_code ignored;  // the object is being destroyed: nothing to tell
+                    w_->unwatch(int(fd), ignored);
+                }
+    }
+
 private:
     // One wait() per object at a time (the span the core returns is shared);
     // a close() from another thread during the wait takes effect here.
@@ -417,6 +436,14 @@ private:
     bool closed_ = false;
 };
 
+// The poller inside a Python instance; null while __init__ has not (or
+// not successfully) constructed it. Asks pybind11 without raising, since the
+// garbage collector calls this.
+poller* poller_of(PyObject* self) {
+    auto vh = reinterpret_cast<py::detail::instance*>(self)->get_value_and_holder();
+    return vh.holder_constructed() ? vh.value_ptr<poller>() : nullptr;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_iowait, m) {
@@ -434,7 +461,27 @@ PYBIND11_MODULE(_iowait, m) {
         event_type = (PyTypeObject*)type.ptr();
     });
 
-    py::class_<poller>(m, "_Poller", py::dynamic_attr())
+    // pybind11's own traverse/clear (for dynamic_attr's __dict__) are
+    // replaced, so these visit the __dict__ and the type as pybind11 does.
+    auto gc_setup = py::custom_type_setup([](PyHeapTypeObject* heap_type) {
+        PyTypeObject* type = &heap_type->ht_type;
+        type->tp_flags |= Py_TPFLAGS_HAVE_GC;
+        type->tp_traverse = [](PyObject* self, visitproc visit, void* arg) {
+            PyObject*& dict = *_PyObject_GetDictPtr(self);
+            Py_VISIT(dict);
+            Py_VISIT(Py_TYPE(self));
+            const poller* p = poller_of(self);
+            return p ? p->traverse(visit, arg) : 0;
+        };
+        type->tp_clear = [](PyObject* self) {
+            PyObject*& dict = *_PyObject_GetDictPtr(self);
+            Py_CLEAR(dict);
+            if (poller* p = poller_of(self)) p->clear_references();
+            return 0;
+        };
+    });
+
+    py::class_<poller>(m, "_Poller", py::dynamic_attr(), gc_setup)
         .def(py::init<const std::optional<std::string>&>(), py::arg("backend") = py::none())
         .def_property_readonly("backend", &poller::backend)
         .def_property_readonly("closed", &poller::closed)

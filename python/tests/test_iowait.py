@@ -332,3 +332,35 @@ def test_random_operations_match_a_model(waiter, pairs):
         assert fds(waiter.wait(0)) == expected, f'step {step}: {op} on pair {i}'
         for e in waiter.wait(0):
             assert any(e.fileobj is ps[j].a for j in interest)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_a_cycle_through_the_watched_objects_is_collected(backend):
+    import weakref
+
+    class Holder:
+        def __init__(self, w):
+            self.w = w  # the watched object refers back to its IOWait
+
+        def fileno(self):
+            return 0
+
+    w = CLASSES[backend]()
+    h = Holder(w)
+    w.watch(h, read=True)
+    dead_w, dead_h = weakref.ref(w), weakref.ref(h)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', ResourceWarning)  # unclosed on purpose
+        del w, h
+        gc.collect()
+    assert dead_w() is None and dead_h() is None
+
+
+def test_a_selector_in_a_cycle_with_its_keys_is_collected():
+    import weakref
+    s = iowait.Selector()
+    s.register(0, 1, s)  # data refers back to the selector, as asyncio's do through the loop
+    dead = weakref.ref(s)
+    del s
+    gc.collect()
+    assert dead() is None
