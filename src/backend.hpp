@@ -31,6 +31,7 @@
 
 #include <ctime>
 #include <memory>
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -82,5 +83,9 @@ public:
 std::unique_ptr<backend> make_epoll_backend(std::error_code& ec);
 std::unique_ptr<backend> make_poll_backend(std::error_code& ec);
 std::unique_ptr<backend> make_select_backend(std::error_code& ec);
+std::unique_ptr<backend> make_io_uring_backend(std::error_code& ec);
+// Why this thread's last make_io_uring_backend() failed, in words, for the
+// usage_error of IOWait{Backend::io_uring}.
+std::string io_uring_refusal();
 
 }  // namespace iowait::detail

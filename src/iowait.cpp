@@ -285,7 +285,11 @@ IOWait::IOWait() {
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
     std::error_code ec;
-    auto be = detail::make_backend(backend, ec);
+    std::string why;  // what the kernel refused, where the backend can say (io_uring)
+    auto be = detail::make_backend(backend, ec, why);
+    if (!be && !why.empty() && ec.category() == iowait_category())
+        throw usage_error(
+            ec, "iowait: IOWait(Backend) on " + std::string(to_string(backend)) + ": " + ec.message() + ": " + why);
     if (!be) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
