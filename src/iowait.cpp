@@ -267,8 +267,9 @@ struct IOWait::impl {
         return woken;
     }
 
-    // timeout_ns < 0: none.
-    std::error_code wait(std::int64_t timeout_ns) {
+    // timeout_ns < 0: none. return_on_signal: EINTR ends the wait instead of
+    // being retried, so that the caller can run its own signal handlers.
+    std::error_code wait(std::int64_t timeout_ns, bool return_on_signal = false) {
         using clock = std::chrono::steady_clock;
         if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
         struct reset {
@@ -293,7 +294,9 @@ struct IOWait::impl {
             }
             const std::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
             ready.clear();
-            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready); ec && ec != std::errc::interrupted) return ec;
+            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready);
+                ec && (ec != std::errc::interrupted || return_on_signal))
+                return ec;
             const bool woken = collect();
             if (!events.empty() || woken || timeout_ns == 0) return {};
             // Nothing to report (a timeout, EINTR, a change picked up, a closed
@@ -403,6 +406,17 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
     auto events = wait_ns(timeout_ns, ec);
     if (ec) throw_error(ec, "wait", -1, to_string(backend_));
     return events;
+}
+
+std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_signal, std::error_code& ec) noexcept {
+    if (!impl_)
+        ec = errc::moved_from;
+    else if (timeout_ns == -1)
+        ec = errc::bad_timeout;
+    else
+        ec = impl_->wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
+    if (ec) return {};
+    return impl_->events;
 }
 
 std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {

@@ -168,6 +168,16 @@ public:
         return wait_ns(detail::timeout_ns(timeout), ec);
     }
 
+    // For runtimes that run signal handlers of their own (Python's PEP 475):
+    // like wait(ec), but a signal that interrupts the kernel wait ends it, with
+    // ec == std::errc::interrupted and no events. The caller runs its handlers
+    // and calls again with the time that is left.
+    std::span<const Event> wait_or_signal(std::error_code& ec) noexcept { return wait_ns(-2, true, ec); }
+    template <class Rep, class Period>
+    std::span<const Event> wait_or_signal(std::chrono::duration<Rep, Period> timeout, std::error_code& ec) noexcept {
+        return wait_ns(detail::timeout_ns(timeout), true, ec);
+    }
+
     // Wake a wait() in progress, or make the next one return at once, with no
     // events. Any thread; repeated calls before the wake are merged into one.
     void notify();
@@ -184,6 +194,8 @@ private:
     struct impl;
     std::span<const Event> wait_ns(std::int64_t timeout_ns);  // -1: invalid, kept apart from "none"
     std::span<const Event> wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept;
+    // -2: no timeout; return_on_signal: EINTR ends the wait (wait_or_signal).
+    std::span<const Event> wait_ns(std::int64_t timeout_ns, bool return_on_signal, std::error_code& ec) noexcept;
     std::unique_ptr<impl> impl_;
     Backend backend_;
 };
