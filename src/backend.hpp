@@ -60,7 +60,7 @@ public:
     virtual std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
     // The fd may be closed already or its number reused: forget it anyway.
     virtual std::error_code remove(native_handle fd) noexcept = 0;
-    virtual std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept = 0;
+    virtual std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept = 0;
     // True when the kernel keys watches by fd number and cannot tell a reused
     // number from the file that was watched (poll, select): the front end then
     // checks the file's identity before it reports an event.
@@ -76,11 +76,19 @@ public:
     // Called with the front end's lock held right before each wait(): where
     // a backend waits on a copy of its set, this is where it takes the copy.
     virtual void before_wait() noexcept {}
+    // True for a backend that can wake its own wait() from any thread without
+    // a watched object (AFD: a completion posted to its port). The front end
+    // then creates no waker and calls wake(token) instead, after which wait()
+    // reports one entry {token, readable}; repeated calls may be merged.
+    virtual bool wakes_itself() const noexcept { return false; }
+    virtual void wake(std::uint64_t /*token*/) noexcept {}
 };
 
 // Each returns null when the kernel refuses the backend, with the reason in ec.
 std::unique_ptr<backend> make_epoll_backend(std::error_code& ec);
 std::unique_ptr<backend> make_poll_backend(std::error_code& ec);
 std::unique_ptr<backend> make_select_backend(std::error_code& ec);
+std::unique_ptr<backend> make_afd_backend(std::error_code& ec);
+std::unique_ptr<backend> make_wsapoll_backend(std::error_code& ec);
 
 }  // namespace iowait::detail

@@ -6,9 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "backend.hpp"
+#include "detail/fd_table.hpp"
 #include "detail/file_identity.hpp"
 #include "detail/sys_error.hpp"
 #include "detail/waker.hpp"
@@ -41,6 +43,8 @@ struct slot {
 
 constexpr std::uint32_t waker_generation = 0;  // watches start at 1
 
+// A Windows handle fits in 32 bits: the kernel keeps handle values below 2^32
+// so that 32- and 64-bit processes can share them, hence the cast is lossless.
 std::uint64_t make_token(native_handle fd, std::uint32_t generation) {
     return std::uint64_t(generation) << 32 | std::uint32_t(fd);
 }
@@ -64,9 +68,9 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 
 struct IOWait::impl {
     std::unique_ptr<detail::backend> be;
-    detail::waker waker;
-    std::mutex mu;            // guards slots, always_ready and the backend's add/modify/remove
-    std::vector<slot> slots;  // indexed by fd
+    std::optional<detail::waker> waker;  // none where the backend wakes itself
+    std::mutex mu;                       // guards slots, always_ready and the backend's add/modify/remove
+    detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
     std::uint32_t next_generation = 1;
     std::atomic<bool> waiting{false};
@@ -75,21 +79,31 @@ struct IOWait::impl {
     std::vector<detail::ready> ready;
     std::vector<Event> events;
 
-    impl(std::unique_ptr<detail::backend> b, std::error_code& ec) : be(std::move(b)), waker(ec) {
-        if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
+    impl(std::unique_ptr<detail::backend> b, std::error_code& ec) : be(std::move(b)) {
+        if (!be->wakes_itself()) {
+            waker.emplace(ec);
+            if (!ec) ec = be->add(waker->fd(), Interest::read, Mode::level, make_token(waker->fd(), waker_generation));
+        }
         ready.reserve(64);
         events.reserve(64);
     }
 
     slot* find(native_handle fd) {
-        if (std::size_t(fd) >= slots.size() || slots[fd].state == slot::free) return nullptr;
-        return &slots[fd];
+        slot* s = slots.get(fd);
+        return s && s->state != slot::free ? s : nullptr;
+    }
+
+    void wake() {
+        if (waker)
+            waker->signal();
+        else
+            be->wake(make_token(0, waker_generation));
     }
 
     // While a poll or select waiter sleeps, its kernel set is a copy: wake it
     // so that it picks the change up.
     void changed() {
-        if (be->changes_need_wakeup() && waiting.load(std::memory_order_acquire)) waker.signal();
+        if (be->changes_need_wakeup() && waiting.load(std::memory_order_acquire)) wake();
     }
 
     std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
@@ -106,9 +120,14 @@ struct IOWait::impl {
             if (auto ec2 = detail::identify(fd, s.id)) return ec2;
             s.state = slot::always_ready;
         }
-        if (std::size_t(fd) >= slots.size()) slots.resize(std::size_t(fd) + 1);
-        if (s.state == slot::always_ready) always_ready.push_back(fd);
-        slots[fd] = s;
+        try {
+            slots.make(fd) = s;
+            if (s.state == slot::always_ready) always_ready.push_back(fd);
+        } catch (const std::bad_alloc&) {
+            slots.erase(fd);
+            if (s.state == slot::active) be->remove(fd);
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
         ++next_generation;
         if (next_generation == waker_generation) ++next_generation;
         changed();
@@ -149,7 +168,7 @@ struct IOWait::impl {
             if (ec && ec != std::errc::bad_file_descriptor && ec != std::errc::no_such_file_or_directory) return ec;
         }
         if (s->state == slot::always_ready && s->armed) std::erase(always_ready, fd);
-        *s = slot{};
+        slots.erase(fd);
         changed();
         return {};
     }
@@ -186,7 +205,7 @@ struct IOWait::impl {
             const auto fd = native_handle(std::uint32_t(r.token));
             const auto generation = std::uint32_t(r.token >> 32);
             if (generation == waker_generation) {
-                waker.drain();
+                if (waker) waker->drain();
                 woken |= notified.exchange(false, std::memory_order_acq_rel);
                 continue;
             }
@@ -208,7 +227,7 @@ struct IOWait::impl {
         }
         for (std::size_t i = 0; i < always_ready.size();) {
             const native_handle fd = always_ready[i];
-            slot& s = slots[fd];
+            slot& s = *slots.get(fd);
             file_identity now;
             if (detail::identify(fd, now) || !(now == s.id)) {
                 forget_closed(fd, s);  // erases always_ready[i]
@@ -249,7 +268,7 @@ struct IOWait::impl {
                 if (!always_ready.empty()) remaining = 0;
                 be->before_wait();
             }
-            const std::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
+            const ::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
             ready.clear();
             if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready); ec && ec != std::errc::interrupted) return ec;
             const bool woken = collect();
@@ -370,7 +389,7 @@ std::span<const Event> IOWait::wait() {
 
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
-    if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->waker.signal();
+    if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->wake();
 }
 
 }  // namespace iowait

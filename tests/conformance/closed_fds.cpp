@@ -26,7 +26,7 @@ TEST_P(ClosedFds, ClosedWhileReadyIsNotReportedAndDoesNotSpin) {
 
 TEST_P(ClosedFds, UnwatchAfterCloseSucceeds) {
     socket_pair p;
-    const int fd = p.a;
+    const fd_t fd = p.a;
     w.watch(fd, Interest::read);
     p.close_a();
     EXPECT_TRUE(wait_events(w, 5ms).empty());
@@ -35,7 +35,7 @@ TEST_P(ClosedFds, UnwatchAfterCloseSucceeds) {
 
 TEST_P(ClosedFds, UnwatchAfterCloseWithoutAnyWaitSucceeds) {
     socket_pair p;
-    const int fd = p.a;
+    const fd_t fd = p.a;
     w.watch(fd, Interest::read | Interest::write);
     p.close_a();
     EXPECT_NO_THROW(w.unwatch(fd));
@@ -43,7 +43,7 @@ TEST_P(ClosedFds, UnwatchAfterCloseWithoutAnyWaitSucceeds) {
 
 TEST_P(ClosedFds, ModifyAfterCloseIsEBADFAndUnwatchStillWorks) {
     socket_pair p;
-    const int fd = p.a;
+    const fd_t fd = p.a;
     w.watch(fd, Interest::read);
     p.close_a();
     EXPECT_TRUE(wait_events(w, 5ms).empty());
@@ -60,6 +60,8 @@ TEST_P(ClosedFds, ModifyAfterCloseIsEBADFAndUnwatchStillWorks) {
 // readiness is never reported under the old watch, the number stays "watched"
 // until unwatch(), and after that the new file can be watched as usual.
 TEST_P(ClosedFds, ReusedNumberIsNeverReportedForTheNewFile) {
+    IOWAIT_SKIP_ON_WINDOWS("no dup2/dup3: a program cannot give a new socket a chosen handle value");
+#ifndef _WIN32
     socket_pair old_pair, new_pair;
     const int fd = old_pair.a;
     w.watch(fd, Interest::read, 1);
@@ -81,10 +83,13 @@ TEST_P(ClosedFds, ReusedNumberIsNeverReportedForTheNewFile) {
     EXPECT_EQ(e.data, 2u);
     w.unwatch(fd);
     ::close(fd);
+#endif
 }
 
 // The same, but the reuse happens after a wait has already seen the old fd ready.
 TEST_P(ClosedFds, ReusedNumberAfterAnEventIsNotReported) {
+    IOWAIT_SKIP_ON_WINDOWS("no dup2/dup3: a program cannot give a new socket a chosen handle value");
+#ifndef _WIN32
     socket_pair old_pair, new_pair;
     const int fd = old_pair.a;
     w.watch(fd, Interest::read);
@@ -96,6 +101,7 @@ TEST_P(ClosedFds, ReusedNumberAfterAnEventIsNotReported) {
     EXPECT_TRUE(wait_events(w, 20ms).empty());
     w.unwatch(fd);
     ::close(fd);
+#endif
 }
 
 }  // namespace

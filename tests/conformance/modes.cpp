@@ -83,6 +83,8 @@ TEST_P(Modes, ModifyChangesTheMode) {
 }
 
 TEST_P(Modes, OneshotRegularFileIsReportedOnce) {
+    IOWAIT_SKIP_ON_WINDOWS("only sockets can be watched (Readiness.RegularFileIsAlwaysReadyForEveryInterest)");
+#ifndef _WIN32
     char path[] = "/tmp/iowait-oneshot-XXXXXX";
     const int fd = ::mkostemp(path, O_CLOEXEC);
     ASSERT_GE(fd, 0);
@@ -94,6 +96,7 @@ TEST_P(Modes, OneshotRegularFileIsReportedOnce) {
     EXPECT_EQ(wait_events(w, 1s).size(), 1u);
     w.unwatch(fd);
     ::close(fd);
+#endif
 }
 
 TEST_P(Modes, EdgeReportsWhenNewDataArrivesNotWhileDataSits) {
@@ -115,9 +118,7 @@ TEST_P(Modes, EdgeReportsWritableAgainAfterTheBufferDrains) {
     ASSERT_EQ(wait_events(w, 1s).size(), 1u);
     EXPECT_TRUE(wait_events(w, 20ms).empty());
     fill(p.a);
-    char buf[1 << 16];
-    while (::recv(p.b, buf, sizeof buf, 0) > 0) {
-    }
+    drain(p.b);
     EXPECT_TRUE(expect_event(w, p.a).write);
 }
 
