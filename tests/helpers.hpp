@@ -47,6 +47,10 @@ constexpr int connection_refused = WSAECONNREFUSED;
 constexpr int shut_wr = SD_SEND;
 // Winsock cannot tell a closed socket from a handle that is no socket (E4).
 constexpr std::errc not_open = std::errc::not_a_socket;
+// Wine reports a peer's close or shutdown(SD_SEND) that arrives behind
+// unread data as "readable" only, on both backends, until the data is read
+// (it asks Linux with a peek); Windows itself signals the FIN at once.
+constexpr bool hangup_waits_for_unread_data = true;
 inline const bool winsock_started = [] {
     WSADATA data;
     return ::WSAStartup(MAKEWORD(2, 2), &data) == 0;
@@ -65,6 +69,7 @@ constexpr int would_block = EINPROGRESS;
 constexpr int connection_refused = ECONNREFUSED;
 constexpr int shut_wr = SHUT_WR;
 constexpr std::errc not_open = std::errc::bad_file_descriptor;
+constexpr bool hangup_waits_for_unread_data = false;
 inline void set_nonblocking(fd_t fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 inline fd_t tcp_socket() { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); }
 #endif
