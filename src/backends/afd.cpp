@@ -127,7 +127,7 @@ public:
                 if (entries_[i].lpCompletionKey == poll_key) --in_flight_;
         }
         if (in_flight_ > 0)
-            for (auto& op : ops_) op.release();
+            for (auto& op : ops_) (void)op.release();  // leaked on purpose: the kernel may still write them
         ::CloseHandle(device_);
         ::CloseHandle(port_);
     }
@@ -279,6 +279,7 @@ private:
         op->info.timeout.QuadPart = INT64_MAX;
         op->info.number_of_handles = 1;
         op->info.exclusive = FALSE;
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): a SOCKET is a kernel handle
         op->info.handles[0] = {reinterpret_cast<HANDLE>(w.base), w.events, 0};
         op->iosb.Status = afd::status_pending;
         // The request's context (completion's lpOverlapped) is the op itself.
