@@ -101,9 +101,11 @@ struct IOWait::impl {
     }
 
     // While a poll or select waiter sleeps, its kernel set is a copy: wake it
-    // so that it picks the change up.
-    void changed() {
-        if (be->changes_need_wakeup() && waiting.load(std::memory_order_acquire)) wake();
+    // so that it picks the change up. A file that joins always_ready needs
+    // the wake on every backend: the waiter only looks at that list before it
+    // blocks, and no kernel will ever wake it for the file.
+    void changed(bool now_always_ready = false) {
+        if ((now_always_ready || be->changes_need_wakeup()) && waiting.load(std::memory_order_acquire)) wake();
     }
 
     std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
@@ -130,7 +132,7 @@ struct IOWait::impl {
         }
         ++next_generation;
         if (next_generation == waker_generation) ++next_generation;
-        changed();
+        changed(s.state == slot::always_ready);
         return {};
     }
 
@@ -139,7 +141,13 @@ struct IOWait::impl {
         std::lock_guard lock(mu);
         slot* s = find(fd);
         if (!s) return errc::not_watched;
-        if (s->state == slot::closed) return detail::sys_error(EBADF);
+        if (s->state == slot::closed) {
+            // C2: EBADF while the number is closed; ENOENT once a new file has
+            // taken it, as epoll_ctl answers for a file it never saw.
+            file_identity now;
+            if (auto ec = detail::identify(fd, now)) return ec;
+            return detail::sys_error(ENOENT);
+        }
         if (be->keys_by_number() || s->state == slot::always_ready) {
             file_identity now;
             if (auto ec = detail::identify(fd, now)) return ec;
@@ -148,12 +156,13 @@ struct IOWait::impl {
         }
         if (s->state == slot::active)
             if (auto ec = be->modify(fd, interest, mode, make_token(fd, s->generation))) return ec;
-        if (s->state == slot::always_ready && !s->armed) always_ready.push_back(fd);  // re-armed
+        const bool rearmed_always_ready = s->state == slot::always_ready && !s->armed;
+        if (rearmed_always_ready) always_ready.push_back(fd);
         s->interest = interest;
         s->data = data;
         s->mode = mode;
         s->armed = true;
-        changed();
+        changed(rearmed_always_ready);
         return {};
     }
 
