@@ -151,12 +151,19 @@ public:
         std::lock_guard lock(mu_);
         if (watches_.count(fd)) return std::make_error_code(std::errc::file_exists);
         try {
-            auto w = std::make_unique<watch>(watch{base, to_afd(interest), mode == Mode::oneshot, token});
             to_arm_.reserve(watches_.size() + 1);  // so that arm() cannot throw
-            if (waiting_ && w->events)
-                if (auto ec = submit(*w)) return ec;
-            auto [it, inserted] = watches_.emplace(fd, std::move(w));
-            arm(*it->second);
+            // In the table first: a request must never outlive its watch.
+            auto owned = std::make_unique<watch>(watch{base, to_afd(interest), mode == Mode::oneshot, token});
+            watch& w = *owned;
+            auto it = watches_.emplace(fd, std::move(owned)).first;
+            if (!waiting_) {
+                arm(w);
+            } else if (w.events) {
+                if (auto ec = submit(w)) {
+                    watches_.erase(it);
+                    return ec;
+                }
+            }
         } catch (const std::bad_alloc&) {
             return std::make_error_code(std::errc::not_enough_memory);
         }
