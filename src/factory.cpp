@@ -12,12 +12,21 @@ namespace {
 struct entry {
     Backend kind;
     std::unique_ptr<backend> (*make)(std::error_code&);
+    std::string (*refusal)() = nullptr;  // why the kernel refused it, where the backend can say
 };
 
 // Preference order. IOWAIT_HAVE_* come from the build's file lists.
 constexpr entry compiled_in[] = {
 #ifdef IOWAIT_HAVE_EPOLL
     {Backend::epoll, make_epoll_backend},
+#endif
+#ifdef IOWAIT_HAVE_IO_URING
+    // After epoll: bench/uring_vs_epoll.cpp measured it slower here for the
+    // common workloads (figures in README.md), so it is used only by name.
+    {Backend::io_uring, make_io_uring_backend, io_uring_refusal},
+#endif
+#ifdef IOWAIT_HAVE_KQUEUE
+    {Backend::kqueue, make_kqueue_backend},
 #endif
 #ifdef IOWAIT_HAVE_POLL
     {Backend::poll, make_poll_backend},
@@ -49,10 +58,11 @@ std::string available_names() {
 }
 }  // namespace
 
-std::unique_ptr<backend> make_backend(Backend kind, std::error_code& ec) {
+std::unique_ptr<backend> make_backend(Backend kind, std::error_code& ec, std::string& why) {
     for (const entry& e : compiled_in)
         if (e.kind == kind) {
             auto b = e.make(ec);
+            if (!b && e.refusal) why = e.refusal();
             if (!b && refused(ec)) ec = errc::backend_unavailable;
             return b;
         }
@@ -64,8 +74,9 @@ std::unique_ptr<backend> make_best_backend(std::error_code& ec, std::string& why
     if (const char* name = std::getenv("IOWAIT_BACKEND"); name && *name) {
         for (const entry& e : compiled_in)
             if (to_string(e.kind) == name) {
-                auto b = make_backend(e.kind, ec);
-                if (!b) why = std::string("IOWAIT_BACKEND=") + name;
+                std::string refusal;
+                auto b = make_backend(e.kind, ec, refusal);
+                if (!b) why = std::string("IOWAIT_BACKEND=") + name + (refusal.empty() ? "" : ": " + refusal);
                 return b;
             }
         ec = errc::unknown_backend;

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
-#include <optional>
 #include <string>
 
 #include "backend.hpp"
@@ -68,8 +67,9 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 
 struct IOWait::impl {
     std::unique_ptr<detail::backend> be;
-    std::optional<detail::waker> waker;  // none where the backend wakes itself
-    std::mutex mu;                       // guards slots, always_ready and the backend's add/modify/remove
+    detail::waker waker;    // unused (no fd) where the backend wakes itself
+    bool own_wake = false;  // the backend's own wake-up (kqueue's EVFILT_USER) replaces the waker
+    std::mutex mu;          // guards slots, always_ready and the backend's add/modify/remove
     detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
     std::uint32_t next_generation = 1;
@@ -80,9 +80,10 @@ struct IOWait::impl {
     std::vector<Event> events;
 
     impl(std::unique_ptr<detail::backend> b, std::error_code& ec) : be(std::move(b)) {
-        if (!be->wakes_itself()) {
-            waker.emplace(ec);
-            if (!ec) ec = be->add(waker->fd(), Interest::read, Mode::level, make_token(waker->fd(), waker_generation));
+        own_wake = be->own_wake(make_token(0, waker_generation));
+        if (!own_wake) {
+            waker = detail::waker(ec);
+            if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
         }
         ready.reserve(64);
         events.reserve(64);
@@ -93,19 +94,19 @@ struct IOWait::impl {
         return s && s->state != slot::free ? s : nullptr;
     }
 
-    void wake() {
-        if (waker)
-            waker->signal();
-        else
-            be->wake(make_token(0, waker_generation));
-    }
-
     // While a poll or select waiter sleeps, its kernel set is a copy: wake it
     // so that it picks the change up. A file that joins always_ready needs
     // the wake on every backend: the waiter only looks at that list before it
     // blocks, and no kernel will ever wake it for the file.
     void changed(bool now_always_ready = false) {
         if ((now_always_ready || be->changes_need_wakeup()) && waiting.load(std::memory_order_acquire)) wake();
+    }
+
+    void wake() {
+        if (own_wake)
+            be->wake();
+        else
+            waker.signal();
     }
 
     std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
@@ -214,7 +215,7 @@ struct IOWait::impl {
             const auto fd = native_handle(std::uint32_t(r.token));
             const auto generation = std::uint32_t(r.token >> 32);
             if (generation == waker_generation) {
-                if (waker) waker->drain();
+                if (!own_wake) waker.drain();
                 woken |= notified.exchange(false, std::memory_order_acq_rel);
                 continue;
             }
@@ -293,7 +294,11 @@ IOWait::IOWait() {
     std::error_code ec;
     std::string why;
     auto be = detail::make_best_backend(ec, why);
-    if (!be) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() with " + why, -1, {});
+    if (!be) {
+        // Named first: given the expression, cppcheck loses sight of [[noreturn]].
+        const std::string op = why.empty() ? "IOWait()" : "IOWait() with " + why;
+        throw_error(ec, op, -1, {});
+    }
     backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));
@@ -301,7 +306,11 @@ IOWait::IOWait() {
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
     std::error_code ec;
-    auto be = detail::make_backend(backend, ec);
+    std::string why;  // what the kernel refused, where the backend can say (io_uring)
+    auto be = detail::make_backend(backend, ec, why);
+    if (!be && !why.empty() && ec.category() == iowait_category())
+        throw usage_error(
+            ec, "iowait: IOWait(Backend) on " + std::string(to_string(backend)) + ": " + ec.message() + ": " + why);
     if (!be) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));

@@ -21,7 +21,7 @@
 //   progress (so that they reach it without waking it). A request that
 //   completed between two waits still reports what was true then: if the
 //   program consumed that readiness meanwhile, one spurious event follows.
-// - notify(): a completion posted to the port (wakes_itself()), merged while
+// - notify(): a completion posted to the port (own_wake()), merged while
 //   one is pending.
 //
 // Quirks handled here:
@@ -134,10 +134,12 @@ public:
 
     Backend kind() const noexcept override { return Backend::afd; }
     bool native_oneshot() const noexcept override { return true; }
-    bool wakes_itself() const noexcept override { return true; }
+    bool own_wake(std::uint64_t token) noexcept override {
+        wake_token_ = token;
+        return true;
+    }
 
-    void wake(std::uint64_t token) noexcept override {
-        wake_token_.store(token, std::memory_order_relaxed);
+    void wake() noexcept override {
         if (!wake_posted_.exchange(true, std::memory_order_acq_rel))
             if (!::PostQueuedCompletionStatus(port_, 0, wake_key, nullptr))
                 wake_posted_.store(false, std::memory_order_release);
@@ -230,7 +232,7 @@ public:
             const OVERLAPPED_ENTRY& entry = entries_[i];
             if (entry.lpCompletionKey == wake_key) {
                 wake_posted_.store(false, std::memory_order_release);
-                out.push_back({wake_token_.load(std::memory_order_relaxed), readable});
+                out.push_back({wake_token_, readable});
                 continue;
             }
             auto* op = reinterpret_cast<poll_op*>(entry.lpOverlapped);
@@ -324,7 +326,7 @@ private:
     std::size_t in_flight_ = 0;
     std::vector<OVERLAPPED_ENTRY> entries_;
     std::atomic<bool> wake_posted_{false};
-    std::atomic<std::uint64_t> wake_token_{0};
+    std::uint64_t wake_token_ = 0;  // set once, before any wait
 };
 
 // \Device\Afd\<anything> opens the driver; the name after it is free.

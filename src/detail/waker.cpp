@@ -34,10 +34,11 @@ waker::waker(std::error_code& ec) noexcept {
 #endif
 }
 
-waker::~waker() {
+void waker::reset() noexcept {
     // close() errors carry no information for us: the fd is gone either way.
     if (read_ >= 0) ::close(read_);
     if (write_ >= 0) ::close(write_);
+    read_ = write_ = none;
 }
 
 void waker::signal() noexcept {

@@ -1,9 +1,9 @@
 // The kernel object behind notify(): a handle that a backend watches for read
-// like any other, made readable by signal() from any thread. A backend that
-// can wake its own wait (backend::wakes_itself(), AFD) needs none.
+// like any other, made readable by signal() from any thread.
 #pragma once
 
 #include <system_error>
+#include <utility>
 
 #include "iowait/iowait.hpp"
 
@@ -15,16 +15,27 @@ class waker {
 public:
     // Creates the object; ec is set (and fd() is invalid) if the kernel refuses.
     explicit waker(std::error_code& ec) noexcept;
-    ~waker();
-    waker(const waker&) = delete;
-    waker& operator=(const waker&) = delete;
+    // No object: for a backend that wakes itself (see backend::own_wake).
+    waker() noexcept = default;
+    waker(waker&& o) noexcept : read_(std::exchange(o.read_, none)), write_(std::exchange(o.write_, none)) {}
+    waker& operator=(waker&& o) noexcept {
+        if (this != &o) {
+            reset();
+            read_ = std::exchange(o.read_, none);
+            write_ = std::exchange(o.write_, none);
+        }
+        return *this;
+    }
+    ~waker() { reset(); }
     native_handle fd() const noexcept { return read_; }
     void signal() noexcept;  // POSIX: async-signal-safe, one write()
     void drain() noexcept;   // consume every pending signal
 
 private:
-    native_handle read_ = native_handle(-1);
-    native_handle write_ = native_handle(-1);  // the other end, where one object is not enough
+    static constexpr native_handle none = native_handle(-1);
+    void reset() noexcept;  // closes what is open
+    native_handle read_ = none;
+    native_handle write_ = none;  // the other end, where one object is not enough
 };
 
 }  // namespace iowait::detail

@@ -16,9 +16,10 @@ waker::waker(std::error_code& ec) noexcept {
     write_ = pair[1];
 }
 
-waker::~waker() {
-    if (read_ != native_handle(INVALID_SOCKET)) ::closesocket(SOCKET(read_));
-    if (write_ != native_handle(INVALID_SOCKET)) ::closesocket(SOCKET(write_));
+void waker::reset() noexcept {
+    if (read_ != none) ::closesocket(SOCKET(read_));
+    if (write_ != none) ::closesocket(SOCKET(write_));
+    read_ = write_ = none;
 }
 
 void waker::signal() noexcept {

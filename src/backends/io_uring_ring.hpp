@@ -1,0 +1,174 @@
+// The io_uring ring itself, over the raw system calls (no liburing): setup,
+// the three shared mappings, SQE slots, io_uring_enter and CQE reaping.
+// Only src/backends/io_uring.cpp includes it; the backend logic is there.
+//
+// Why raw system calls: iowait is a static or shared library whose consumers
+// would otherwise need liburing too (CMake package, pkg-config Libs.private),
+// and the part of liburing we need is ~150 lines. The ABI is the kernel's
+// <linux/io_uring.h> (linux-libc-dev), stable since 5.1.
+//
+// Memory ordering follows io_uring(7): the kernel reads the SQ tail and
+// writes the CQ tail; we publish SQEs with a release store of the SQ tail
+// and read CQEs after an acquire load of the CQ tail, and give slots back
+// with a release store of the CQ head.
+#pragma once
+
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
+
+#include "detail/sys_error.hpp"
+#include "detail/unique_fd.hpp"
+
+namespace iowait::detail {
+
+// Kernel features the backend relies on, as io_uring_params.features bits,
+// with the first kernel version that has each.
+constexpr std::uint32_t uring_required_features =
+    IORING_FEAT_NODROP |    // 5.5: a full CQ never drops a completion
+    IORING_FEAT_EXT_ARG |   // 5.11: a timespec timeout with the wait, no timeout SQE
+    IORING_FEAT_RSRC_TAGS;  // 5.13: stands for multishot poll (IORING_POLL_ADD_MULTI), also 5.13
+
+class uring_ring {
+public:
+    uring_ring() = default;
+    uring_ring(const uring_ring&) = delete;
+    uring_ring& operator=(const uring_ring&) = delete;
+    ~uring_ring() {
+        if (sq_map_ != MAP_FAILED) ::munmap(sq_map_, sq_map_len_);
+        if (cq_map_ != MAP_FAILED && cq_map_ != sq_map_) ::munmap(cq_map_, cq_map_len_);
+        if (sqes_ != MAP_FAILED) ::munmap(sqes_, sqes_len_);
+    }
+
+    // Sets up the ring; on failure returns the errno and says which step failed in `step`.
+    std::error_code setup(unsigned sq_entries, unsigned cq_entries, const char*& step) noexcept {
+        io_uring_params p{};
+        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+        p.cq_entries = cq_entries;
+        step = "io_uring_setup";
+        int fd = int(::syscall(SYS_io_uring_setup, sq_entries, &p));
+        if (fd < 0 && errno == EINVAL) {
+            // SUBMIT_ALL is 5.18; without it a failed SQE stops the batch,
+            // and the rest is submitted by the next io_uring_enter.
+            p = io_uring_params{};
+            p.flags = IORING_SETUP_CQSIZE;
+            p.cq_entries = cq_entries;
+            fd = int(::syscall(SYS_io_uring_setup, sq_entries, &p));
+        }
+        if (fd < 0) return last_error();
+        fd_.reset(fd);  // io_uring fds are close-on-exec by construction (anon inode, O_CLOEXEC)
+        step = "kernel features (NODROP 5.5, EXT_ARG 5.11, multishot poll 5.13)";
+        if ((p.features & uring_required_features) != uring_required_features) return sys_error(EOPNOTSUPP);
+        step = "mmap of the rings";
+        sq_map_len_ = p.sq_off.array + p.sq_entries * sizeof(std::uint32_t);
+        cq_map_len_ = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
+        if (p.features & IORING_FEAT_SINGLE_MMAP) sq_map_len_ = cq_map_len_ = std::max(sq_map_len_, cq_map_len_);
+        sq_map_ =
+            ::mmap(nullptr, sq_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+        if (sq_map_ == MAP_FAILED) return last_error();
+        if (p.features & IORING_FEAT_SINGLE_MMAP) {
+            cq_map_ = sq_map_;
+        } else {
+            cq_map_ =
+                ::mmap(nullptr, cq_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
+            if (cq_map_ == MAP_FAILED) return last_error();
+        }
+        sqes_len_ = p.sq_entries * sizeof(io_uring_sqe);
+        sqes_ = ::mmap(nullptr, sqes_len_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+        if (sqes_ == MAP_FAILED) return last_error();
+
+        auto* sq = static_cast<char*>(sq_map_);
+        sq_khead_ = reinterpret_cast<unsigned*>(sq + p.sq_off.head);
+        sq_ktail_ = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
+        sq_mask_ = *reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
+        sq_entries_ = p.sq_entries;
+        // Slot i of the index array always names SQE i, so filling SQEs in
+        // ring order is all a submission needs.
+        auto* array = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
+        for (unsigned i = 0; i < p.sq_entries; ++i) array[i] = i;
+        sq_tail_ = *sq_ktail_;
+
+        auto* cq = static_cast<char*>(cq_map_);
+        cq_khead_ = reinterpret_cast<unsigned*>(cq + p.cq_off.head);
+        cq_ktail_ = reinterpret_cast<unsigned*>(cq + p.cq_off.tail);
+        cq_mask_ = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
+        cqes_ = reinterpret_cast<io_uring_cqe*>(cq + p.cq_off.cqes);
+        features_ = p.features;
+        return {};
+    }
+
+    int fd() const noexcept { return fd_.get(); }
+    std::uint32_t features() const noexcept { return features_; }
+
+    // A zeroed SQE slot, or null when the SQ is full (submit, then ask again).
+    io_uring_sqe* get_sqe() noexcept {
+        const unsigned head = std::atomic_ref(*sq_khead_).load(std::memory_order_acquire);
+        if (sq_tail_ - head >= sq_entries_) return nullptr;
+        io_uring_sqe* sqe = static_cast<io_uring_sqe*>(sqes_) + (sq_tail_ & sq_mask_);
+        std::memset(sqe, 0, sizeof *sqe);
+        ++sq_tail_;
+        return sqe;
+    }
+
+    // SQEs filled but not yet taken by the kernel.
+    unsigned pending() const noexcept { return sq_tail_ - std::atomic_ref(*sq_khead_).load(std::memory_order_acquire); }
+
+    // Publishes the filled SQEs and enters the kernel: submits them and, with
+    // wait_for > 0, waits until a CQE is there or the timeout (null: none)
+    // passes. Returns the kernel's errno (EINTR, ETIME, EBUSY...) or success.
+    std::error_code enter(unsigned wait_for, const timespec* timeout) noexcept {
+        std::atomic_ref(*sq_ktail_).store(sq_tail_, std::memory_order_release);
+        const unsigned to_submit = pending();
+        unsigned flags = IORING_ENTER_GETEVENTS;
+        io_uring_getevents_arg arg{};
+        __kernel_timespec ts{};
+        const void* argp = nullptr;
+        std::size_t argsz = _NSIG / 8;
+        if (timeout && wait_for > 0) {
+            ts.tv_sec = timeout->tv_sec;
+            ts.tv_nsec = timeout->tv_nsec;
+            arg.sigmask_sz = _NSIG / 8;
+            arg.ts = std::uint64_t(reinterpret_cast<std::uintptr_t>(&ts));
+            argp = &arg;
+            argsz = sizeof arg;
+            flags |= IORING_ENTER_EXT_ARG;
+        }
+        const long n = ::syscall(SYS_io_uring_enter, fd_.get(), to_submit, wait_for, flags, argp, argsz);
+        return n < 0 ? last_error() : std::error_code{};
+    }
+
+    // Calls f(cqe) for every CQE there, then gives their slots back.
+    template <class F>
+    void reap(F&& f) noexcept {
+        unsigned head = *cq_khead_;
+        const unsigned tail = std::atomic_ref(*cq_ktail_).load(std::memory_order_acquire);
+        for (; head != tail; ++head) f(cqes_[head & cq_mask_]);
+        std::atomic_ref(*cq_khead_).store(head, std::memory_order_release);
+    }
+
+private:
+    unique_fd fd_;
+    std::uint32_t features_ = 0;
+    void* sq_map_ = MAP_FAILED;
+    void* cq_map_ = MAP_FAILED;
+    void* sqes_ = MAP_FAILED;
+    std::size_t sq_map_len_ = 0, cq_map_len_ = 0, sqes_len_ = 0;
+    unsigned* sq_khead_ = nullptr;
+    unsigned* sq_ktail_ = nullptr;
+    unsigned sq_mask_ = 0, sq_entries_ = 0;
+    unsigned sq_tail_ = 0;  // ours: SQEs filled; the kernel's tail is published by enter()
+    unsigned* cq_khead_ = nullptr;
+    unsigned* cq_ktail_ = nullptr;
+    unsigned cq_mask_ = 0;
+    io_uring_cqe* cqes_ = nullptr;
+};
+
+}  // namespace iowait::detail

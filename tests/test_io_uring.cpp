@@ -1,0 +1,243 @@
+// The io_uring backend: its refusal and the fallback (simulated with
+// IOWAIT_IO_URING_SETUP_FAIL), and regressions for the ways io_uring's poll
+// requests differ from epoll (a request holds its file, is owned by the
+// thread that submitted it, is resolved by number when submitted, may
+// complete more than once). Those run on every backend, as the
+// conformance suite does: the behaviour they check is everyone's.
+#include <poll.h>
+
+#include <thread>
+
+#include "helpers.hpp"
+
+namespace iowait::test {
+namespace {
+
+bool io_uring_available() {
+    auto b = IOWait::available_backends();
+    return std::find(b.begin(), b.end(), Backend::io_uring) != b.end();
+}
+
+// Why IOWait{Backend::io_uring} is refused here, for a skip message.
+std::string io_uring_refusal() {
+    try {
+        IOWait w{Backend::io_uring};
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "(accepted)";
+}
+
+struct setenv_guard {
+    const char* name;
+    setenv_guard(const char* n, const char* value) : name(n) { ::setenv(n, value, 1); }
+    ~setenv_guard() { ::unsetenv(name); }
+};
+
+TEST(IoUringSetup, AvailableOnThisKernelOrSkippedWithTheReason) {
+    if (!io_uring_available()) GTEST_SKIP() << "io_uring unavailable here: " << io_uring_refusal();
+    IOWait w{Backend::io_uring};
+    EXPECT_EQ(w.backend(), Backend::io_uring);
+    EXPECT_TRUE(w.supports(Mode::edge));
+}
+
+// The kernel refuses the ring (io_uring_disabled=2, or a seccomp filter):
+// automatic choice goes on silently, a request by name says why.
+void expect_refused_cleanly(const char* simulated, const char* reason_words) {
+    if (!io_uring_available()) GTEST_SKIP() << "io_uring unavailable here: " << io_uring_refusal();
+    setenv_guard fail("IOWAIT_IO_URING_SETUP_FAIL", simulated);
+    auto available = IOWait::available_backends();
+    EXPECT_EQ(std::find(available.begin(), available.end(), Backend::io_uring), available.end());
+    ASSERT_FALSE(available.empty());
+
+    IOWait automatic;  // no exception: falls back
+    EXPECT_NE(automatic.backend(), Backend::io_uring);
+    EXPECT_EQ(automatic.backend(), available.front());
+    socket_pair p;
+    automatic.watch(p.a, Interest::read);
+    p.send_b();
+    EXPECT_TRUE(expect_event(automatic, p.a).read) << "the fallback backend works";
+
+    try {
+        IOWait named{Backend::io_uring};
+        ADD_FAILURE() << "io_uring created although its setup fails";
+    } catch (const usage_error& e) {
+        EXPECT_EQ(e.code(), errc::backend_unavailable);
+        const std::string what = e.what();
+        EXPECT_NE(what.find("io_uring_setup"), std::string::npos) << what;  // which step
+        EXPECT_NE(what.find(reason_words), std::string::npos) << what;      // why
+        EXPECT_NE(what.find("IOWAIT_IO_URING_SETUP_FAIL"), std::string::npos) << what;
+    }
+
+    setenv_guard by_env("IOWAIT_BACKEND", "io_uring");
+    try {
+        IOWait named;
+        ADD_FAILURE() << "IOWAIT_BACKEND=io_uring accepted although its setup fails";
+    } catch (const usage_error& e) {
+        EXPECT_EQ(e.code(), errc::backend_unavailable);
+        const std::string what = e.what();
+        EXPECT_NE(what.find("IOWAIT_BACKEND=io_uring"), std::string::npos) << what;
+        EXPECT_NE(what.find(reason_words), std::string::npos) << what;
+    }
+}
+
+TEST(IoUringSetup, RefusedWithEPERMFallsBackSilentlyAndANamedRequestSaysWhy) {
+    expect_refused_cleanly("EPERM", "Operation not permitted");
+}
+
+TEST(IoUringSetup, MissingWithENOSYSFallsBackSilentlyAndANamedRequestSaysWhy) {
+    expect_refused_cleanly("ENOSYS", "no io_uring");
+}
+
+using RingQuirks = ConformanceTest;
+IOWAIT_CONFORMANCE(RingQuirks);
+
+// io_uring cancels a thread's requests when the thread exits: watches armed
+// by a waiter that is gone must still be reported to the next waiter.
+TEST_P(RingQuirks, WatchesOutliveTheThreadThatWaitedOnThem) {
+    socket_pair p, q;
+    w.watch(p.a, Interest::read, 1);
+    w.watch(q.a, Interest::read, 2, w.supports(Mode::edge) ? Mode::edge : Mode::level);
+    std::thread([&] { EXPECT_TRUE(wait_events(w, 5ms).empty()); }).join();  // arms, then exits
+    p.send_b();
+    q.send_b();
+    std::vector<Event> events;
+    for (int i = 0; i < 20 && events.size() < 2; ++i)
+        for (const Event& e : wait_events(w, 100ms))
+            if (!find_event(events, e.fd)) events.push_back(e);
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_TRUE(find_event(events, p.a) && find_event(events, q.a));
+}
+
+// A request armed before the close holds the file open: its completion
+// must not be reported for the closed number, nor make waits spin.
+TEST_P(RingQuirks, ClosedWhileArmedIsNotReportedWhenThePeerWrites) {
+    socket_pair p;
+    const int fd = p.a;
+    w.watch(fd, Interest::read);
+    EXPECT_TRUE(wait_events(w, 0ns).empty());  // armed now
+    p.close_a();
+    ::send(p.b, "x", 1, MSG_NOSIGNAL);  // may fail (EPIPE) where the close released the socket
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(wait_events(w, 30ms).empty());
+    EXPECT_TRUE(wait_events(w, 30ms).empty());
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 60ms);
+    EXPECT_NO_THROW(w.unwatch(fd));
+}
+
+// "unwatch, then close" must release the file at the close, as with epoll:
+// the peer sees the end of the stream at once, without another wait().
+TEST_P(RingQuirks, UnwatchThenCloseReleasesTheFileAtOnce) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    EXPECT_TRUE(wait_events(w, 0ns).empty());  // armed now
+    w.unwatch(p.a);
+    p.close_a();
+    char c;
+    EXPECT_EQ(::recv(p.b, &c, 1, 0), 0) << "the peer does not see EOF: the file is still open";
+}
+
+// The same while another thread sleeps in wait(): unwatch() must not wait
+// for that thread, and the file must be released soon after the close
+// (poll's and select's sleeping waiter, and io_uring's cancelled request,
+// let go of it when the waiter runs, without needing another wait()).
+TEST_P(RingQuirks, UnwatchFromAnotherThreadDuringAWaitReleasesTheFile) {
+    socket_pair p, other;
+    w.watch(p.a, Interest::read);
+    w.watch(other.a, Interest::read);
+    std::thread waiter([&] {
+        auto events = wait_events(w, 5s);  // woken by other's data below
+        EXPECT_EQ(events.size(), 1u);
+    });
+    std::this_thread::sleep_for(30ms);  // let the waiter arm and sleep
+    const auto start = std::chrono::steady_clock::now();
+    w.unwatch(p.a);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 1s) << "unwatch() waited for the waiting thread";
+    p.close_a();
+    pollfd peer{p.b, POLLIN, 0};
+    EXPECT_EQ(::poll(&peer, 1, 2000), 1) << "the peer does not see EOF: the file is still open";
+    char c;
+    EXPECT_EQ(::recv(p.b, &c, 1, 0), 0);
+    other.send_b();
+    waiter.join();
+}
+
+// More changes than the ring's submission queue holds (256), before one wait.
+TEST_P(RingQuirks, ManyChangesBeforeOneWaitAreAllApplied) {
+    constexpr int count = 300;
+    std::vector<std::unique_ptr<socket_pair>> pairs;
+    for (int i = 0; i < count; ++i) {
+        pairs.push_back(std::make_unique<socket_pair>());
+        if (is(Backend::select) && pairs.back()->b >= FD_SETSIZE) GTEST_SKIP() << "fds beyond FD_SETSIZE";
+        w.watch(pairs.back()->a, Interest::read, std::uint64_t(i), Mode::oneshot);
+        pairs.back()->send_b();
+    }
+    for (int round = 0; round < 2; ++round) {
+        std::vector<int> seen(count);
+        int total = 0;
+        for (int waits = 0; total < count && waits < 20; ++waits)
+            for (const Event& e : w.wait(1s)) {
+                ASSERT_LT(e.data, std::uint64_t(count));
+                ASSERT_EQ(e.fd, pairs[e.data]->a) << "event carries another fd's data";
+                ++seen[e.data];
+                ++total;
+            }
+        EXPECT_EQ(total, count) << "round " << round;
+        EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), count) << "each oneshot fd exactly once";
+        EXPECT_TRUE(wait_events(w, 10ms).empty()) << "all disarmed";
+        for (int i = 0; i < count; ++i) w.modify(pairs[i]->a, Interest::read, std::uint64_t(i), Mode::oneshot);
+    }
+}
+
+// Changing a watch back and forth many times must leave exactly one
+// request behind it, with the last interest.
+TEST_P(RingQuirks, RepeatedModifyLeavesOneWatchWithTheLastInterest) {
+    socket_pair p;
+    w.watch(p.a, Interest::read, 0);
+    for (int i = 0; i < 100; ++i) {
+        w.modify(p.a, i % 2 ? Interest::read : Interest::write, std::uint64_t(i));
+        if (i % 10 == 0) wait_events(w, 0ns);  // some changes reach the kernel, some are replaced before
+    }
+    w.modify(p.a, Interest::read, 1000);
+    EXPECT_TRUE(wait_events(w, 10ms).empty()) << "not readable; the write interest is gone";
+    p.send_b();
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_TRUE(events[0].read);
+    EXPECT_FALSE(events[0].write);
+    EXPECT_EQ(events[0].data, 1000u);
+}
+
+// Several wake-ups before one wait are one event (io_uring: several
+// completions of one multishot request are merged).
+TEST_P(RingQuirks, EdgeWakeupsBeforeAWaitAreOneEvent) {
+    if (!w.supports(Mode::edge)) GTEST_SKIP() << to_string(GetParam()) << " refuses edge (M4)";
+    socket_pair p;
+    w.watch(p.a, Interest::read | Interest::write, 0, Mode::edge);
+    EXPECT_EQ(wait_events(w, 1s).size(), 1u);  // writable at once
+    for (int i = 0; i < 5; ++i) {
+        p.send_b();
+        std::this_thread::sleep_for(1ms);  // separate wake-ups
+    }
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_TRUE(events[0].read);
+}
+
+// A file with no wait queue (/dev/null) is always ready: an edge watch
+// reports it once (M3), and waiting after that does not spin.
+TEST_P(RingQuirks, EdgeOnAFileWithoutWaitQueueReportsOnce) {
+    if (!w.supports(Mode::edge)) GTEST_SKIP() << to_string(GetParam()) << " refuses edge (M4)";
+    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    w.watch(fd, Interest::read, 0, Mode::edge);
+    EXPECT_EQ(wait_events(w, 1s).size(), 1u);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(wait_events(w, 20ms).empty());
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+    w.unwatch(fd);
+    ::close(fd);
+}
+
+}  // namespace
+}  // namespace iowait::test
