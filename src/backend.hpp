@@ -61,7 +61,7 @@ public:
     virtual std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
     // The fd may be closed already or its number reused: forget it anyway.
     virtual std::error_code remove(native_handle fd) noexcept = 0;
-    virtual std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept = 0;
+    virtual std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept = 0;
     // True when the kernel keys watches by fd number and cannot tell a reused
     // number from the file that was watched (poll, select): the front end then
     // checks the file's identity before it reports an event.
@@ -98,5 +98,7 @@ std::unique_ptr<backend> make_io_uring_backend(std::error_code& ec);
 // usage_error of IOWait{Backend::io_uring}.
 std::string io_uring_refusal();
 std::unique_ptr<backend> make_kqueue_backend(std::error_code& ec);
+std::unique_ptr<backend> make_afd_backend(std::error_code& ec);
+std::unique_ptr<backend> make_wsapoll_backend(std::error_code& ec);
 
 }  // namespace iowait::detail

@@ -34,6 +34,12 @@ constexpr entry compiled_in[] = {
 #ifdef IOWAIT_HAVE_SELECT
     {Backend::select, make_select_backend},
 #endif
+#ifdef IOWAIT_HAVE_AFD
+    {Backend::afd, make_afd_backend},
+#endif
+#ifdef IOWAIT_HAVE_WSAPOLL
+    {Backend::wsapoll, make_wsapoll_backend},
+#endif
 };
 
 // A kernel that lacks or forbids a mechanism says so with one of these; any

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "backend.hpp"
+#include "detail/fd_table.hpp"
 #include "detail/file_identity.hpp"
 #include "detail/small_mutex.hpp"
 #include "detail/sys_error.hpp"
@@ -42,6 +43,8 @@ struct slot {
 
 constexpr std::uint32_t waker_generation = 0;  // watches start at 1
 
+// A Windows handle fits in 32 bits: the kernel keeps handle values below 2^32
+// so that 32- and 64-bit processes can share them, hence the cast is lossless.
 std::uint64_t make_token(native_handle fd, std::uint32_t generation) {
     return std::uint64_t(generation) << 32 | std::uint32_t(fd);
 }
@@ -73,7 +76,7 @@ struct IOWait::impl {
     const bool native_oneshot;
     const bool needs_before_wait;
     detail::small_mutex mu;   // guards slots, always_ready and the backend's add/modify/remove
-    std::vector<slot> slots;  // indexed by fd
+    detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
     // !always_ready.empty(), readable without the lock: wait() takes the lock
     // before the kernel wait only when there is something to do under it.
@@ -101,8 +104,8 @@ struct IOWait::impl {
     }
 
     slot* find(native_handle fd) {
-        if (std::size_t(fd) >= slots.size() || slots[fd].state == slot::free) return nullptr;
-        return &slots[fd];
+        slot* s = slots.get(fd);
+        return s && s->state != slot::free ? s : nullptr;
     }
 
     // After every change, under the lock. While a poll or select waiter
@@ -138,9 +141,14 @@ struct IOWait::impl {
             if (auto ec2 = detail::identify(fd, s.id)) return ec2;
             s.state = slot::always_ready;
         }
-        if (std::size_t(fd) >= slots.size()) slots.resize(std::size_t(fd) + 1);
-        if (s.state == slot::always_ready) always_ready.push_back(fd);
-        slots[fd] = s;
+        try {
+            slots.make(fd) = s;
+            if (s.state == slot::always_ready) always_ready.push_back(fd);
+        } catch (const std::bad_alloc&) {
+            slots.erase(fd);
+            if (s.state == slot::active) be->remove(fd);
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
         ++next_generation;
         if (next_generation == waker_generation) ++next_generation;
         changed(s.state == slot::always_ready);
@@ -188,7 +196,7 @@ struct IOWait::impl {
             if (ec && ec != std::errc::bad_file_descriptor && ec != std::errc::no_such_file_or_directory) return ec;
         }
         if (s->state == slot::always_ready && s->armed) std::erase(always_ready, fd);
-        *s = slot{};
+        slots.erase(fd);
         changed();
         return {};
     }
@@ -247,7 +255,7 @@ struct IOWait::impl {
         }
         for (std::size_t i = 0; i < always_ready.size();) {
             const native_handle fd = always_ready[i];
-            slot& s = slots[fd];
+            slot& s = *slots.get(fd);
             file_identity now;
             if (detail::identify(fd, now) || !(now == s.id)) {
                 forget_closed(fd, s);  // erases always_ready[i]
@@ -292,7 +300,7 @@ struct IOWait::impl {
                 if (!always_ready.empty()) remaining = 0;
                 if (needs_before_wait) be->before_wait();
             }
-            const std::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
+            const ::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
             ready.clear();
             if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready);
                 ec && (ec != std::errc::interrupted || return_on_signal))

@@ -1,11 +1,19 @@
 // Shared test helpers: socket pairs, buffers, and running one test body on
-// every backend compiled in.
+// every backend compiled in. The platform differences of the tests live here:
+// on Windows a socket is a SOCKET and a pair is a loopback TCP connection.
 #pragma once
 
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
 #include <fcntl.h>
-#include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#endif
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,39 +30,129 @@ namespace iowait::test {
 
 using namespace std::chrono_literals;
 
-inline void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+// A socket (any fd on POSIX): what watch() takes.
+using fd_t = native_handle;
+constexpr fd_t no_fd = fd_t(-1);
 
-// A connected, non-blocking AF_UNIX stream pair, closed on destruction
-// (unless a test closed an end itself and said so with release_a/b).
+#ifdef _WIN32
+// Windows: only sockets can be watched; the rules that need another kind of
+// file, or a chosen fd number, are skipped with this reason printed
+// (docs/behaviour.md, "Windows").
+#define IOWAIT_SKIP_ON_WINDOWS(why) GTEST_SKIP() << "not on Windows: " << why
+constexpr bool on_windows = true;
+inline void close_fd(fd_t fd) { ::closesocket(SOCKET(fd)); }
+inline int socket_error() { return ::WSAGetLastError(); }
+constexpr int would_block = WSAEWOULDBLOCK;
+constexpr int connection_refused = WSAECONNREFUSED;
+constexpr int shut_wr = SD_SEND;
+// Winsock cannot tell a closed socket from a handle that is no socket (E4).
+constexpr std::errc not_open = std::errc::not_a_socket;
+// Wine reports a peer's close or shutdown(SD_SEND) that arrives behind
+// unread data as "readable" only, on both backends, until the data is read
+// (it asks Linux with a peek); Windows itself signals the FIN at once.
+constexpr bool hangup_waits_for_unread_data = true;
+inline const bool winsock_started = [] {
+    WSADATA data;
+    return ::WSAStartup(MAKEWORD(2, 2), &data) == 0;
+}();
+inline void set_nonblocking(fd_t fd) {
+    u_long on = 1;
+    ::ioctlsocket(SOCKET(fd), FIONBIO, &on);
+}
+inline fd_t tcp_socket() { return fd_t(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)); }
+#else
+#define IOWAIT_SKIP_ON_WINDOWS(why) (void)0
+constexpr bool on_windows = false;
+inline void close_fd(fd_t fd) { ::close(fd); }
+inline int socket_error() { return errno; }
+constexpr int would_block = EINPROGRESS;
+constexpr int connection_refused = ECONNREFUSED;
+constexpr int shut_wr = SHUT_WR;
+constexpr std::errc not_open = std::errc::bad_file_descriptor;
+constexpr bool hangup_waits_for_unread_data = false;
+inline void set_nonblocking(fd_t fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+inline fd_t tcp_socket() { return ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+#endif
+
+// send/recv with the platform's buffer and length types; -1 on error.
+inline long send_some(fd_t fd, const char* data, std::size_t len) { return long(::send(fd, data, int(len), 0)); }
+inline long recv_some(fd_t fd, char* data, std::size_t len) { return long(::recv(fd, data, int(len), 0)); }
+
+// A loopback address with a port that nobody listens on: bound, noted, closed.
+inline sockaddr_in unused_loopback_port() {
+    const fd_t probe = tcp_socket();
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    EXPECT_EQ(::bind(probe, (sockaddr*)&addr, sizeof addr), 0);
+    EXPECT_EQ(::getsockname(probe, (sockaddr*)&addr, &len), 0);
+    close_fd(probe);
+    return addr;
+}
+
+// A connected, non-blocking stream pair, closed on destruction (unless a
+// test closed an end itself with close_a/b). POSIX: AF_UNIX socketpair();
+// Windows, which has none: a loopback TCP connection.
 struct socket_pair {
-    int a = -1, b = -1;
+    fd_t a = no_fd, b = no_fd;
     socket_pair() {
+#ifdef _WIN32
+        const fd_t listener = tcp_socket();
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (::bind(listener, (sockaddr*)&addr, sizeof addr) != 0 ||
+            ::getsockname(listener, (sockaddr*)&addr, &len) != 0 || ::listen(listener, 1) != 0)
+            throw std::system_error(socket_error(), std::system_category(), "listen");
+        a = tcp_socket();
+        if (::connect(a, (sockaddr*)&addr, sizeof addr) != 0)
+            throw std::system_error(socket_error(), std::system_category(), "connect");
+        b = fd_t(::accept(listener, nullptr, nullptr));
+        close_fd(listener);
+        if (b == no_fd) throw std::system_error(socket_error(), std::system_category(), "accept");
+        // One-byte sends are the tests' signals: no Nagle delay.
+        const BOOL on = TRUE;
+        for (fd_t s : {a, b}) {
+            ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, (const char*)&on, sizeof on);
+            set_nonblocking(s);
+        }
+#else
         int fds[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
             throw std::system_error(errno, std::generic_category(), "socketpair");
         a = fds[0];
         b = fds[1];
+#endif
     }
     socket_pair(const socket_pair&) = delete;
     socket_pair& operator=(const socket_pair&) = delete;
     ~socket_pair() {
-        if (a >= 0) ::close(a);
-        if (b >= 0) ::close(b);
+        if (a != no_fd) close_fd(a);
+        if (b != no_fd) close_fd(b);
     }
-    void close_a() { ::close(std::exchange(a, -1)); }
-    void close_b() { ::close(std::exchange(b, -1)); }
-    void send_b(const std::string& s = "x") const { ASSERT_EQ(::send(b, s.data(), s.size(), 0), ssize_t(s.size())); }
+    void close_a() { close_fd(std::exchange(a, no_fd)); }
+    void close_b() { close_fd(std::exchange(b, no_fd)); }
+    void send_b(const std::string& s = "x") const { ASSERT_EQ(send_some(b, s.data(), s.size()), long(s.size())); }
     std::string recv_a() const {
         char buf[4096];
-        const ssize_t n = ::recv(a, buf, sizeof buf, 0);
+        const long n = recv_some(a, buf, sizeof buf);
         return n > 0 ? std::string(buf, size_t(n)) : std::string();
     }
 };
 
-// Writes into fd until the kernel's buffer is full (EAGAIN).
-inline void fill(int fd) {
+// Writes into fd (non-blocking) until the kernel's buffer is full.
+inline void fill(fd_t fd) {
     static const std::string chunk(65536, 'f');
-    while (::send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT) > 0) {
+    while (send_some(fd, chunk.data(), chunk.size()) > 0) {
+    }
+}
+
+// Reads fd (non-blocking) until nothing is left.
+inline void drain(fd_t fd) {
+    char buf[65536];
+    while (recv_some(fd, buf, sizeof buf) > 0) {
     }
 }
 
@@ -64,13 +162,13 @@ inline std::vector<Event> wait_events(IOWait& w, std::chrono::nanoseconds timeou
     return {span.begin(), span.end()};
 }
 
-inline const Event* find_event(const std::vector<Event>& events, int fd) {
+inline const Event* find_event(const std::vector<Event>& events, fd_t fd) {
     auto it = std::find_if(events.begin(), events.end(), [fd](const Event& e) { return e.fd == fd; });
     return it == events.end() ? nullptr : &*it;
 }
 
 // Waits (up to `limit`) until fd is reported; returns its event or fails.
-inline Event expect_event(IOWait& w, int fd, std::chrono::milliseconds limit = 2000ms) {
+inline Event expect_event(IOWait& w, fd_t fd, std::chrono::milliseconds limit = 2000ms) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < deadline) {
         auto events = wait_events(w, 50ms);

@@ -6,14 +6,23 @@
 namespace iowait::test {
 namespace {
 
+#ifdef _WIN32
+// No setenv() on Windows; _putenv_s with "" removes the variable.
+inline void setenv(const char* name, const char* value, int) { ::_putenv_s(name, value); }
+inline void unsetenv(const char* name) { ::_putenv_s(name, ""); }
+#else
+using ::setenv;
+using ::unsetenv;
+#endif
+
 struct env_guard {
     env_guard(const char* value) {
         if (value)
-            ::setenv("IOWAIT_BACKEND", value, 1);
+            setenv("IOWAIT_BACKEND", value, 1);
         else
-            ::unsetenv("IOWAIT_BACKEND");
+            unsetenv("IOWAIT_BACKEND");
     }
-    ~env_guard() { ::unsetenv("IOWAIT_BACKEND"); }
+    ~env_guard() { unsetenv("IOWAIT_BACKEND"); }
 };
 
 TEST(BackendChoice, AvailableListsTheBestFirstAndDefaultTakesIt) {
@@ -23,6 +32,9 @@ TEST(BackendChoice, AvailableListsTheBestFirstAndDefaultTakesIt) {
 #ifdef __linux__
     EXPECT_EQ(available.back(), Backend::select);  // the last resort
     EXPECT_NE(std::find(available.begin(), available.end(), Backend::epoll), available.end());
+#endif
+#ifdef _WIN32
+    EXPECT_EQ(available, (std::vector<Backend>{Backend::afd, Backend::wsapoll}));  // both, AFD first
 #endif
     EXPECT_EQ(IOWait().backend(), available.front());
     std::string names;

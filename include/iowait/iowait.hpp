@@ -125,7 +125,8 @@ public:
 
     // Start watching fd; data comes back in its events. Errors: usage_error
     // (already_watched, bad_fd, bad_interest, fd_too_large, unsupported_mode),
-    // system_error (EBADF for a fd that is not open). On error nothing changed.
+    // system_error (EBADF for a fd that is not open; on Windows ENOTSOCK for a
+    // handle that is not an open socket). On error nothing changed.
     void watch(native_handle fd, Interest interest, std::uint64_t data = 0, Mode mode = Mode::level);
     void watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
     void watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept;

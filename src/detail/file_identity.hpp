@@ -2,27 +2,24 @@
 // and reused is not taken for the file that was watched.
 #pragma once
 
-#include <sys/stat.h>
-
+#include <cstdint>
 #include <system_error>
 
-#include "detail/sys_error.hpp"
+#include "iowait/iowait.hpp"
 
 namespace iowait::detail {
 
+// POSIX: device and inode. Windows (sockets only): what Winsock can tell
+// of a socket; see file_identity_windows.cpp for how little that is.
 struct file_identity {
-    dev_t dev = 0;
-    ino_t ino = 0;
+    std::uint64_t dev = 0;
+    std::uint64_t ino = 0;
     bool operator==(const file_identity&) const = default;
 };
 
-// One fstat(): also how poll and select learn, at watch time, that a fd is
-// not open (EBADF), which their kernel calls only say later.
-inline std::error_code identify(int fd, file_identity& id) noexcept {
-    struct stat st;
-    if (::fstat(fd, &st) != 0) return last_error();
-    id = {st.st_dev, st.st_ino};
-    return {};
-}
+// One fstat() on POSIX: also how poll and select learn, at watch time, that a
+// fd is not open (EBADF), which their kernel calls only say later. On Windows
+// one getsockopt(): ENOTSOCK for a handle that is not an open socket.
+std::error_code identify(native_handle fd, file_identity& id) noexcept;
 
 }  // namespace iowait::detail

@@ -11,7 +11,8 @@ inline std::error_code last_error() noexcept { return {errno, std::generic_categ
 inline std::error_code sys_error(int e) noexcept { return {e, std::generic_category()}; }
 
 // Nanoseconds to a timespec for the kernel; the caller has ruled out negatives.
-inline std::timespec to_timespec(std::int64_t ns) noexcept {
+// ::timespec, not std::timespec: mingw-w64's <ctime> has only the C one.
+inline ::timespec to_timespec(std::int64_t ns) noexcept {
     return {std::time_t(ns / 1'000'000'000), long(ns % 1'000'000'000)};
 }
 

@@ -17,16 +17,16 @@ namespace iowait::detail {
 
 waker::waker(std::error_code& ec) noexcept {
 #ifdef __linux__
-    read_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!read_) ec = last_error();
+    read_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (read_ < 0) ec = last_error();
 #else
     int fds[2];
     if (::pipe(fds) != 0) {
         ec = last_error();
         return;
     }
-    read_.reset(fds[0]);
-    write_.reset(fds[1]);
+    read_ = fds[0];
+    write_ = fds[1];
     for (int fd : fds) {
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -34,16 +34,23 @@ waker::waker(std::error_code& ec) noexcept {
 #endif
 }
 
+void waker::reset() noexcept {
+    // close() errors carry no information for us: the fd is gone either way.
+    if (read_ >= 0) ::close(read_);
+    if (write_ >= 0) ::close(write_);
+    read_ = write_ = none;
+}
+
 void waker::signal() noexcept {
     const std::uint64_t one = 1;
-    const int fd = write_ ? write_.get() : read_.get();
+    const int fd = write_ >= 0 ? write_ : read_;
     // A full pipe or a saturated counter means a wake is already pending: EAGAIN is fine.
-    [[maybe_unused]] auto n = ::write(fd, &one, write_ ? 1 : sizeof one);
+    [[maybe_unused]] auto n = ::write(fd, &one, write_ >= 0 ? 1 : sizeof one);
 }
 
 void waker::drain() noexcept {
     std::uint64_t buf[8];
-    while (::read(read_.get(), buf, sizeof buf) > 0 && write_) {
+    while (::read(read_, buf, sizeof buf) > 0 && write_ >= 0) {
     }
 }
 

@@ -26,7 +26,7 @@ TEST_P(ClosedFds, ClosedWhileReadyIsNotReportedAndDoesNotSpin) {
 
 TEST_P(ClosedFds, UnwatchAfterCloseSucceeds) {
     socket_pair p;
-    const int fd = p.a;
+    const fd_t fd = p.a;
     w.watch(fd, Interest::read);
     p.close_a();
     EXPECT_TRUE(wait_events(w, 5ms).empty());
@@ -35,7 +35,7 @@ TEST_P(ClosedFds, UnwatchAfterCloseSucceeds) {
 
 TEST_P(ClosedFds, UnwatchAfterCloseWithoutAnyWaitSucceeds) {
     socket_pair p;
-    const int fd = p.a;
+    const fd_t fd = p.a;
     w.watch(fd, Interest::read | Interest::write);
     p.close_a();
     EXPECT_NO_THROW(w.unwatch(fd));
@@ -43,7 +43,7 @@ TEST_P(ClosedFds, UnwatchAfterCloseWithoutAnyWaitSucceeds) {
 
 TEST_P(ClosedFds, ModifyAfterCloseIsEBADFAndUnwatchStillWorks) {
     socket_pair p;
-    const int fd = p.a;
+    const fd_t fd = p.a;
     w.watch(fd, Interest::read);
     p.close_a();
     EXPECT_TRUE(wait_events(w, 5ms).empty());
@@ -51,7 +51,7 @@ TEST_P(ClosedFds, ModifyAfterCloseIsEBADFAndUnwatchStillWorks) {
         w.modify(fd, Interest::write);
         ADD_FAILURE() << "modify of a closed fd did not throw";
     } catch (const std::system_error& e) {
-        EXPECT_EQ(e.code(), std::errc::bad_file_descriptor) << e.what();
+        EXPECT_EQ(e.code(), not_open) << e.what();  // ENOTSOCK on Windows: see helpers.hpp
     }
     EXPECT_NO_THROW(w.unwatch(fd));
 }
@@ -60,6 +60,8 @@ TEST_P(ClosedFds, ModifyAfterCloseIsEBADFAndUnwatchStillWorks) {
 // readiness is never reported under the old watch, the number stays "watched"
 // until unwatch(), and after that the new file can be watched as usual.
 TEST_P(ClosedFds, ReusedNumberIsNeverReportedForTheNewFile) {
+    IOWAIT_SKIP_ON_WINDOWS("no dup2/dup3: a program cannot give a new socket a chosen handle value");
+#ifndef _WIN32
     socket_pair old_pair, new_pair;
     const int fd = old_pair.a;
     w.watch(fd, Interest::read, 1);
@@ -81,10 +83,13 @@ TEST_P(ClosedFds, ReusedNumberIsNeverReportedForTheNewFile) {
     EXPECT_EQ(e.data, 2u);
     w.unwatch(fd);
     ::close(fd);
+#endif
 }
 
 // The same, but the reuse happens after a wait has already seen the old fd ready.
 TEST_P(ClosedFds, ReusedNumberAfterAnEventIsNotReported) {
+    IOWAIT_SKIP_ON_WINDOWS("no dup2/dup3: a program cannot give a new socket a chosen handle value");
+#ifndef _WIN32
     socket_pair old_pair, new_pair;
     const int fd = old_pair.a;
     w.watch(fd, Interest::read);
@@ -96,12 +101,15 @@ TEST_P(ClosedFds, ReusedNumberAfterAnEventIsNotReported) {
     EXPECT_TRUE(wait_events(w, 20ms).empty());
     w.unwatch(fd);
     ::close(fd);
+#endif
 }
 
 // modify() of a number closed and reused by another file must not start
 // watching the new file under the old watch: it fails (ENOENT, as epoll says
 // for a file it never saw), and the new file's readiness is not reported.
 TEST_P(ClosedFds, ModifyAfterTheNumberIsReusedFailsAndReportsNothing) {
+    IOWAIT_SKIP_ON_WINDOWS("no dup2/dup3: a program cannot give a new socket a chosen handle value");
+#ifndef _WIN32
     socket_pair old_pair, new_pair;
     const int fd = old_pair.a;
     w.watch(fd, Interest::read);
@@ -119,6 +127,7 @@ TEST_P(ClosedFds, ModifyAfterTheNumberIsReusedFailsAndReportsNothing) {
     EXPECT_TRUE(wait_events(w, 20ms).empty());
     w.unwatch(fd);
     ::close(fd);
+#endif
 }
 
 }  // namespace

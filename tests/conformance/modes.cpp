@@ -55,6 +55,12 @@ TEST_P(Modes, DisarmedOneshotReportsNoHangupAndDoesNotSpin) {
     EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
     w.modify(p.a, Interest::read, 0, Mode::oneshot);
     Event e = expect_event(w, p.a);
+    if (hangup_waits_for_unread_data && !e.hangup) {  // docs/behaviour.md, Windows
+        EXPECT_TRUE(e.read);
+        EXPECT_EQ(p.recv_a(), "x");
+        w.modify(p.a, Interest::read, 0, Mode::oneshot);
+        e = expect_event(w, p.a);
+    }
     EXPECT_TRUE(e.hangup);
 }
 
@@ -83,6 +89,8 @@ TEST_P(Modes, ModifyChangesTheMode) {
 }
 
 TEST_P(Modes, OneshotRegularFileIsReportedOnce) {
+    IOWAIT_SKIP_ON_WINDOWS("only sockets can be watched (Readiness.RegularFileIsAlwaysReadyForEveryInterest)");
+#ifndef _WIN32
     char path[] = "/tmp/iowait-oneshot-XXXXXX";
     const int fd = ::mkostemp(path, O_CLOEXEC);
     ASSERT_GE(fd, 0);
@@ -94,6 +102,7 @@ TEST_P(Modes, OneshotRegularFileIsReportedOnce) {
     EXPECT_EQ(wait_events(w, 1s).size(), 1u);
     w.unwatch(fd);
     ::close(fd);
+#endif
 }
 
 TEST_P(Modes, EdgeReportsWhenNewDataArrivesNotWhileDataSits) {
@@ -115,9 +124,7 @@ TEST_P(Modes, EdgeReportsWritableAgainAfterTheBufferDrains) {
     ASSERT_EQ(wait_events(w, 1s).size(), 1u);
     EXPECT_TRUE(wait_events(w, 20ms).empty());
     fill(p.a);
-    char buf[1 << 16];
-    while (::recv(p.b, buf, sizeof buf, 0) > 0) {
-    }
+    drain(p.b);
     EXPECT_TRUE(expect_event(w, p.a).write);
 }
 

@@ -1,7 +1,9 @@
 // Rules T1-T4 of docs/behaviour.md: timeouts are never cut short, are
 // retried across signals, and bad values are refused.
+#ifndef _WIN32
 #include <pthread.h>
 #include <signal.h>
+#endif
 
 #include <atomic>
 #include <cmath>
@@ -52,10 +54,14 @@ TEST_P(Timeout, AbsurdTimeoutsAreBadTimeoutAndLeaveTheObjectUsable) {
     EXPECT_EQ(wait_events(w, 1s).size(), 1u);
 }
 
+#ifndef _WIN32
 std::atomic<int> signals_caught{0};
 void on_signal(int) { signals_caught.fetch_add(1); }
+#endif
 
 TEST_P(Timeout, SignalsDuringAWaitDoNotShortenIt) {
+    IOWAIT_SKIP_ON_WINDOWS("no POSIX signals: WSAPoll and GetQueuedCompletionStatusEx are never interrupted");
+#ifndef _WIN32
     struct sigaction sa {};
     sa.sa_handler = on_signal;  // no SA_RESTART: the kernel wait fails with EINTR
     struct sigaction old {};
@@ -78,6 +84,7 @@ TEST_P(Timeout, SignalsDuringAWaitDoNotShortenIt) {
     EXPECT_TRUE(events.empty());
     EXPECT_GE(took, 100ms);
     EXPECT_GT(signals_caught.load(), 3) << "the storm did not reach the waiting thread";
+#endif
 }
 
 TEST_P(Timeout, WaitOrSignalEndsOnASignalAndOtherwiseWaitsAsWait) {

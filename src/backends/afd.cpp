@@ -1,0 +1,378 @@
+// afd: the Windows backend of choice (sockets only). Readiness straight from
+// the AFD driver, the kernel side of Winsock, with completions through an I/O
+// completion port: no per-wait rebuild of the set, any number of sockets.
+// The mechanism of wepoll, mio, Rust's polling and libuv; written here from
+// the driver's interface (afd_ntapi.hpp), not from their code.
+//
+// Mapping: one handle on \Device\Afd, associated with one completion port.
+// Each watched socket has at most one live IOCTL_AFD_POLL request (a poll_op)
+// for its interest; the request completes, through the port, when one of its
+// events is true, and is then spent. wait() is one GetQueuedCompletionStatusEx.
+// - Level: a socket whose request completed is asked again at the start of
+//   the next wait (before_wait), not at once: asked at once, its answer could
+//   be stale by the next wait (the program may have read the data meanwhile).
+// - Oneshot: native (native_oneshot()): a spent request is simply not renewed
+//   until modify(). Edge: refused; AFD reports states, not transitions.
+// - A request answers with the state when it completes, which may be stale
+//   by the time a wait dequeues it: one issued at watch() for read|write
+//   completes at once with "writable" only, and data that arrives before the
+//   wait is not in it. So requests are issued in before_wait(), right before
+//   the kernel wait; add/modify issue at once only while a wait is in
+//   progress (so that they reach it without waking it). A request that
+//   completed between two waits still reports what was true then: if the
+//   program consumed that readiness meanwhile, one spurious event follows.
+// - notify(): a completion posted to the port (own_wake()), merged while
+//   one is pending.
+//
+// Quirks handled here:
+// - A cancelled request still completes (STATUS_CANCELLED) and the kernel
+//   writes its result into the poll_op: a poll_op is never freed while in
+//   flight. modify()/remove() mark it stale (owner = null) and it returns
+//   to the pool when its completion arrives; the destructor cancels all and
+//   waits for them.
+// - AFD polls the base socket, not a layered (LSP) handle: SIO_BASE_HANDLE.
+// - Wine 8 answers SIO_BASE_HANDLE for any handle, even a file: a socket is
+//   recognised by getsockopt(SO_TYPE) first, so a file is ENOTSOCK as on
+//   Windows.
+// - Closing a watched socket completes its request with AFD_POLL_LOCAL_CLOSE
+//   (measured under Wine); a request for a socket already closed fails at
+//   once with STATUS_INVALID_HANDLE. Both are reported as `closed`.
+// - Hangup: AFD_POLL_DISCONNECT is the peer's FIN (close or shutdown(SD_SEND)),
+//   AFD_POLL_ABORT a reset; both are asked for with any interest, so a write
+//   watch learns of a closed peer too. A refused connect is AFD_POLL_CONNECT_FAIL.
+// - The driver's requests are tied to the port, not to the thread that issued
+//   them, so a thread that watches and exits does not cancel them (Vista+).
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+#include "backend.hpp"
+#include "backends/afd_ntapi.hpp"
+#include "detail/file_identity.hpp"
+#include "detail/winsock.hpp"
+
+#ifndef SIO_BASE_HANDLE
+#define SIO_BASE_HANDLE 0x48000022
+#endif
+#ifndef SIO_BSP_HANDLE_POLL
+#define SIO_BSP_HANDLE_POLL 0x4800001D
+#endif
+
+namespace iowait::detail {
+
+namespace {
+
+constexpr ULONG_PTR poll_key = 0;  // completions of the AFD handle
+constexpr ULONG_PTR wake_key = 1;  // completions posted by wake()
+
+struct watch;
+
+// One IOCTL_AFD_POLL request; the kernel owns it until its completion is dequeued.
+struct poll_op {
+    IO_STATUS_BLOCK iosb;
+    afd::poll_info info;
+    watch* owner;  // null once stale: cancelled by modify() or remove()
+};
+
+struct watch {
+    SOCKET base;
+    ULONG events;  // what requests ask for; 0: disarmed
+    bool oneshot;
+    std::uint64_t token;
+    poll_op* op = nullptr;  // the live request, if any
+    bool queued = false;    // in to_arm_
+};
+
+ULONG to_afd(Interest interest) {
+    if (interest == Interest::none) return 0;
+    ULONG ev = afd::poll_disconnect | afd::poll_abort | afd::poll_connect_fail | afd::poll_local_close;
+    if (has(interest, Interest::read)) ev |= afd::poll_receive | afd::poll_accept;
+    if (has(interest, Interest::write)) ev |= afd::poll_send;
+    return ev;
+}
+
+unsigned from_afd(ULONG ev) {
+    if (ev & afd::poll_local_close) return closed;
+    unsigned flags = 0;
+    if (ev & (afd::poll_receive | afd::poll_accept | afd::poll_receive_expedited)) flags |= readable;
+    if (ev & afd::poll_send) flags |= writable;
+    if (ev & (afd::poll_disconnect | afd::poll_abort)) flags |= hangup;
+    if (ev & (afd::poll_abort | afd::poll_connect_fail)) flags |= error;
+    return flags;
+}
+
+std::error_code base_socket(SOCKET s, SOCKET& base) {
+    DWORD bytes = 0;
+    for (DWORD ioctl : {DWORD(SIO_BASE_HANDLE), DWORD(SIO_BSP_HANDLE_POLL)})
+        if (::WSAIoctl(s, ioctl, nullptr, 0, &base, sizeof base, &bytes, nullptr, nullptr) == 0) return {};
+    return last_wsa_error();
+}
+
+class afd_backend final : public backend {
+public:
+    afd_backend(const afd::ntdll& nt, HANDLE port, HANDLE device) : nt_(nt), port_(port), device_(device) {
+        entries_.resize(256);
+    }
+
+    ~afd_backend() override {
+        std::lock_guard lock(mu_);
+        for (auto& [fd, w] : watches_) cancel(*w);
+        // Cancelled requests still complete: wait for each, or their memory
+        // would be written after it is freed. A driver that never completes
+        // them (not seen) costs their memory, never a crash.
+        while (in_flight_ > 0) {
+            ULONG n = 0;
+            if (!::GetQueuedCompletionStatusEx(port_, entries_.data(), ULONG(entries_.size()), &n, 1000, FALSE)) break;
+            for (ULONG i = 0; i < n; ++i)
+                if (entries_[i].lpCompletionKey == poll_key) --in_flight_;
+        }
+        if (in_flight_ > 0)
+            for (auto& op : ops_) (void)op.release();  // leaked on purpose: the kernel may still write them
+        ::CloseHandle(device_);
+        ::CloseHandle(port_);
+    }
+
+    Backend kind() const noexcept override { return Backend::afd; }
+    bool native_oneshot() const noexcept override { return true; }
+    bool own_wake(std::uint64_t token) noexcept override {
+        wake_token_ = token;
+        return true;
+    }
+
+    void wake() noexcept override {
+        if (!wake_posted_.exchange(true, std::memory_order_acq_rel))
+            if (!::PostQueuedCompletionStatus(port_, 0, wake_key, nullptr))
+                wake_posted_.store(false, std::memory_order_release);
+    }
+
+    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+        file_identity is_socket;
+        if (auto ec = identify(fd, is_socket)) return ec;
+        SOCKET base;
+        if (auto ec = base_socket(SOCKET(fd), base)) return ec;
+        std::lock_guard lock(mu_);
+        if (watches_.count(fd)) return std::make_error_code(std::errc::file_exists);
+        try {
+            to_arm_.reserve(watches_.size() + 1);  // so that arm() cannot throw
+            // In the table first: a request must never outlive its watch.
+            auto owned = std::make_unique<watch>(watch{base, to_afd(interest), mode == Mode::oneshot, token});
+            watch& w = *owned;
+            auto it = watches_.emplace(fd, std::move(owned)).first;
+            if (!waiting_) {
+                arm(w);
+            } else if (w.events) {
+                if (auto ec = submit(w)) {
+                    watches_.erase(it);
+                    return ec;
+                }
+            }
+        } catch (const std::bad_alloc&) {
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        return {};
+    }
+
+    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+        std::lock_guard lock(mu_);
+        auto it = watches_.find(fd);
+        if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+        watch& w = *it->second;
+        const ULONG events = to_afd(interest);
+        w.token = token;
+        w.oneshot = mode == Mode::oneshot;
+        // The live request asks for exactly this: keep it, and any answer it has queued.
+        if (w.op && events == w.events) return {};
+        cancel(w);
+        w.events = events;
+        if (waiting_ && events) return submit(w);
+        arm(w);
+        return {};
+    }
+
+    std::error_code remove(native_handle fd) noexcept override {
+        std::lock_guard lock(mu_);
+        auto it = watches_.find(fd);
+        if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+        cancel(*it->second);
+        if (it->second->queued) std::erase(to_arm_, it->second.get());
+        watches_.erase(it);
+        return {};
+    }
+
+    // Issues the requests of new and changed watches, and renews those spent
+    // by the last wait (level-triggered watches).
+    void before_wait() noexcept override {
+        std::lock_guard lock(mu_);
+        waiting_ = true;
+        for (watch* w : to_arm_) {
+            w->queued = false;
+            if (!w->op && w->events)
+                if (submit(*w)) failed_.push_back({w->token, closed});  // closed since: STATUS_INVALID_HANDLE
+        }
+        to_arm_.clear();
+    }
+
+    std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept override {
+        {
+            std::lock_guard lock(mu_);
+            out.insert(out.end(), failed_.begin(), failed_.end());
+            failed_.clear();
+        }
+        ULONG n = 0;
+        const DWORD ms = out.empty() ? DWORD(timeout_ms(timeout)) : 0;
+        if (!::GetQueuedCompletionStatusEx(port_, entries_.data(), ULONG(entries_.size()), &n, ms, FALSE)) {
+            const DWORD e = ::GetLastError();
+            std::lock_guard lock(mu_);
+            waiting_ = false;
+            return e == WAIT_TIMEOUT ? std::error_code{} : wsa_error(int(e));
+        }
+        std::lock_guard lock(mu_);
+        waiting_ = false;
+        for (ULONG i = 0; i < n; ++i) {
+            const OVERLAPPED_ENTRY& entry = entries_[i];
+            if (entry.lpCompletionKey == wake_key) {
+                wake_posted_.store(false, std::memory_order_release);
+                out.push_back({wake_token_, readable});
+                continue;
+            }
+            auto* op = reinterpret_cast<poll_op*>(entry.lpOverlapped);
+            --in_flight_;
+            watch* w = op->owner;
+            free_.push_back(op);  // capacity reserved in take(): cannot throw
+            if (!w) continue;     // stale
+            w->op = nullptr;
+            const NTSTATUS status = op->iosb.Status;
+            unsigned flags = 0;
+            if (status == afd::status_cancelled || (status >= 0 && op->info.number_of_handles == 0))
+                flags = 0;  // cancelled by someone else, or nothing said: ask again
+            else if (status < 0)
+                flags = closed;  // STATUS_INVALID_HANDLE and the like: the socket is gone
+            else
+                flags = from_afd(op->info.handles[0].events);
+            if (flags) out.push_back({w->token, flags});
+            if ((!flags || !w->oneshot) && !(flags & closed)) arm(*w);
+        }
+        return {};
+    }
+
+private:
+    // Queues w for a request before the next wait. to_arm_ has room for
+    // every watch (reserved in add()). Called with mu_ held.
+    void arm(watch& w) noexcept {
+        if (w.queued || !w.events) return;
+        w.queued = true;
+        to_arm_.push_back(&w);
+    }
+
+    poll_op* take() {
+        if (free_.empty()) {
+            ops_.push_back(std::make_unique<poll_op>());
+            free_.reserve(ops_.size());  // so that wait() can return any op to free_ without allocating
+            return ops_.back().get();
+        }
+        poll_op* op = free_.back();
+        free_.pop_back();
+        return op;
+    }
+
+    // Issues a request for w's events. Called with mu_ held.
+    std::error_code submit(watch& w) noexcept {
+        poll_op* op;
+        try {
+            op = take();
+        } catch (const std::bad_alloc&) {
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        op->owner = &w;
+        op->info = {};
+        op->info.timeout.QuadPart = INT64_MAX;
+        op->info.number_of_handles = 1;
+        op->info.exclusive = FALSE;
+        // NOLINTNEXTLINE(performance-no-int-to-ptr): a SOCKET is a kernel handle
+        op->info.handles[0] = {reinterpret_cast<HANDLE>(w.base), w.events, 0};
+        op->iosb.Status = afd::status_pending;
+        // The request's context (completion's lpOverlapped) is the op itself.
+        const NTSTATUS status = nt_.device_io_control_file(device_, nullptr, nullptr, op, &op->iosb, afd::ioctl_poll,
+                                                           &op->info, sizeof op->info, &op->info, sizeof op->info);
+        if (status < 0) {  // refused at once: no completion will come
+            free_.push_back(op);
+            return nt_.error(status);
+        }
+        w.op = op;  // pending, or done at once: either way its completion is queued
+        ++in_flight_;
+        return {};
+    }
+
+    // Cancels w's live request, if any. Called with mu_ held.
+    void cancel(watch& w) noexcept {
+        if (!w.op) return;
+        w.op->owner = nullptr;
+        IO_STATUS_BLOCK cancel_status;
+        // STATUS_NOT_FOUND: it has completed already; its completion is queued and now stale.
+        nt_.cancel_io_file_ex(device_, &w.op->iosb, &cancel_status);
+        w.op = nullptr;
+    }
+
+    const afd::ntdll& nt_;
+    HANDLE port_;
+    HANDLE device_;
+    std::mutex mu_;  // wait() runs without the front end's lock, beside add/modify/remove
+    std::unordered_map<native_handle, std::unique_ptr<watch>> watches_;
+    bool waiting_ = false;        // between before_wait() and the end of the kernel wait
+    std::vector<watch*> to_arm_;  // watches to issue a request for before the next wait
+    std::vector<ready> failed_;   // found closed while renewing: reported by the next wait
+    std::vector<std::unique_ptr<poll_op>> ops_;
+    std::vector<poll_op*> free_;
+    std::size_t in_flight_ = 0;
+    std::vector<OVERLAPPED_ENTRY> entries_;
+    std::atomic<bool> wake_posted_{false};
+    std::uint64_t wake_token_ = 0;  // set once, before any wait
+};
+
+// \Device\Afd\<anything> opens the driver; the name after it is free.
+HANDLE open_afd(const afd::ntdll& nt) {
+    wchar_t name[] = L"\\Device\\Afd\\iowait";
+    UNICODE_STRING path{USHORT(sizeof name - sizeof(wchar_t)), USHORT(sizeof name), name};
+    OBJECT_ATTRIBUTES attributes;
+    InitializeObjectAttributes(&attributes, &path, 0, nullptr, nullptr);
+    IO_STATUS_BLOCK iosb;
+    HANDLE device = nullptr;
+    const NTSTATUS status = nt.create_file(&device, SYNCHRONIZE, &attributes, &iosb, nullptr, 0,
+                                           FILE_SHARE_READ | FILE_SHARE_WRITE, FILE_OPEN, 0, nullptr, 0);
+    return status < 0 ? nullptr : device;
+}
+
+}  // namespace
+
+std::unique_ptr<backend> make_afd_backend(std::error_code& ec) {
+    if ((ec = winsock_start())) return nullptr;
+    const afd::ntdll* nt = afd::ntdll::get();
+    // Without ntdll's functions or the driver this system refuses the
+    // mechanism (ENOSYS): the automatic choice falls back to wsapoll.
+    if (!nt) {
+        ec = std::make_error_code(std::errc::function_not_supported);
+        return nullptr;
+    }
+    const HANDLE port = ::CreateIoCompletionPort(INVALID_HANDLE_VALUE, nullptr, 0, 1);
+    if (!port) {
+        ec = wsa_error(int(::GetLastError()));
+        return nullptr;
+    }
+    const HANDLE device = open_afd(*nt);
+    if (!device || ::CreateIoCompletionPort(device, port, poll_key, 0) != port) {
+        ec = std::make_error_code(std::errc::function_not_supported);
+        if (device) ::CloseHandle(device);
+        ::CloseHandle(port);
+        return nullptr;
+    }
+    try {
+        return std::make_unique<afd_backend>(*nt, port, device);
+    } catch (const std::bad_alloc&) {
+        ::CloseHandle(device);
+        ::CloseHandle(port);
+        ec = std::make_error_code(std::errc::not_enough_memory);
+        return nullptr;
+    }
+}
+
+}  // namespace iowait::detail

@@ -1,0 +1,171 @@
+// wsapoll: Winsock's poll(), the simple fallback on Windows (sockets only);
+// named explicitly, or by IOWAIT_BACKEND=wsapoll. The automatic choice is afd.
+//
+// Mapping: as the poll backend: a wanted array changed under the front end's
+// lock, and a copy for the waiter taken in before_wait() when something
+// changed; a change during a wait reaches the kernel when the front end wakes
+// the waiter (changes_need_wakeup) through its loopback socket pair.
+//
+// Quirks handled here:
+// - WSAPoll refuses (WSAEINVAL) event bits it does not know, POLLPRI among
+//   them: only POLLRDNORM and POLLWRNORM are asked for.
+// - It takes whole milliseconds: timeouts round up (winsock.hpp).
+// - A closed socket in the array is POLLNVAL for that entry (the front end
+//   drops it); if every entry is invalid the whole call fails with
+//   WSAENOTSOCK. The waker's socket is always there, so that cannot happen.
+//   Wine 8 sets POLLNVAL but does not count the entry in WSAPoll's result
+//   (measured: 0 returned after the full timeout, revents = POLLNVAL), so
+//   the result is not used to stop the scan of the array early.
+// - Wine 8 sets POLLHUP when the peer closes but not when it only shuts down
+//   its sending side (shutdown(SD_SEND)): the socket is merely readable. A
+//   readable socket watched for read is therefore asked once with
+//   recv(MSG_PEEK) of one byte: 0 is end of stream, a hangup, as epoll's
+//   EPOLLRDHUP says. The peek cannot block: WSAPoll just said data or EOF is
+//   there (unless another thread reads the socket meanwhile). Stream sockets
+//   only: for a datagram socket 0 is an empty datagram.
+// - Older Windows 10 (before 2004) did not report a refused connect through
+//   WSAPoll; Wine reports POLLERR, which is what the conformance suite checks.
+// - Disarmed watches (Interest::none, oneshot) are left out of the copy:
+//   with events = 0 WSAPoll would still report POLLHUP and POLLERR.
+// - WSAPoll keys by handle value, so keys_by_number(): the front end checks
+//   that a reported handle is still a socket of the same type.
+#include <winsock2.h>
+
+#include <unordered_map>
+
+#include "backend.hpp"
+#include "detail/winsock.hpp"
+
+namespace iowait::detail {
+
+namespace {
+
+short to_wsapoll(Interest interest) {
+    short ev = 0;
+    if (has(interest, Interest::read)) ev |= POLLRDNORM;
+    if (has(interest, Interest::write)) ev |= POLLWRNORM;
+    return ev;
+}
+
+unsigned from_wsapoll(short rev) {
+    unsigned flags = 0;
+    if (rev & (POLLRDNORM | POLLRDBAND)) flags |= readable;
+    if (rev & POLLWRNORM) flags |= writable;
+    if (rev & POLLHUP) flags |= hangup;
+    if (rev & POLLERR) flags |= error;
+    if (rev & POLLNVAL) flags |= closed;
+    return flags;
+}
+
+// True if the peer has shut down its sending side (see the header).
+bool at_end_of_stream(SOCKET s) {
+    char byte;
+    return ::recv(s, &byte, 1, MSG_PEEK) == 0;
+}
+
+class wsapoll_backend final : public backend {
+public:
+    Backend kind() const noexcept override { return Backend::wsapoll; }
+    bool keys_by_number() const noexcept override { return true; }
+    bool changes_need_wakeup() const noexcept override { return true; }
+
+    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+        if (index_.count(fd)) return std::make_error_code(std::errc::file_exists);
+        int type = 0;
+        int len = sizeof type;
+        if (::getsockopt(SOCKET(fd), SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) != 0)
+            return last_wsa_error();
+        try {
+            wanted_.push_back({SOCKET(fd), to_wsapoll(interest), 0});
+            tokens_.push_back(token);
+            stream_.push_back(type == SOCK_STREAM);
+            index_.emplace(fd, wanted_.size() - 1);
+        } catch (const std::bad_alloc&) {
+            wanted_.resize(index_.size());
+            tokens_.resize(index_.size());
+            stream_.resize(index_.size());
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        dirty_ = true;
+        return {};
+    }
+
+    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+        auto it = index_.find(fd);
+        if (it == index_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+        wanted_[it->second].events = to_wsapoll(interest);
+        tokens_[it->second] = token;
+        dirty_ = true;
+        return {};
+    }
+
+    std::error_code remove(native_handle fd) noexcept override {
+        auto it = index_.find(fd);
+        if (it == index_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+        // Swap with the last entry: O(1), and order carries no meaning.
+        const std::size_t i = it->second;
+        index_.erase(it);
+        if (i != wanted_.size() - 1) {
+            wanted_[i] = wanted_.back();
+            tokens_[i] = tokens_.back();
+            stream_[i] = stream_.back();
+            index_[native_handle(wanted_[i].fd)] = i;
+        }
+        wanted_.pop_back();
+        tokens_.pop_back();
+        stream_.pop_back();
+        dirty_ = true;
+        return {};
+    }
+
+    void before_wait() noexcept override {
+        if (!dirty_) return;
+        polled_.clear();  // reuses the capacity once it has grown
+        polled_tokens_.clear();
+        polled_stream_.clear();
+        for (std::size_t i = 0; i < wanted_.size(); ++i) {
+            if (wanted_[i].events == 0) continue;  // disarmed
+            polled_.push_back(wanted_[i]);
+            polled_tokens_.push_back(tokens_[i]);
+            polled_stream_.push_back(stream_[i]);
+        }
+        dirty_ = false;
+    }
+
+    std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept override {
+        const unsigned long ms = timeout_ms(timeout);
+        const int n =
+            ::WSAPoll(polled_.data(), ULONG(polled_.size()), ms == INFINITE ? -1 : int(ms > INT_MAX ? INT_MAX : ms));
+        if (n == SOCKET_ERROR) return last_wsa_error();
+        // Every entry is looked at, whatever n says: see POLLNVAL in the header.
+        for (std::size_t i = 0; i < polled_.size(); ++i) {
+            const short rev = polled_[i].revents;
+            if (rev == 0) continue;
+            unsigned flags = from_wsapoll(rev);
+            if (polled_stream_[i] && (polled_[i].events & POLLRDNORM) && (flags & readable) &&
+                !(flags & (hangup | closed)) && at_end_of_stream(polled_[i].fd))
+                flags |= hangup;
+            out.push_back({polled_tokens_[i], flags});
+        }
+        return {};
+    }
+
+private:
+    std::vector<WSAPOLLFD> wanted_;
+    std::vector<std::uint64_t> tokens_;                     // parallel to wanted_
+    std::vector<char> stream_;                              // parallel: a SOCK_STREAM socket?
+    std::unordered_map<native_handle, std::size_t> index_;  // handle -> position in wanted_
+    std::vector<WSAPOLLFD> polled_;                         // the waiter's copy
+    std::vector<std::uint64_t> polled_tokens_;
+    std::vector<char> polled_stream_;
+    bool dirty_ = true;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_wsapoll_backend(std::error_code& ec) {
+    if ((ec = winsock_start())) return nullptr;
+    return std::make_unique<wsapoll_backend>();
+}
+
+}  // namespace iowait::detail

@@ -1,0 +1,17 @@
+// POSIX: a file is its device and inode.
+#include "detail/file_identity.hpp"
+
+#include <sys/stat.h>
+
+#include "detail/sys_error.hpp"
+
+namespace iowait::detail {
+
+std::error_code identify(native_handle fd, file_identity& id) noexcept {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return last_error();
+    id = {std::uint64_t(st.st_dev), std::uint64_t(st.st_ino)};
+    return {};
+}
+
+}  // namespace iowait::detail
