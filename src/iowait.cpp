@@ -274,7 +274,9 @@ IOWait::IOWait() {
     std::error_code ec;
     std::string why;
     auto be = detail::make_best_backend(ec, why);
-    if (!be) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() with " + why, -1, {});
+    // The message built apart: cppcheck 2.10 loses [[noreturn]] on a call with a ?: argument.
+    const std::string op = why.empty() ? std::string("IOWait()") : "IOWait() with " + why;
+    if (!be) throw_error(ec, op, -1, {});
     backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));

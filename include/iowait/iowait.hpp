@@ -103,8 +103,9 @@ std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
 }  // namespace detail
 
 // Threading: wait() from one thread at a time (a second concurrent wait()
-// fails with errc::wait_in_progress). watch(), modify(), unwatch() and notify()
-// may be called from any thread, also while another thread waits.
+// fails with errc::wait_in_progress and changes nothing). watch(), modify(),
+// unwatch() and notify() may be called from any thread, also while another
+// thread waits, and take effect in that wait (rules N1-N8 of the document).
 // The span returned by wait() stays valid until the next wait() on this object.
 class IOWait {
 public:
@@ -145,7 +146,9 @@ public:
     }
 
     // Stop watching fd; it may already be closed. usage_error(not_watched) if
-    // it is not watched. Once unwatch() returns, no wait() reports the fd.
+    // it is not watched. Once unwatch() returns, no wait() reports the fd,
+    // except one in another thread that had already collected its events
+    // and was returning them (as if it had returned just before).
     void unwatch(native_handle fd);
     void unwatch(native_handle fd, std::error_code& ec) noexcept;
 

@@ -13,7 +13,8 @@
 //   as the other backends do, the fds it returns are asked once more with a
 //   zero-timeout poll(), one call for all of them, made only when some are ready.
 // - One closed fd makes the whole call fail with EBADF and says not which:
-//   we find it with fcntl(F_GETFD) and report it `closed`.
+//   we find it with fcntl(F_GETFD), report it `closed`, and ask again at
+//   once about the others, whose readiness the failed call did not report.
 // - Oneshot is emulated by the front end (disarm = out of both sets, still
 //   watched); edge cannot be told from level with select, so it is refused.
 // - pselect() takes a timespec, so timeouts keep nanosecond precision.
@@ -94,8 +95,17 @@ public:
 
     std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
         fd_set r = taken_.read, w = taken_.write;
-        const int n = ::pselect(taken_.max_fd + 1, &r, &w, nullptr, timeout, nullptr);
-        if (n < 0 && errno == EBADF) return report_closed(out);
+        int n = ::pselect(taken_.max_fd + 1, &r, &w, nullptr, timeout, nullptr);
+        if (n < 0 && errno == EBADF) {
+            // The closed fd failed the whole call, so the others were not
+            // looked at: without a second look a wait(0) would miss them.
+            report_closed(out);
+            r = taken_.read;
+            w = taken_.write;
+            const std::timespec now{};
+            n = ::pselect(taken_.max_fd + 1, &r, &w, nullptr, &now, nullptr);
+            if (n < 0 && errno == EBADF) return {};  // another closed meanwhile: the next wait() finds it
+        }
         if (n < 0) return last_error();
         if (n == 0) return {};
         details_.clear();
@@ -126,12 +136,15 @@ private:
         dirty_ = true;
     }
 
-    std::error_code report_closed(std::vector<ready>& out) {
+    // Also takes them out of the waiter's copy, for the second look.
+    void report_closed(std::vector<ready>& out) {
         for (int fd : taken_.fds)
             if ((FD_ISSET(fd, &taken_.read) || FD_ISSET(fd, &taken_.write)) && ::fcntl(fd, F_GETFD) < 0 &&
-                errno == EBADF)
+                errno == EBADF) {
                 out.push_back({taken_.tokens[fd], closed});
-        return {};
+                FD_CLR(fd, &taken_.read);
+                FD_CLR(fd, &taken_.write);
+            }
     }
 
     fd_state wanted_;

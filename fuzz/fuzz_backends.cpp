@@ -1,0 +1,505 @@
+// Differential fuzzer: one random sequence of operations on a few socket
+// pairs and a regular file, applied to one IOWait per available backend, all watching the SAME
+// fds. After each wait(0) the backends' event sets must be equal, and each
+// must agree with a small model of what the rules of docs/behaviour.md say
+// must be ready. Any difference aborts with the decoded sequence.
+//
+// What the model predicts, and what it leaves to the backends to agree on:
+// - Level and oneshot watches: presence, read, write and hangup exactly.
+//   Writable is predicted only while it is certain: true while the peer holds
+//   little of our data (an AF_UNIX stream socket is writable while the bytes
+//   it has queued at the peer stay under a quarter of its send buffer), false
+//   right after a fill ended in EAGAIN; otherwise unknown.
+// - `error`: only backends are compared. On a socket pair it appears only
+//   when the peer closed with our data unread, and a hangup is reported then
+//   anyway, so presence does not depend on it.
+// - Edge watches: no prediction (only the invariants below); edge is refused
+//   by poll and select (M4), so an input whose first byte is odd is an "edge
+//   run" that drives only the backends supporting edge, with edge allowed;
+//   other inputs drive every backend and turn edge requests into level. An
+//   input whose first byte has bit 1 set leaves select out; those that drive
+//   select never make the one state select cannot report (R6: a hangup by
+//   shutdown on both sides while the send buffer is full).
+// - Always: no event for an unwatched, closed (C1) or reused (C3) watch, or
+//   for a disarmed oneshot (M2); read/write only for the interests asked (R5);
+//   at most one event per fd (R5); the same error code for each call, the
+//   one the rules give (E1, E2, C2, E4).
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iowait/iowait.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+using namespace iowait;
+using namespace std::chrono_literals;
+
+constexpr int pairs = 4;
+constexpr int ends = 2 * pairs;
+// After the socket ends, one regular file: always ready (R8); epoll refuses
+// it, so the front end's always-ready path is compared with poll and select.
+constexpr int file_slot = ends;
+constexpr int slots = ends + 1;
+// Below a quarter of the smallest default AF_UNIX send buffer (net.core.wmem_default,
+// 212992) even counting each skb's overhead (about 1 KiB): writable for certain.
+constexpr int certain_sends = 16;
+constexpr std::size_t max_write = 256;
+
+enum class tri { no, yes, unknown };
+
+struct end_model {
+    bool open = true;
+    std::size_t queue = 0;  // bytes readable here
+    bool rcv_shut = false;  // RCV_SHUTDOWN: this end will receive no more
+    bool send_shut = false;
+    int sends_at_peer = 0;  // our sends still (partly) unread at the peer
+    tri writable = tri::yes;
+};
+
+struct watch_model {
+    bool watched = false;
+    bool dead = false;  // its fd was closed while watched (C1-C3)
+    Interest interest = Interest::none;
+    Mode mode = Mode::level;
+    bool armed = true;
+    std::uint64_t data = 0;
+};
+
+[[noreturn]] void fail(const std::vector<std::string>& trace, const std::string& why) {
+    std::fprintf(stderr, "\n=== iowait differential fuzzer: %s\n=== after these operations:\n", why.c_str());
+    for (const auto& t : trace) std::fprintf(stderr, "  %s\n", t.c_str());
+    std::fflush(stderr);
+    std::abort();
+}
+
+std::string str(const Event& e) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "{fd=%d r=%d w=%d hup=%d err=%d data=%llu}", e.fd, e.read, e.write, e.hangup,
+                  e.error, (unsigned long long)e.data);
+    return buf;
+}
+
+std::string str(const std::vector<Event>& evs) {
+    std::string s = "[";
+    for (const auto& e : evs) s += str(e) + " ";
+    return s + "]";
+}
+
+std::string str(std::error_code ec) { return ec ? ec.category().name() + std::string(":") + ec.message() : "ok"; }
+
+bool same(const Event& a, const Event& b) {
+    return a.fd == b.fd && a.read == b.read && a.write == b.write && a.hangup == b.hangup && a.error == b.error &&
+           a.data == b.data;
+}
+
+struct input {
+    const std::uint8_t* p;
+    std::size_t n;
+    bool empty() const { return n == 0; }
+    std::uint8_t byte() {
+        if (n == 0) return 0;
+        --n;
+        return *p++;
+    }
+};
+
+class session {
+public:
+    session(bool edge_run, bool without_select) : edge_run_(edge_run) {
+        for (Backend b : IOWait::available_backends()) {
+            auto w = std::make_unique<IOWait>(b);
+            if (edge_run && !w->supports(Mode::edge)) continue;
+            if (b == Backend::select) {
+                if (without_select) continue;
+                with_select_ = true;
+            }
+            waits_.push_back(std::move(w));
+        }
+        for (int p = 0; p < pairs; ++p) open_pair(p, nullptr);
+        open_file(-1);
+    }
+    ~session() {
+        waits_.clear();
+        for (int fd : fds_)
+            if (fd >= 0) ::close(fd);
+    }
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    bool usable() const { return !waits_.empty(); }
+
+    void run(input& in) {
+        int ops = 0;
+        while (!in.empty() && ops++ < 400) {
+            const std::uint8_t op = in.byte();
+            step(op % 11, in);
+            if (op & 0x80) wait_and_compare();
+        }
+        wait_and_compare();
+    }
+
+private:
+    void log(std::string s) { trace_.push_back(std::move(s)); }
+
+    int peer(int e) const { return e ^ 1; }
+
+    // The fds of pair p are fds_[2p], fds_[2p+1]. A reopen puts the new pair
+    // on the old numbers, so that a watch of the old file meets a new file
+    // under its number (C3).
+    void open_pair(int p, const int* numbers) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) fail(trace_, "socketpair");
+        if (numbers) {
+            // Both ends go to high numbers first: the new pair may have been
+            // given one of the numbers we want, even in the other order.
+            for (int& fd : sv) {
+                const int tmp = ::fcntl(fd, F_DUPFD_CLOEXEC, 512);
+                ::close(fd);
+                fd = tmp;
+            }
+            for (int i = 0; i < 2; ++i) {
+                if (::dup3(sv[i], numbers[i], O_CLOEXEC) != numbers[i]) fail(trace_, "dup3");
+                ::close(sv[i]);
+                sv[i] = numbers[i];
+            }
+        }
+        if (fds_.size() < std::size_t(slots)) fds_.resize(slots, -1);
+        for (int i = 0; i < 2; ++i) {
+            fds_[2 * p + i] = sv[i];
+            model_[2 * p + i] = end_model{};
+        }
+    }
+
+    // A new regular file, on `number` if it is not -1.
+    void open_file(int number) {
+        int fd = ::open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) fail(trace_, std::string("open(O_TMPFILE): ") + std::strerror(errno));
+        if (number >= 0 && fd != number) {
+            if (::dup3(fd, number, O_CLOEXEC) != number) fail(trace_, "dup3");
+            ::close(fd);
+            fd = number;
+        }
+        if (fds_.size() < std::size_t(slots)) fds_.resize(slots, -1);
+        fds_[file_slot] = fd;
+        model_[file_slot] = end_model{};
+    }
+
+    void close_end(int e) {
+        if (!model_[e].open) return;
+        ::close(fds_[e]);
+        model_[e] = end_model{};
+        model_[e].open = false;
+        if (watch_[e].watched) watch_[e].dead = true;
+        if (e == file_slot) return;
+        end_model& o = model_[peer(e)];
+        if (o.open) {
+            // unix_release_sock(): the peer gets SHUTDOWN_MASK; what it had
+            // sent us is freed, so it is writable again.
+            o.rcv_shut = o.send_shut = true;
+            o.sends_at_peer = 0;
+            o.writable = tri::yes;
+        }
+    }
+
+    // Would this open end be shut both ways (EPOLLHUP) while not surely writable?
+    static bool hangs_up_unwritable(const end_model& x, bool shut_rcv, bool shut_send) {
+        return x.open && (x.rcv_shut || shut_rcv) && (x.send_shut || shut_send) && x.writable != tri::yes;
+    }
+
+    Interest interest_of(std::uint8_t b) { return Interest(1 + b % 3); }
+    Mode mode_of(std::uint8_t b) {
+        switch (b % 3) {
+        case 0: return Mode::level;
+        case 1: return Mode::oneshot;
+        default: return edge_run_ ? Mode::edge : Mode::level;
+        }
+    }
+
+    // Every backend must answer the same, and what the model expects.
+    template <class F>
+    void each(const std::string& what, std::error_code expected, F call) {
+        log(what + " -> expect " + str(expected));
+        for (auto& w : waits_) {
+            std::error_code ec;
+            call(*w, ec);
+            if (ec != expected)
+                fail(trace_, std::string(to_string(w->backend())) + ": " + what + " returned " + str(ec) +
+                                 ", expected " + str(expected));
+        }
+    }
+
+    void step(int kind, input& in) {
+        const int e = in.byte() % slots;
+        // Data, fills and shutdowns are for sockets.
+        if (e == file_slot && (kind == 3 || kind == 4 || kind == 5 || kind == 6 || kind == 10)) return;
+        const int fd = fds_[e];
+        watch_model& wm = watch_[e];
+        end_model& m = model_[e];
+        char buf[200];
+        switch (kind) {
+        case 0: {  // watch
+            const Interest i = interest_of(in.byte());
+            const Mode md = mode_of(in.byte());
+            const std::uint64_t data = in.byte() * 0x0101010101ull;
+            std::error_code expected;
+            if (wm.watched)
+                expected = errc::already_watched;  // E1, C2
+            else if (!m.open)
+                expected = std::make_error_code(std::errc::bad_file_descriptor);  // E4
+            std::snprintf(buf, sizeof buf, "watch(end %d fd %d, interest %u, %s, data %llu)", e, fd, unsigned(i),
+                          std::string(to_string(md)).c_str(), (unsigned long long)data);
+            each(buf, expected, [&](IOWait& w, std::error_code& ec) { w.watch(fd, i, data, md, ec); });
+            if (!expected) wm = {true, false, i, md, true, data};
+            break;
+        }
+        case 1: {  // modify
+            const Interest i = interest_of(in.byte());
+            const Mode md = mode_of(in.byte());
+            const std::uint64_t data = in.byte() * 0x0101010101ull;
+            std::error_code expected;
+            if (!wm.watched)
+                expected = errc::not_watched;  // E2
+            else if (wm.dead)
+                // C2: the file is gone (EBADF); or its number names a file
+                // the watch never saw (ENOENT, as epoll_ctl answers).
+                expected = std::make_error_code(m.open ? std::errc::no_such_file_or_directory
+                                                       : std::errc::bad_file_descriptor);
+            std::snprintf(buf, sizeof buf, "modify(end %d fd %d, interest %u, %s, data %llu)", e, fd, unsigned(i),
+                          std::string(to_string(md)).c_str(), (unsigned long long)data);
+            each(buf, expected, [&](IOWait& w, std::error_code& ec) { w.modify(fd, i, data, md, ec); });
+            if (!expected) wm = {true, false, i, md, true, data};
+            break;
+        }
+        case 2: {  // unwatch
+            const std::error_code expected = wm.watched ? std::error_code{} : make_error_code(errc::not_watched);
+            std::snprintf(buf, sizeof buf, "unwatch(end %d fd %d)", e, fd);
+            each(buf, expected, [&](IOWait& w, std::error_code& ec) { w.unwatch(fd, ec); });
+            wm = watch_model{};
+            break;
+        }
+        case 3: {  // write a little
+            const std::size_t len = 1 + in.byte() % max_write;
+            if (!m.open) break;
+            static const std::string bytes(max_write, 'w');
+            const ssize_t n = ::send(fd, bytes.data(), len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            std::snprintf(buf, sizeof buf, "send(end %d fd %d, %zu bytes) = %zd", e, fd, len, n);
+            log(buf);
+            if (n > 0) {
+                model_[peer(e)].queue += std::size_t(n);
+                ++m.sends_at_peer;
+                if (m.writable == tri::yes && m.sends_at_peer > certain_sends) m.writable = tri::unknown;
+            }
+            break;
+        }
+        case 4:     // read everything
+        case 10: {  // read a little
+            const std::size_t want = kind == 4 ? SIZE_MAX : 1 + in.byte() % max_write;
+            if (!m.open) break;
+            char data[65536];
+            std::size_t got = 0;
+            while (got < want) {
+                const ssize_t n = ::recv(fd, data, std::min(sizeof data, want - got), MSG_DONTWAIT);
+                if (n <= 0) break;
+                got += std::size_t(n);
+            }
+            std::snprintf(buf, sizeof buf, "recv(end %d fd %d, up to %zu) = %zu bytes", e, fd, want, got);
+            log(buf);
+            m.queue -= std::min(m.queue, got);
+            end_model& o = model_[peer(e)];
+            if (m.queue == 0) {
+                o.sends_at_peer = 0;
+                if (o.open) o.writable = tri::yes;
+            } else if (got > 0 && o.writable == tri::no) {
+                o.writable = tri::unknown;
+            }
+            break;
+        }
+        case 5: {  // fill the peer's buffer
+            if (!m.open) break;
+            static const std::string chunk(65536, 'f');
+            std::size_t sent = 0;
+            ssize_t n;
+            while ((n = ::send(fd, chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL)) > 0) sent += size_t(n);
+            const int why = errno;
+            std::snprintf(buf, sizeof buf, "fill(end %d fd %d) = %zu bytes, then %s", e, fd, sent, std::strerror(why));
+            log(buf);
+            if (sent > 0) {
+                model_[peer(e)].queue += sent;
+                m.sends_at_peer += certain_sends;
+            }
+            if (why == EAGAIN)
+                m.writable = tri::no;
+            else if (sent > 0)
+                m.writable = tri::unknown;
+            break;
+        }
+        case 6: {  // shutdown
+            const int how = in.byte() % 3;
+            if (!m.open) break;
+            // select cannot see the hangup of a fd watched for write only
+            // while its buffer at the peer is full (docs/behaviour.md, R6):
+            // inputs that drive select do not make that state, the others do.
+            const end_model& other = model_[peer(e)];
+            if (with_select_ && (hangs_up_unwritable(m, how != SHUT_WR, how != SHUT_RD) ||
+                                 hangs_up_unwritable(other, how != SHUT_RD, how != SHUT_WR))) {
+                log("shutdown skipped: select would miss the hangup (R6)");
+                break;
+            }
+            const int r = ::shutdown(fd, how);
+            std::snprintf(buf, sizeof buf, "shutdown(end %d fd %d, %s) = %d", e, fd,
+                          how == SHUT_RD   ? "SHUT_RD"
+                          : how == SHUT_WR ? "SHUT_WR"
+                                           : "SHUT_RDWR",
+                          r);
+            log(buf);
+            if (r != 0) break;
+            // unix_shutdown(): the mode applies here and, mirrored, at the peer.
+            end_model& o = model_[peer(e)];
+            if (how != SHUT_WR) {
+                m.rcv_shut = true;
+                if (o.open) o.send_shut = true;
+            }
+            if (how != SHUT_RD) {
+                m.send_shut = true;
+                if (o.open) o.rcv_shut = true;
+            }
+            break;
+        }
+        case 7: {  // close without unwatch
+            std::snprintf(buf, sizeof buf, "close(end %d fd %d)%s", e, fd, m.open ? "" : " (already closed)");
+            log(buf);
+            close_end(e);
+            break;
+        }
+        case 8: {  // reopen the pair on the same numbers
+            if (e == file_slot) {
+                const int number = fds_[e];
+                close_end(e);
+                open_file(number);
+                log("reopen(file on fd " + std::to_string(number) + ")");
+                break;
+            }
+            const int p = e / 2;
+            const int numbers[2] = {fds_[2 * p], fds_[2 * p + 1]};
+            close_end(2 * p);
+            close_end(2 * p + 1);
+            open_pair(p, numbers);
+            std::snprintf(buf, sizeof buf, "reopen(pair %d on fds %d, %d)", p, numbers[0], numbers[1]);
+            log(buf);
+            break;
+        }
+        case 9: wait_and_compare(); break;
+        default: break;
+        }
+    }
+
+    void wait_and_compare() {
+        log("wait(0)");
+        std::vector<Event> first;
+        for (std::size_t k = 0; k < waits_.size(); ++k) {
+            IOWait& w = *waits_[k];
+            std::error_code ec;
+            auto span = w.wait(0ns, ec);
+            if (ec) fail(trace_, std::string(to_string(w.backend())) + ": wait(0) failed: " + str(ec));
+            std::vector<Event> evs(span.begin(), span.end());
+            std::sort(evs.begin(), evs.end(), [](const Event& a, const Event& b) { return a.fd < b.fd; });
+            for (std::size_t i = 1; i < evs.size(); ++i)
+                if (evs[i].fd == evs[i - 1].fd)
+                    fail(trace_, std::string(to_string(w.backend())) + ": two events for one fd (R5): " + str(evs));
+            if (k == 0) {
+                first = evs;
+                continue;
+            }
+            const bool equal = evs.size() == first.size() && std::equal(evs.begin(), evs.end(), first.begin(), same);
+            if (!equal)
+                fail(trace_, "backends differ: " + std::string(to_string(waits_[0]->backend())) + " " + str(first) +
+                                 " vs " + std::string(to_string(w.backend())) + " " + str(evs));
+        }
+        log("  -> " + str(first));
+        check_model(first);
+    }
+
+    void check_model(const std::vector<Event>& evs) {
+        for (int e = 0; e < slots; ++e) {
+            watch_model& wm = watch_[e];
+            const end_model& m = model_[e];
+            const Event* ev = nullptr;
+            for (const auto& x : evs)
+                if (x.fd == fds_[e]) ev = &x;
+            const std::string who = "end " + std::to_string(e) + " fd " + std::to_string(fds_[e]);
+            if (!wm.watched || wm.dead || !wm.armed) {
+                if (ev) fail(trace_, who + ": event for an unwatched, closed or disarmed watch: " + str(*ev));
+                continue;
+            }
+            const bool want_r = has(wm.interest, Interest::read), want_w = has(wm.interest, Interest::write);
+            if (ev) {
+                if (ev->data != wm.data) fail(trace_, who + ": wrong data " + str(*ev));
+                if ((ev->read && !want_r) || (ev->write && !want_w))
+                    fail(trace_, who + ": an interest not asked for (R5): " + str(*ev));
+                if (wm.mode == Mode::oneshot) wm.armed = false;
+            }
+            if (e == file_slot) {
+                // R8: ready for every interest asked, no hangup; edge, like
+                // oneshot, reports it once (M3), as it has no new edges.
+                if (!ev) fail(trace_, who + ": a regular file is always ready (R8), got no event");
+                if (ev->read != want_r || ev->write != want_w || ev->hangup)
+                    fail(trace_, who + ": a regular file is ready for each interest asked, got " + str(*ev));
+                if (wm.mode == Mode::edge) wm.armed = false;
+                continue;
+            }
+            if (wm.mode == Mode::edge) continue;
+            // unix_poll(): RCV_SHUTDOWN is EPOLLRDHUP|EPOLLIN, both shut is EPOLLHUP;
+            // RDHUP is asked for only with read interest.
+            const bool hup = (m.rcv_shut && m.send_shut) || (want_r && m.rcv_shut);
+            const bool r = want_r && (hup || m.queue > 0 || m.rcv_shut);
+            const tri w = !want_w ? tri::no : hup ? tri::yes : m.writable;
+            if (w == tri::unknown) {
+                if (ev && (ev->read != r || ev->hangup != hup))
+                    fail(trace_, who + ": model expects read=" + std::to_string(r) + " hangup=" + std::to_string(hup) +
+                                     ", got " + str(*ev));
+                if (!ev && r) fail(trace_, who + ": model expects a read event, got none");
+                continue;
+            }
+            const bool present = r || w == tri::yes;
+            if (!present && ev) fail(trace_, who + ": model expects no event, got " + str(*ev));
+            if (present && !ev)
+                fail(trace_, who + ": model expects read=" + std::to_string(r) + " write=" +
+                                 std::to_string(w == tri::yes) + " hangup=" + std::to_string(hup) + ", got none");
+            if (ev && (ev->read != r || ev->write != (w == tri::yes) || ev->hangup != hup))
+                fail(trace_, who + ": model expects read=" + std::to_string(r) +
+                                 " write=" + std::to_string(w == tri::yes) + " hangup=" + std::to_string(hup) +
+                                 ", got " + str(*ev));
+        }
+    }
+
+    bool edge_run_;
+    bool with_select_ = false;
+    std::vector<std::unique_ptr<IOWait>> waits_;
+    std::vector<int> fds_;
+    std::array<end_model, slots> model_{};
+    std::array<watch_model, slots> watch_{};
+    std::vector<std::string> trace_;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    input in{data, size};
+    const std::uint8_t group = in.byte();
+    session s(group & 1, group & 2);
+    if (!s.usable()) return 0;  // an edge run on a build where no backend has edge
+    s.run(in);
+    return 0;
+}
