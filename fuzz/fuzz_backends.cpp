@@ -134,6 +134,8 @@ public:
         waits_.clear();
         for (int fd : fds_)
             if (fd >= 0) ::close(fd);
+        for (const auto& f : files_) ::unlink(f.c_str());
+        if (!dir_.empty()) ::rmdir(dir_.c_str());
     }
     session(const session&) = delete;
     session& operator=(const session&) = delete;
@@ -182,10 +184,19 @@ private:
         }
     }
 
-    // A new regular file, on `number` if it is not -1.
+    // A new regular file, on `number` if it is not -1. Each keeps its name
+    // (in a directory of its own, removed at the end) so that its inode is
+    // not freed and handed to the next one: a deleted file whose inode number
+    // is reused cannot be told from the new file (docs/behaviour.md, C3).
     void open_file(int number) {
-        int fd = ::open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (fd < 0) fail(trace_, std::string("open(O_TMPFILE): ") + std::strerror(errno));
+        if (dir_.empty()) {
+            char templ[] = "/tmp/iowait-fuzz-XXXXXX";
+            if (!::mkdtemp(templ)) fail(trace_, std::string("mkdtemp: ") + std::strerror(errno));
+            dir_ = templ;
+        }
+        files_.push_back(dir_ + "/f" + std::to_string(files_.size()));
+        int fd = ::open(files_.back().c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) fail(trace_, "open(" + files_.back() + "): " + std::strerror(errno));
         if (number >= 0 && fd != number) {
             if (::dup3(fd, number, O_CLOEXEC) != number) fail(trace_, "dup3");
             ::close(fd);
@@ -491,6 +502,8 @@ private:
     std::array<end_model, slots> model_{};
     std::array<watch_model, slots> watch_{};
     std::vector<std::string> trace_;
+    std::string dir_;
+    std::vector<std::string> files_;
 };
 
 }  // namespace

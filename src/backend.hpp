@@ -74,6 +74,13 @@ public:
     // True when add/modify/remove reach a wait() in progress only after it is
     // woken and called again.
     virtual bool changes_need_wakeup() const noexcept { return false; }
+    // A backend that can wake its own wait() (kqueue's EVFILT_USER) arms that
+    // wake-up here, once, and returns true: the front end then creates no
+    // waker fd and notify() calls wake(), from any thread (not from a signal
+    // handler). wake() makes the wait() in progress, or the next one, return
+    // one entry with `token`; wakes before that entry is returned merge into it.
+    virtual bool own_wake(std::uint64_t /*token*/) noexcept { return false; }
+    virtual void wake() noexcept {}
     // Called with the front end's lock held right before each wait(): where
     // a backend waits on a copy of its set, this is where it takes the copy.
     virtual void before_wait() noexcept {}
@@ -87,5 +94,6 @@ std::unique_ptr<backend> make_io_uring_backend(std::error_code& ec);
 // Why this thread's last make_io_uring_backend() failed, in words, for the
 // usage_error of IOWait{Backend::io_uring}.
 std::string io_uring_refusal();
+std::unique_ptr<backend> make_kqueue_backend(std::error_code& ec);
 
 }  // namespace iowait::detail

@@ -25,6 +25,9 @@ constexpr entry compiled_in[] = {
     // common workloads (figures in README.md), so it is used only by name.
     {Backend::io_uring, make_io_uring_backend, io_uring_refusal},
 #endif
+#ifdef IOWAIT_HAVE_KQUEUE
+    {Backend::kqueue, make_kqueue_backend},
+#endif
 #ifdef IOWAIT_HAVE_POLL
     {Backend::poll, make_poll_backend},
 #endif

@@ -64,7 +64,8 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 
 struct IOWait::impl {
     std::unique_ptr<detail::backend> be;
-    detail::waker waker;
+    detail::waker waker;      // unused (no fd) where the backend wakes itself
+    bool own_wake = false;    // the backend's own wake-up (kqueue's EVFILT_USER) replaces the waker
     std::mutex mu;            // guards slots, always_ready and the backend's add/modify/remove
     std::vector<slot> slots;  // indexed by fd
     std::vector<native_handle> always_ready;
@@ -75,8 +76,12 @@ struct IOWait::impl {
     std::vector<detail::ready> ready;
     std::vector<Event> events;
 
-    impl(std::unique_ptr<detail::backend> b, std::error_code& ec) : be(std::move(b)), waker(ec) {
-        if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
+    impl(std::unique_ptr<detail::backend> b, std::error_code& ec) : be(std::move(b)) {
+        own_wake = be->own_wake(make_token(0, waker_generation));
+        if (!own_wake) {
+            waker = detail::waker(ec);
+            if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
+        }
         ready.reserve(64);
         events.reserve(64);
     }
@@ -91,7 +96,14 @@ struct IOWait::impl {
     // the wake on every backend: the waiter only looks at that list before it
     // blocks, and no kernel will ever wake it for the file.
     void changed(bool now_always_ready = false) {
-        if ((now_always_ready || be->changes_need_wakeup()) && waiting.load(std::memory_order_acquire)) waker.signal();
+        if ((now_always_ready || be->changes_need_wakeup()) && waiting.load(std::memory_order_acquire)) wake();
+    }
+
+    void wake() {
+        if (own_wake)
+            be->wake();
+        else
+            waker.signal();
     }
 
     std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
@@ -195,7 +207,7 @@ struct IOWait::impl {
             const auto fd = native_handle(std::uint32_t(r.token));
             const auto generation = std::uint32_t(r.token >> 32);
             if (generation == waker_generation) {
-                waker.drain();
+                if (!own_wake) waker.drain();
                 woken |= notified.exchange(false, std::memory_order_acq_rel);
                 continue;
             }
@@ -274,9 +286,11 @@ IOWait::IOWait() {
     std::error_code ec;
     std::string why;
     auto be = detail::make_best_backend(ec, why);
-    // The message built apart: cppcheck 2.10 loses [[noreturn]] on a call with a ?: argument.
-    const std::string op = why.empty() ? std::string("IOWait()") : "IOWait() with " + why;
-    if (!be) throw_error(ec, op, -1, {});
+    if (!be) {
+        // Named first: given the expression, cppcheck loses sight of [[noreturn]].
+        const std::string op = why.empty() ? "IOWait()" : "IOWait() with " + why;
+        throw_error(ec, op, -1, {});
+    }
     backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec);
     if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));
@@ -385,7 +399,7 @@ std::span<const Event> IOWait::wait() {
 
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
-    if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->waker.signal();
+    if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->wake();
 }
 
 }  // namespace iowait

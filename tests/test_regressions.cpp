@@ -41,5 +41,19 @@ TEST_P(Regressions, ModifyOfAReusedNumberIsENOENTAlsoAfterAWaitSawIt) {
     ::close(fd);
 }
 
+// io_uring: the kernel adds POLLRDHUP to every poll request, so a write-only
+// watch of a socket shut down for reading reported a hangup that epoll and
+// poll, asked only for POLLOUT, do not (R6). Found by the seed corpus replay
+// when the io_uring backend joined the fuzzer.
+TEST_P(Regressions, WriteWatchOfASocketShutDownForReadingIsNoHangup) {
+    socket_pair p;
+    w.watch(p.a, Interest::write, 3, Mode::oneshot);
+    ASSERT_EQ(::shutdown(p.a, SHUT_RD), 0);
+    auto events = wait_events(w, 0ns);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_TRUE(events[0].write);
+    EXPECT_FALSE(events[0].hangup);
+}
+
 }  // namespace
 }  // namespace iowait::test

@@ -12,6 +12,8 @@ class waker {
 public:
     // Creates the object; ec is set (and fd() is -1) if the kernel refuses.
     explicit waker(std::error_code& ec) noexcept;
+    // No object: for a backend that wakes itself (see backend::own_wake).
+    waker() noexcept = default;
     int fd() const noexcept { return read_.get(); }
     void signal() noexcept;  // async-signal-safe: one write()
     void drain() noexcept;   // consume every pending signal

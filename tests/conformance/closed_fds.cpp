@@ -98,5 +98,28 @@ TEST_P(ClosedFds, ReusedNumberAfterAnEventIsNotReported) {
     ::close(fd);
 }
 
+// modify() of a number closed and reused by another file must not start
+// watching the new file under the old watch: it fails (ENOENT, as epoll says
+// for a file it never saw), and the new file's readiness is not reported.
+TEST_P(ClosedFds, ModifyAfterTheNumberIsReusedFailsAndReportsNothing) {
+    socket_pair old_pair, new_pair;
+    const int fd = old_pair.a;
+    w.watch(fd, Interest::read);
+    old_pair.close_a();
+    ASSERT_EQ(::dup3(new_pair.a, fd, O_CLOEXEC), fd);
+    new_pair.send_b();  // the new file is readable and writable
+    for (Interest interest : {Interest::read, Interest::read | Interest::write}) {
+        try {
+            w.modify(fd, interest, 5);
+            ADD_FAILURE() << "modify of a reused number succeeded, interest " << unsigned(interest);
+        } catch (const std::system_error& e) {
+            EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory) << e.what();
+        }
+    }
+    EXPECT_TRUE(wait_events(w, 20ms).empty());
+    w.unwatch(fd);
+    ::close(fd);
+}
+
 }  // namespace
 }  // namespace iowait::test
