@@ -162,6 +162,30 @@ TEST_P(RingQuirks, UnwatchFromAnotherThreadDuringAWaitReleasesTheFile) {
     waiter.join();
 }
 
+// A write watch on a socket whose peer shut down its writing side, with a
+// full send buffer: not writable, and nothing to report. (io_uring completes
+// every poll request at once on such a socket, asked for EPOLLRDHUP or not.)
+// The wait must sleep, not spin, and report the room when it comes.
+TEST_P(RingQuirks, WriteWatchOnAHalfClosedSocketDoesNotSpinWhileTheBufferIsFull) {
+    socket_pair p;
+    ASSERT_EQ(::shutdown(p.b, SHUT_WR), 0);
+    fill(p.a);
+    w.watch(p.a, Interest::write);
+    timespec cpu0{}, cpu1{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+    EXPECT_TRUE(wait_events(w, 100ms).empty());
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+    const double cpu_ms = double(cpu1.tv_sec - cpu0.tv_sec) * 1e3 + double(cpu1.tv_nsec - cpu0.tv_nsec) / 1e6;
+    EXPECT_LT(cpu_ms, 10.0) << "a 100 ms wait used " << cpu_ms << " ms of CPU: it spins";
+    char buf[1 << 16];
+    while (::recv(p.b, buf, sizeof buf, 0) > 0) {
+    }
+    Event e = expect_event(w, p.a);
+    EXPECT_TRUE(e.write);
+    EXPECT_FALSE(e.hangup) << "the peer's SHUT_WR is not a hangup for a write watch";
+    EXPECT_EQ(wait_events(w, 0ns).size(), 1u) << "level: still writable, reported again";
+}
+
 // More changes than the ring's submission queue holds (256), before one wait.
 TEST_P(RingQuirks, ManyChangesBeforeOneWaitAreAllApplied) {
     constexpr int count = 300;

@@ -109,6 +109,7 @@ struct watch_state {
     std::uint32_t epoch = 0;  // the wait that last reported it, and where, to merge completions
     std::uint32_t out_index = 0;
     std::uint32_t completions = 0;  // of the current request
+    bool trap = false;              // the current request is a multishot one waiting for a wake-up (see complete())
 };
 
 struct pending_op {
@@ -244,7 +245,8 @@ private:
     }
 
     // Queues a new poll request for the watch; capacity was reserved by the caller.
-    void arm(native_handle fd, watch_state& w) noexcept {
+    void arm(native_handle fd, watch_state& w, bool trap = false) noexcept {
+        w.trap = trap;
         w.seq = next_seq();
         w.arm = watch_state::queued;
         w.completions = 0;
@@ -311,7 +313,7 @@ private:
                 // poll32_events is in host order on little-endian machines;
                 // the kernel swaps halfwords on big-endian ones.
                 sqe->poll32_events = to_poll(w->interest);
-                if (w->mode == Mode::edge) sqe->len = IORING_POLL_ADD_MULTI;
+                if (w->mode == Mode::edge || w->trap) sqe->len = IORING_POLL_ADD_MULTI;
                 sqe->user_data = user_data(op.fd, op.seq);
                 w->arm = watch_state::in_kernel;
             }
@@ -331,12 +333,21 @@ private:
         if (!more) w.arm = watch_state::idle;
         unsigned flags;
         if (cqe.res >= 0) {
-            // The kernel adds POLLRDHUP to every poll request (IO_POLL_UNMASK
-            // in io_uring/poll.c); epoll and poll report it only when asked,
-            // which we do with read interest alone. Drop it otherwise.
-            std::uint32_t rev = std::uint32_t(cqe.res);
-            if (!has(w.interest, Interest::read)) rev &= ~std::uint32_t(POLLRDHUP);
-            flags = from_poll(rev);
+            // io_uring adds EPOLLRDHUP (and ERR, HUP, NVAL) to every poll
+            // request's mask, asked for or not (IO_POLL_UNMASK, io_uring/poll.c);
+            // epoll and poll() report RDHUP only to a read watch. Drop what
+            // was not asked for. (Found by fuzz/fuzz_backends.cpp.)
+            const auto res = std::uint32_t(cqe.res) & (to_poll(w.interest) | POLLERR | POLLHUP | POLLNVAL);
+            if (res == 0) {
+                // Completed for that alone: a socket whose reading side is shut
+                // down completes every request at once, so re-arming would spin.
+                // Wait for the file's next wake-up with a multishot request (a
+                // trap) instead: it completes at arming for the same reason,
+                // once, and then only on wake-ups.
+                if (!more && w.interest != Interest::none) arm_reserved(fd, w, true);
+                return;
+            }
+            flags = from_poll(res);
         } else if (cqe.res == -EBADF) {
             flags = closed;  // closed before the request was submitted
         } else if (cqe.res == -ECANCELED || cqe.res == -ENOMEM || cqe.res == -EAGAIN || cqe.res == -EINTR) {
@@ -351,6 +362,14 @@ private:
             return;
         }
         report(w, flags, out);
+        if (w.trap) {
+            // The trap caught a real event. Level goes back to single-shot
+            // requests, re-checked at every wait; oneshot is spent.
+            if (more && room_for(1)) disarm(fd, w);
+            w.trap = false;
+            if (w.mode == Mode::level && !(flags & closed) && w.interest != Interest::none) arm_reserved(fd, w);
+            return;
+        }
         // A multishot request that ends on its first completion polls a file
         // with no wait queue (a character device without poll, such as
         // /dev/null): always ready, no edges after the first, and a new
@@ -362,9 +381,9 @@ private:
     }
 
     // arm() from wait(); in the steady state pending_ has the room already.
-    void arm_reserved(native_handle fd, watch_state& w) noexcept {
+    void arm_reserved(native_handle fd, watch_state& w, bool trap = false) noexcept {
         if (room_for(1))
-            arm(fd, w);
+            arm(fd, w, trap);
         else
             w.arm = watch_state::idle;  // out of memory: the watch stays idle until modify()
     }
