@@ -213,7 +213,11 @@ public:
         if (ec.value() == ETIME || ec.value() == EBUSY) ec = {};  // a timeout; a CQ overflow that the reap below drains
         std::lock_guard lock(mu_);
         ++epoch_;
+        const std::size_t first = out.size();
+        level_checks_.clear();
+        level_out_.clear();
         ring_.reap([&](const io_uring_cqe& cqe) { complete(cqe, out); });
+        recheck_level(out, first);
         return ec;  // EINTR included: the front end retries it
     }
 
@@ -348,6 +352,10 @@ private:
                 return;
             }
             flags = from_poll(res);
+            if (w.mode == Mode::level && !w.trap && room_for_check()) {
+                level_checks_.push_back({fd, short(to_poll(w.interest)), 0});
+                level_out_.push_back(std::uint32_t(out.size()));  // where report() puts it: one per level fd
+            }
         } else if (cqe.res == -EBADF) {
             flags = closed;  // closed before the request was submitted
         } else if (cqe.res == -ECANCELED || cqe.res == -ENOMEM || cqe.res == -EAGAIN || cqe.res == -EINTR) {
@@ -380,6 +388,29 @@ private:
             arm_reserved(fd, w);
     }
 
+    // A completion says the fd was ready when it completed, which may be long
+    // before this wait: the program may have read the data since. epoll
+    // re-polls each fd as it reports it, so level watches here ask poll()
+    // once more, one call for all of them, and report what is true now
+    // (found by the differential fuzzer: fuzz/corpus/regression-io-uring-stale-level).
+    // Level requests are re-armed whatever this finds, so dropping one loses
+    // nothing. Oneshot and edge completions are reported as they came.
+    void recheck_level(std::vector<ready>& out, std::size_t first) noexcept {
+        if (level_checks_.empty()) return;
+        for (pollfd& p : level_checks_) p.revents = 0;
+        if (::poll(level_checks_.data(), level_checks_.size(), 0) < 0) return;  // keep what the ring said
+        for (std::size_t i = 0; i < level_checks_.size(); ++i) {
+            const pollfd& p = level_checks_[i];
+            if (level_out_[i] >= out.size()) continue;  // report() could not store it
+            out[level_out_[i]].flags =
+                from_poll(std::uint32_t(p.revents) & std::uint32_t(p.events | POLLERR | POLLHUP | POLLNVAL));
+        }
+        // Drop the entries that are no longer ready.
+        auto keep =
+            std::remove_if(out.begin() + std::ptrdiff_t(first), out.end(), [](const ready& r) { return r.flags == 0; });
+        out.erase(keep, out.end());
+    }
+
     // arm() from wait(); in the steady state pending_ has the room already.
     void arm_reserved(native_handle fd, watch_state& w, bool trap = false) noexcept {
         if (room_for(1))
@@ -394,6 +425,16 @@ private:
         if (pending_.size() + n <= pending_.capacity()) return true;
         try {
             pending_.reserve(std::max(pending_.capacity() * 2, pending_.size() + n));
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
+        return true;
+    }
+
+    bool room_for_check() noexcept {
+        try {
+            level_checks_.reserve(level_checks_.size() + 1);
+            level_out_.reserve(level_out_.size() + 1);
         } catch (const std::bad_alloc&) {
             return false;
         }
@@ -418,6 +459,8 @@ private:
     std::mutex mu_;                   // guards table_, pending_ and the cancel flag against add/modify/remove
     std::vector<watch_state> table_;  // indexed by fd
     std::vector<pending_op> pending_;
+    std::vector<pollfd> level_checks_;      // level completions of this wait, re-polled (recheck_level)
+    std::vector<std::uint32_t> level_out_;  // their places in `out`
     std::uint32_t seq_ = 0;
     std::uint32_t epoch_ = 0;
     bool skip_removal_cqes_ = false;
