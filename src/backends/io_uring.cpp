@@ -352,10 +352,6 @@ private:
                 return;
             }
             flags = from_poll(res);
-            if (w.mode == Mode::level && !w.trap && room_for_check()) {
-                level_checks_.push_back({fd, short(to_poll(w.interest)), 0});
-                level_out_.push_back(std::uint32_t(out.size()));  // where report() puts it: one per level fd
-            }
         } else if (cqe.res == -EBADF) {
             flags = closed;  // closed before the request was submitted
         } else if (cqe.res == -ECANCELED || cqe.res == -ENOMEM || cqe.res == -EAGAIN || cqe.res == -EINTR) {
@@ -369,7 +365,12 @@ private:
             report(w, error, out);
             return;
         }
+        const std::size_t entries = out.size();
         report(w, flags, out);
+        if (out.size() > entries && w.mode != Mode::oneshot && !w.trap && !(flags & closed) && room_for_check()) {
+            level_checks_.push_back({fd, short(to_poll(w.interest)), 0});
+            level_out_.push_back(std::uint32_t(entries));
+        }
         if (w.trap) {
             // The trap caught a real event. Level goes back to single-shot
             // requests, re-checked at every wait; oneshot is spent.
@@ -389,12 +390,15 @@ private:
     }
 
     // A completion says the fd was ready when it completed, which may be long
-    // before this wait: the program may have read the data since. epoll
-    // re-polls each fd as it reports it, so level watches here ask poll()
-    // once more, one call for all of them, and report what is true now
-    // (found by the differential fuzzer: fuzz/corpus/regression-io-uring-stale-level).
-    // Level requests are re-armed whatever this finds, so dropping one loses
-    // nothing. Oneshot and edge completions are reported as they came.
+    // before this wait: the program may have read the data since. And a
+    // wake-up completes a request with the one event that woke it (POLLIN
+    // for new data), where epoll reports all the fd's readiness. epoll
+    // re-polls each fd as it reports it, so level and edge watches here ask
+    // poll() once more, one call for all of them, and report what is true
+    // now (found by the differential fuzzer: fuzz/corpus/regression-io-uring-*).
+    // Level requests are re-armed and edge ones are multishot whatever this
+    // finds, so dropping one loses nothing. A oneshot request is spent: it is
+    // reported as it came.
     void recheck_level(std::vector<ready>& out, std::size_t first) noexcept {
         if (level_checks_.empty()) return;
         for (pollfd& p : level_checks_) p.revents = 0;
