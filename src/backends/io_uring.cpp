@@ -51,6 +51,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -209,6 +210,7 @@ public:
         // Requests left behind (the kernel took no more SQEs) may be the ones
         // that would end this wait: do not sleep; the front end calls again.
         const bool poll_only = !all_submitted || (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0);
+        const auto entered = std::chrono::steady_clock::now();
         std::error_code ec = ring_.enter(poll_only ? 0 : 1, timeout);
         if (ec.value() == ETIME || ec.value() == EBUSY) ec = {};  // a timeout; a CQ overflow that the reap below drains
         std::lock_guard lock(mu_);
@@ -216,8 +218,22 @@ public:
         const std::size_t first = out.size();
         level_checks_.clear();
         level_out_.clear();
-        ring_.reap([&](const io_uring_cqe& cqe) { complete(cqe, out); });
+        std::size_t reaped = 0;
+        ring_.reap([&](const io_uring_cqe& cqe) {
+            ++reaped;
+            complete(cqe, out);
+        });
         recheck_level(out, first);
+        // An enter that submitted requests returns their count even when a
+        // signal or its timeout cut its wait short. With no error, no
+        // completion and time left, it was a signal: say so, so that
+        // wait_or_signal() (Python's signal handlers) sees EINTR as with epoll.
+        if (!ec && !poll_only && reaped == 0) {
+            const bool timed_out =
+                timeout && std::chrono::steady_clock::now() - entered >=
+                               std::chrono::seconds(timeout->tv_sec) + std::chrono::nanoseconds(timeout->tv_nsec);
+            if (!timed_out) ec = sys_error(EINTR);
+        }
         return ec;  // EINTR included: the front end retries it
     }
 
