@@ -75,7 +75,7 @@ struct IOWait::impl {
     const bool changes_need_wakeup;
     const bool native_oneshot;
     const bool needs_before_wait;
-    detail::small_mutex mu;   // guards slots, always_ready and the backend's add/modify/remove
+    detail::small_mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
     detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
     // !always_ready.empty(), readable without the lock: wait() takes the lock
