@@ -11,9 +11,16 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 
 namespace iowait::detail {
 
+#ifdef _WIN32
+// mingw-w64's libstdc++ has no futex behind atomic wait/notify, only a
+// fallback; under Wine the threading tests then timed out on the afd backend.
+// Windows keeps the standard mutex.
+using small_mutex = std::mutex;
+#else
 class small_mutex {
 public:
     void lock() noexcept {
@@ -36,5 +43,7 @@ private:
 
     std::atomic<int> state_{0};
 };
+
+#endif
 
 }  // namespace iowait::detail
