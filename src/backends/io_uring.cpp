@@ -59,6 +59,7 @@
 
 #include "backend.hpp"
 #include "backends/io_uring_ring.hpp"
+#include "backends/poll_flags.hpp"
 #include "detail/sys_error.hpp"
 
 namespace iowait::detail {
@@ -83,16 +84,6 @@ std::uint32_t to_poll(Interest interest) {
     if (has(interest, Interest::read)) ev |= POLLIN | POLLRDHUP;
     if (has(interest, Interest::write)) ev |= POLLOUT;
     return ev;
-}
-
-unsigned from_poll(std::uint32_t rev) {
-    unsigned flags = 0;
-    if (rev & (POLLIN | POLLPRI)) flags |= readable;
-    if (rev & POLLOUT) flags |= writable;
-    if (rev & (POLLHUP | POLLRDHUP)) flags |= hangup;
-    if (rev & POLLERR) flags |= error;
-    if (rev & POLLNVAL) flags |= closed;
-    return flags;
 }
 
 struct watch_state {

@@ -21,11 +21,8 @@
 #include <poll.h>
 
 #include "backend.hpp"
+#include "backends/poll_flags.hpp"
 #include "detail/sys_error.hpp"
-
-#ifndef POLLRDHUP
-#define POLLRDHUP 0
-#endif
 
 namespace iowait::detail {
 
@@ -41,16 +38,6 @@ short to_poll(Interest interest) {
     if (has(interest, Interest::read)) ev |= POLLIN | POLLRDHUP;
     if (has(interest, Interest::write)) ev |= POLLOUT;
     return ev;
-}
-
-unsigned from_poll(short rev) {
-    unsigned flags = 0;
-    if (rev & (POLLIN | POLLPRI)) flags |= readable;
-    if (rev & POLLOUT) flags |= writable;
-    if (rev & (POLLHUP | POLLRDHUP)) flags |= hangup;
-    if (rev & POLLERR) flags |= error;
-    if (rev & POLLNVAL) flags |= closed;
-    return flags;
 }
 
 class poll_backend final : public backend {
@@ -109,7 +96,7 @@ public:
         if (n < 0) return last_error();
         for (std::size_t i = 0; n > 0 && i < polled_.size(); ++i) {
             if (polled_[i].revents == 0) continue;
-            out.push_back({polled_tokens_[i], from_poll(polled_[i].revents)});
+            out.push_back({polled_tokens_[i], from_poll(std::uint16_t(polled_[i].revents))});
             --n;
         }
         return {};
