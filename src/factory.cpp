@@ -22,7 +22,8 @@ constexpr entry compiled_in[] = {
 #endif
 #ifdef IOWAIT_HAVE_IO_URING
     // After epoll: bench/uring_vs_epoll.cpp measured it slower here for the
-    // common workloads (figures in README.md), so it is used only by name.
+    // common workloads (figures in README.md), so it is chosen only where
+    // epoll is refused, or by name.
     {Backend::io_uring, make_io_uring_backend, io_uring_refusal},
 #endif
 #ifdef IOWAIT_HAVE_KQUEUE
