@@ -245,10 +245,14 @@ public:
         // EV_CLEAR and EV_DISPATCH are fixed when a knote is created (EV_ADD
         // on an existing knote leaves them, on every kqueue), so a new mode
         // means new knotes; a new token too (libkqueue refuses EV_ADD on an
-        // existing read or write knote unless EV_CLEAR is set). The front end
-        // changes neither often: that path probes first, then replaces the
-        // knotes with receipts, so that a failure is undone exactly.
-        if (mode != now.mode || token != now.token) {
+        // existing read or write knote unless EV_CLEAR is set). An edge
+        // watch gets new knotes on every modify() too: modify() re-arms it
+        // (rule M3), so readiness already there must be reported once. A new
+        // knote is checked as it is added, on every kqueue; an EV_CLEAR knote
+        // kept and re-enabled need not be (libkqueue reports only later
+        // edges then). That path probes first, then replaces the knotes with
+        // receipts, so that a failure is undone exactly.
+        if (mode != now.mode || token != now.token || mode == Mode::edge) {
             if (::kevent(kq_.get(), changes, n, nullptr, 0, nullptr) != 0) return last_error();
             return replace(fd, interest, mode, token);
         }
