@@ -98,6 +98,7 @@ unsigned from_afd(ULONG ev) {
     if (ev & (afd::poll_receive | afd::poll_accept | afd::poll_receive_expedited)) flags |= readable;
     if (ev & afd::poll_send) flags |= writable;
     if (ev & (afd::poll_disconnect | afd::poll_abort)) flags |= hangup;
+    if (ev & afd::poll_abort) flags |= write_closed;  // a disconnect alone is the peer's shutdown of its sending
     if (ev & (afd::poll_abort | afd::poll_connect_fail)) flags |= error;
     return flags;
 }
@@ -146,7 +147,7 @@ public:
                 wake_posted_.store(false, std::memory_order_release);
     }
 
-    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         file_identity is_socket;
         if (auto ec = identify(fd, is_socket)) return ec;
         SOCKET base;
@@ -173,7 +174,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         std::lock_guard lock(mu_);
         auto it = watches_.find(fd);
         if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
@@ -190,7 +191,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         std::lock_guard lock(mu_);
         auto it = watches_.find(fd);
         if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
@@ -213,7 +214,7 @@ public:
         to_arm_.clear();
     }
 
-    std::error_code wait(const ::timespec* timeout, std::size_t& count) noexcept override {
+    status wait(const ::timespec* timeout, std::size_t& count) noexcept override {
         std::vector<ready>& out = ready_;
         out.clear();
         {
