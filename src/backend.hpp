@@ -62,6 +62,11 @@ public:
     // The fd may be closed already or its number reused: forget it anyway.
     virtual std::error_code remove(native_handle fd) noexcept = 0;
     virtual std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept = 0;
+    // True when the last wait() filled the whole batch the kernel was given
+    // (epoll, kqueue, io_uring's CQ, afd's entries), so that more fds may be
+    // ready than it delivered; false where one wait sees every ready fd (poll,
+    // select). Read by the waiting thread after wait(), until the next wait().
+    virtual bool batch_full() const noexcept { return false; }
     // True when the kernel keys watches by fd number and cannot tell a reused
     // number from the file that was watched (poll, select): the front end then
     // checks the file's identity before it reports an event.

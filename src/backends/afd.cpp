@@ -224,10 +224,12 @@ public:
             const DWORD e = ::GetLastError();
             std::lock_guard lock(mu_);
             waiting_ = false;
+            full_ = false;
             return e == WAIT_TIMEOUT ? std::error_code{} : wsa_error(int(e));
         }
         std::lock_guard lock(mu_);
         waiting_ = false;
+        full_ = n == entries_.size();
         for (ULONG i = 0; i < n; ++i) {
             const OVERLAPPED_ENTRY& entry = entries_[i];
             if (entry.lpCompletionKey == wake_key) {
@@ -254,6 +256,8 @@ public:
         }
         return {};
     }
+
+    bool batch_full() const noexcept override { return full_; }
 
 private:
     // Queues w for a request before the next wait. to_arm_ has room for
@@ -325,6 +329,7 @@ private:
     std::vector<poll_op*> free_;
     std::size_t in_flight_ = 0;
     std::vector<OVERLAPPED_ENTRY> entries_;
+    bool full_ = false;  // the last wait filled entries_: more completions may be queued
     std::atomic<bool> wake_posted_{false};
     std::uint64_t wake_token_ = 0;  // set once, before any wait
 };

@@ -86,9 +86,12 @@ public:
         const int n = kernel_wait(timeout);
         if (n < 0) return last_error();
         for (int i = 0; i < n; ++i) out.push_back({batch_[i].data.u64, from_epoll(batch_[i].events)});
-        if (n == int(batch_.size()) && batch_.size() < max_batch) batch_.resize(batch_.size() * 2);
+        full_ = n == int(batch_.size());
+        if (full_ && batch_.size() < max_batch) batch_.resize(batch_.size() * 2);
         return {};
     }
+
+    bool batch_full() const noexcept override { return full_; }
 
 private:
     std::error_code ctl(int op, int fd, std::uint32_t events, std::uint64_t token) noexcept {
@@ -116,6 +119,7 @@ private:
 
     unique_fd epfd_;
     std::vector<epoll_event> batch_;
+    bool full_ = false;  // the last wait filled batch_
 };
 
 }  // namespace

@@ -320,7 +320,8 @@ public:
                 out.push_back({from_udata(ev.udata), from_kevent(ev)});
             }
         }
-        if (n == int(batch_.size()) && batch_.size() < max_batch) {
+        full_ = n == int(batch_.size());
+        if (full_ && batch_.size() < max_batch) {
             try {
                 batch_.resize(batch_.size() * 2);
             } catch (const std::bad_alloc&) {
@@ -329,6 +330,8 @@ public:
         }
         return {};
     }
+
+    bool batch_full() const noexcept override { return full_; }
 
 private:
     // Applies n (at most 4) changes in one call and records, for each, 0 or
@@ -411,6 +414,7 @@ private:
     unique_fd kq_;
     std::vector<entry> watched_;  // by fd; under the front end's lock
     std::vector<struct kevent> batch_;
+    bool full_ = false;          // the last wait filled batch_ (one fd's two filters may straddle it)
     std::vector<merged> merge_;  // by fd; the waiting thread's own
     std::uint32_t epoch_ = 0;
 };
