@@ -192,6 +192,7 @@ public:
     std::string backend() const { return std::string(iowait::to_string(w_ ? w_->backend() : backend_)); }
     bool closed() const { return closed_; }
     std::size_t size() const { return count_; }
+    std::uint64_t core_waits() const { return core_waits_; }
 
     // IOWait.watch: a watched fd gets its interest (and object) replaced.
     // A watched number whose file was closed without unwatch() and taken by
@@ -243,7 +244,8 @@ public:
         auto t = timeout_ns(timeout, true);
         check_open();
         if (count_ == 0) raise(PyExc_ValueError, "iowait: wait(): no file is watched");
-        return gather(t, [](const watch_entry& en, unsigned flags) { return make_event(en.obj, flags & 1, flags & 2); });
+        return gather(t,
+                      [](const watch_entry& en, unsigned flags) { return make_event(en.obj, flags & 1, flags & 2); });
     }
 
     // IOEvent(fileobj, read, write) for each watched file, in fd order.
@@ -399,6 +401,7 @@ private:
         for (;;) {
             std::error_code ec;
             std::span<const iowait::Event> events;
+            ++core_waits_;  // with the GIL, as every reader
             {
                 py::gil_scoped_release nogil;
                 events = timeout ? w_->wait_or_signal(std::chrono::nanoseconds(left), ec) : w_->wait_or_signal(ec);
@@ -484,6 +487,7 @@ private:
     std::size_t count_ = 0;
     std::uint64_t next_serial_ = 1;
     std::uint64_t wait_calls_ = 0;
+    std::uint64_t core_waits_ = 0;  // for the tests: the core's waits (wait(0): one kernel wait each)
     bool waiting_ = false;
     bool closed_ = false;
 };
@@ -583,6 +587,7 @@ PYBIND11_MODULE(_iowait, m) {
              "close()\n\n"
              "Release the kernel's objects. Idempotent; afterwards every other\n"
              "method raises ValueError. A wait() in another thread returns [].")
+        .def_property_readonly("_core_waits", &poller::core_waits)
         .def("_register", &poller::reg)
         .def("_modify", &poller::mod)
         .def("_unregister", &poller::unreg)
