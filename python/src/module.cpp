@@ -228,9 +228,9 @@ private:
     };
 
     // One wait with every ready fd: while the core says its kernel batch came
-    // back full (epoll's batch starts at 64; the kernel moves each reported
-    // fd to the tail of its ready list), ask again with timeout 0; when it
-    // was not full, no second system call. A fd reported twice in one call
+    // back full (epoll's and kqueue's batches are bounded; the kernel moves
+    // each reported fd to the tail of its ready list), ask again with
+    // timeout 0; when it was not full, no second system call. A fd reported twice in one call
     // has one entry, with the readiness of both reports. make(entry, flags)
     // builds the entry (flags: 1 read, 2 write): an IOEvent, or selectors'
     // (key, events) pair.

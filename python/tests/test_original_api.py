@@ -232,26 +232,31 @@ def test_help_documents_the_originals_api_and_what_this_module_adds():
 
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_one_wait_returns_every_ready_file_with_a_second_kernel_wait_only_when_the_batch_was_full(backend):
-    pairs = [socket.socketpair() for _ in range(300)]
+    pairs = [socket.socketpair() for _ in range(400)]  # 800 fds: below select's FD_SETSIZE
     try:
         with CLASSES[backend]() as w:
             for a, _ in pairs:
                 w.watch(a, read=True)
-            for _, b in pairs[:100]:
+            for _, b in pairs[:300]:
                 b.send(b'x')
             before = w._core_waits
             events = w.wait(0)
-            assert sorted(e.fileobj.fileno() for e in events) == sorted(a.fileno() for a, _ in pairs[:100])
+            assert sorted(e.fileobj.fileno() for e in events) == sorted(a.fileno() for a, _ in pairs[:300])
             assert all(e.read and not e.write for e in events)
-            # epoll's and kqueue's first batch is 64: full, so asked again
-            # once (a batch of 128); the others see all at once. A second
-            # wait(0) of the same 100, with the grown batch, costs one
-            # kernel wait everywhere.
-            assert w._core_waits - before == {'epoll': 2, 'kqueue': 2}.get(backend, 1)
+            first = w._core_waits - before
+            # epoll's and kqueue's first batch (256 and 64 entries) is
+            # smaller than 300: full, so asked again as the batch grows; the
+            # others see every fd in one kernel wait.
+            if backend in ('epoll', 'kqueue'):
+                assert first >= 2
+            else:
+                assert first == 1
+            # The same 300 again, now that the batch has grown, and then 10:
+            # one kernel wait each, since the batch was not full.
             before = w._core_waits
-            assert len(w.wait(0)) == 100
+            assert len(w.wait(0)) == 300
             assert w._core_waits - before == 1
-            for a, _ in pairs[:90]:
+            for a, _ in pairs[:290]:
                 a.recv(1)
             before = w._core_waits
             assert len(w.wait(0)) == 10

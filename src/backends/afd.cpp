@@ -48,6 +48,7 @@
 
 #include "backend.hpp"
 #include "backends/afd_ntapi.hpp"
+#include "backends/ready_list.hpp"
 #include "detail/file_identity.hpp"
 #include "detail/winsock.hpp"
 
@@ -97,6 +98,7 @@ unsigned from_afd(ULONG ev) {
     if (ev & (afd::poll_receive | afd::poll_accept | afd::poll_receive_expedited)) flags |= readable;
     if (ev & afd::poll_send) flags |= writable;
     if (ev & (afd::poll_disconnect | afd::poll_abort)) flags |= hangup;
+    if (ev & afd::poll_abort) flags |= write_closed;  // a disconnect alone is the peer's shutdown of its sending
     if (ev & (afd::poll_abort | afd::poll_connect_fail)) flags |= error;
     return flags;
 }
@@ -145,7 +147,7 @@ public:
                 wake_posted_.store(false, std::memory_order_release);
     }
 
-    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         file_identity is_socket;
         if (auto ec = identify(fd, is_socket)) return ec;
         SOCKET base;
@@ -172,7 +174,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         std::lock_guard lock(mu_);
         auto it = watches_.find(fd);
         if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
@@ -189,7 +191,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         std::lock_guard lock(mu_);
         auto it = watches_.find(fd);
         if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
@@ -212,7 +214,9 @@ public:
         to_arm_.clear();
     }
 
-    std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept override {
+    status wait(const ::timespec* timeout, std::size_t& count) noexcept override {
+        std::vector<ready>& out = ready_;
+        out.clear();
         {
             std::lock_guard lock(mu_);
             out.insert(out.end(), failed_.begin(), failed_.end());
@@ -224,6 +228,7 @@ public:
             const DWORD e = ::GetLastError();
             std::lock_guard lock(mu_);
             waiting_ = false;
+            count = out.size();  // the closed ones found before the wait
             full_ = false;
             return e == WAIT_TIMEOUT ? std::error_code{} : wsa_error(int(e));
         }
@@ -254,9 +259,11 @@ public:
             if (flags) out.push_back({w->token, flags});
             if ((!flags || !w->oneshot) && !(flags & closed)) arm(*w);
         }
+        count = out.size();
         return {};
     }
 
+    void deliver(event_sink& sink) noexcept override { deliver_list(ready_, sink); }
     bool batch_full() const noexcept override { return full_; }
 
 private:
@@ -332,6 +339,7 @@ private:
     bool full_ = false;  // the last wait filled entries_: more completions may be queued
     std::atomic<bool> wake_posted_{false};
     std::uint64_t wake_token_ = 0;  // set once, before any wait
+    std::vector<ready> ready_;      // what the last wait gathered, for deliver()
 };
 
 // \Device\Afd\<anything> opens the driver; the name after it is free.
