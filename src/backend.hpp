@@ -68,6 +68,11 @@ public:
     // With the front end's lock held, after a wait() that succeeded: the
     // kernel's batch to the sink, in one pass.
     virtual void deliver(event_sink& sink) noexcept = 0;
+    // True when the last wait() filled the whole batch the kernel was given
+    // (epoll, kqueue, io_uring's CQ, afd's entries), so that more fds may be
+    // ready than it delivered; false where one wait sees every ready fd (poll,
+    // select, wsapoll). Read by the waiting thread after wait(), until the next wait().
+    virtual bool batch_full() const noexcept { return false; }
     // True when the kernel keys watches by fd number and cannot tell a reused
     // number from the file that was watched (poll, select): the front end then
     // checks the file's identity before it reports an event.

@@ -536,6 +536,8 @@ std::span<const Event> IOWait::wait() {
     return impl_->result();
 }
 
+bool IOWait::batch_full() const noexcept { return impl_ && impl_->be->batch_full(); }
+
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
     if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->wake();

@@ -135,6 +135,9 @@ public:
         });
     }
 
+    // ready_ stays until the next wait(), which grows the batch only then.
+    bool batch_full() const noexcept override { return ready_ == batch_size_; }
+
 private:
     // The last batch came back full: a bigger one saves system calls.
     [[gnu::noinline]] void grow() noexcept {

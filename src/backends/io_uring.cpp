@@ -218,6 +218,9 @@ public:
             complete(cqe, out);
         });
         recheck_level(out, first);
+        // A full CQ may have left completions in the kernel's overflow list,
+        // and requests not yet submitted may be of ready fds: more may be ready.
+        full_ = reaped >= cq_size || !all_submitted;
         // An enter that submitted requests returns their count even when a
         // signal or its timeout cut its wait short. With no error, no
         // completion and time left, it was a signal: say so, so that
@@ -233,6 +236,7 @@ public:
     }
 
     void deliver(event_sink& sink) noexcept override { deliver_list(ready_, sink); }
+    bool batch_full() const noexcept override { return full_; }
 
 private:
     // Why the kernel refused, in words a user can act on.
@@ -483,6 +487,7 @@ private:
     bool skip_removal_cqes_ = false;
     bool no_sync_cancel_ = false;
     std::vector<ready> ready_;  // what the last wait gathered, for deliver()
+    bool full_ = false;         // see batch_full(); only the waiting thread touches it
 };
 
 // Why the last make_io_uring_backend() of this thread failed.

@@ -319,6 +319,11 @@ public:
         }
     }
 
+    // ready_ stays until the next wait(), which grows the batch only then. (One
+    // fd's two filters may straddle a full batch: the caller's second wait
+    // brings the other.)
+    bool batch_full() const noexcept override { return ready_ == int(batch_.size()); }
+
 private:
     // Applies n (at most 4) changes in one call and records, for each, 0 or
     // the errno in status; returns the first error. The receipts come back
