@@ -42,13 +42,6 @@ public:
     }
     void poll_nowait() override { dispatch(0); }
     void run_once() override { dispatch(-1); }
-    void remove_all() override {
-        const workload& w = the_workload;
-        for (std::uint32_t i = 0; i < w.pairs; ++i) {
-            if (::epoll_ctl(ep_, EPOLL_CTL_DEL, w.read_fd(i), nullptr) != 0) fail("epoll_ctl");
-            table_[w.read_fd(i)] = {};
-        }
-    }
 
 private:
     void dispatch(int timeout) {
@@ -80,10 +73,6 @@ public:
     }
     void poll_nowait() override { dispatch(0); }
     void run_once() override { dispatch(-1); }
-    void remove_all() override {
-        fds_.clear();
-        table_.clear();
-    }
 
 private:
     void dispatch(int timeout) {
