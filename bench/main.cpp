@@ -227,8 +227,8 @@ int run_all(const options& o) {
     the_workload.active = o.active;
     std::string why_no_rust;
     std::vector<implementation> all = all_implementations(why_no_rust);
-    if (!why_no_rust.empty() && (selected(o, "mio") || selected(o, "polling")))
-        std::fprintf(stderr, "# mio, polling not run: %s\n", why_no_rust.c_str());
+    if (!why_no_rust.empty() && (selected(o, "mio") || selected(o, "mio-lto") || selected(o, "polling")))
+        std::fprintf(stderr, "# Rust peers (mio, mio-lto, polling) missing: %s\n", why_no_rust.c_str());
 
     std::vector<contestant> cs;
     for (implementation& i : all) {
@@ -336,7 +336,8 @@ int main(int argc, char** argv) {
             } else if (a == "--list") {
                 std::string why_no_rust;
                 for (const implementation& im : all_implementations(why_no_rust)) std::printf("%s\n", im.name.c_str());
-                if (!why_no_rust.empty()) std::fprintf(stderr, "# mio, polling absent: %s\n", why_no_rust.c_str());
+                if (!why_no_rust.empty())
+                    std::fprintf(stderr, "# Rust peers (mio, mio-lto, polling) missing: %s\n", why_no_rust.c_str());
                 return 0;
             } else {
                 usage();
