@@ -22,32 +22,10 @@ namespace {
 
 using detail::file_identity;
 
-// One watched fd. The generation tells this watch from an earlier one of the
-// same number, so an event collected before an unwatch() is never reported
-// for the watch that follows it.
-struct slot {
-    enum state_t : std::uint8_t {
-        free,
-        active,        // in the backend's kernel set
-        always_ready,  // a file the kernel cannot poll (epoll: EPERM): ready for every interest
-        closed,        // the backend saw the fd closed; waits for unwatch()
-    };
-    state_t state = free;
-    Interest interest = Interest::none;
-    Mode mode = Mode::level;
-    bool armed = true;  // false once a oneshot (or always-ready edge) watch has reported
-    std::uint32_t generation = 0;
-    std::uint64_t data = 0;
-    file_identity id;  // kept where the backend cannot tell a reused number itself
-};
-
-constexpr std::uint32_t waker_generation = 0;  // watches start at 1
-
-// A Windows handle fits in 32 bits: the kernel keeps handle values below 2^32
-// so that 32- and 64-bit processes can share them, hence the cast is lossless.
-std::uint64_t make_token(native_handle fd, std::uint32_t generation) {
-    return std::uint64_t(generation) << 32 | std::uint32_t(fd);
-}
+using detail::make_token;
+using detail::no_token;
+using detail::slot;
+using detail::waker_generation;
 
 bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
 
@@ -66,7 +44,7 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 
 }  // namespace
 
-struct IOWait::impl {
+struct IOWait::impl final : detail::event_sink {
     std::unique_ptr<detail::backend> be;
     detail::waker waker;    // unused (no fd) where the backend wakes itself
     bool own_wake = false;  // the backend's own wake-up (kqueue's EVFILT_USER) replaces the waker
@@ -84,9 +62,11 @@ struct IOWait::impl {
     std::uint32_t next_generation = 1;
     std::atomic<bool> waiting{false};
     std::atomic<bool> notified{false};
-    // Reused by every wait(), so the steady state allocates nothing.
-    std::vector<detail::ready> ready;
-    std::vector<Event> events;
+    // The caller's Events, written by the sink in place; grown only when a
+    // wait promises more than ever before, so the steady state allocates nothing.
+    std::unique_ptr<Event[]> events;
+    std::size_t capacity = 0;
+    std::size_t count = 0;  // Events of the last wait
 
     impl(std::unique_ptr<detail::backend> b, std::error_code& ec)
         : be(std::move(b)),
@@ -94,18 +74,36 @@ struct IOWait::impl {
           changes_need_wakeup(be->changes_need_wakeup()),
           native_oneshot(be->native_oneshot()),
           needs_before_wait(be->needs_before_wait()) {
+        slots_ = &slots;
         own_wake = be->own_wake(make_token(0, waker_generation));
         if (!own_wake) {
             waker = detail::waker(ec);
             if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
         }
-        ready.reserve(64);
-        events.reserve(64);
+        if (!ec) ec = reserve(64);
+    }
+
+    std::span<const Event> result() const noexcept { return {events.get(), count}; }
+
+    std::error_code reserve(std::size_t n) noexcept {
+        if (n <= capacity) return {};
+        auto grown = std::unique_ptr<Event[]>(new (std::nothrow) Event[n]);
+        if (!grown) return std::make_error_code(std::errc::not_enough_memory);
+        events = std::move(grown);
+        capacity = n;
+        return {};
     }
 
     slot* find(native_handle fd) {
         slot* s = slots.get(fd);
         return s && s->state != slot::free ? s : nullptr;
+    }
+
+    // The token the sink's inline path accepts for s, or no_token to send
+    // its entries to the slow path: see event_sink.hpp.
+    void set_live(native_handle fd, slot& s) const noexcept {
+        const bool inline_ok = s.state == slot::active && s.armed && s.mode != Mode::oneshot && !keys_by_number;
+        s.live = inline_ok ? make_token(fd, s.generation) : no_token;
     }
 
     // After every change, under the lock. While a poll or select waiter
@@ -116,7 +114,9 @@ struct IOWait::impl {
     // consistent here and in wait(), so that either the waiter sees the flag
     // before it blocks or this sees it waiting and wakes it.
     void changed(bool now_always_ready = false) {
-        any_always_ready.store(!always_ready.empty(), std::memory_order_seq_cst);
+        const bool any = !always_ready.empty();
+        if (any != any_always_ready.load(std::memory_order_relaxed))
+            any_always_ready.store(any, std::memory_order_seq_cst);
         if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) wake();
     }
 
@@ -131,7 +131,12 @@ struct IOWait::impl {
         if (!be->supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
         if (find(fd)) return errc::already_watched;
-        slot s{slot::active, interest, mode, true, next_generation, data, {}};
+        slot s;
+        s.state = slot::active;
+        s.interest = interest;
+        s.mode = mode;
+        s.generation = next_generation;
+        s.data = data;
         if (keys_by_number)
             if (auto ec = detail::identify(fd, s.id)) return ec;
         if (auto ec = be->add(fd, interest, mode, make_token(fd, s.generation))) {
@@ -141,6 +146,7 @@ struct IOWait::impl {
             if (auto ec2 = detail::identify(fd, s.id)) return ec2;
             s.state = slot::always_ready;
         }
+        set_live(fd, s);
         try {
             slots.make(fd) = s;
             if (s.state == slot::always_ready) always_ready.push_back(fd);
@@ -149,8 +155,7 @@ struct IOWait::impl {
             if (s.state == slot::active) be->remove(fd);
             return std::make_error_code(std::errc::not_enough_memory);
         }
-        ++next_generation;
-        if (next_generation == waker_generation) ++next_generation;
+        if (++next_generation == waker_generation) ++next_generation;
         changed(s.state == slot::always_ready);
         return {};
     }
@@ -181,6 +186,7 @@ struct IOWait::impl {
         s->data = data;
         s->mode = mode;
         s->armed = true;
+        set_live(fd, *s);
         changed(rearmed_always_ready);
         return {};
     }
@@ -205,18 +211,47 @@ struct IOWait::impl {
         if (s.state == slot::active) be->remove(fd);
         if (s.state == slot::always_ready && s.armed) std::erase(always_ready, fd);
         s.state = slot::closed;
+        s.live = no_token;
     }
 
-    // Returns true if an event was reported.
-    bool report(native_handle fd, slot& s, unsigned flags) {
-        using namespace detail;
-        const bool done = flags & (hangup | error);  // the next call returns at once
-        const bool r = has(s.interest, Interest::read) && (done || (flags & readable));
-        const bool w = has(s.interest, Interest::write) && (done || (flags & writable));
-        if (!r && !w) return false;
-        events.push_back(Event{fd, r, w, bool(flags & hangup), bool(flags & error), s.data});
+    // What the inline path leaves: the waker, oneshot, files the kernel keys
+    // by number, entries of a watch that changed since the kernel answered.
+    void deliver_slow(std::uint64_t token, unsigned flags) noexcept override {
+        const auto fd = native_handle(std::uint32_t(token));
+        const auto generation = std::uint32_t(token >> 32);
+        if (generation == waker_generation) {
+            if (!own_wake) waker.drain();
+            woken_ |= notified.exchange(false, std::memory_order_acq_rel);
+            return;
+        }
+        slot* s = find(fd);
+        if (!s || s->generation != generation || s->state != slot::active || !s->armed)
+            return;  // unwatched, closed or disarmed meanwhile
+        if (keys_by_number) {
+            file_identity now;
+            if (detail::identify(fd, now) || !(now == s->id)) {
+                forget_closed(fd, *s);  // closed, maybe reused: never report the new file
+                return;
+            }
+        }
+        report_slot(fd, *s, flags);
+    }
+
+    bool report_slot(native_handle fd, slot& s, unsigned flags) noexcept {
+        const unsigned done = (flags & (detail::hangup | detail::error)) ? 3u : 0u;
+        const unsigned rw = (flags | done) & unsigned(s.interest);
+        if (rw == 0) return false;
+        s.batch = batch_;
+        s.event = std::uint32_t(out_ - first_);
+        *out_++ = Event{fd,
+                        bool(rw & detail::readable),
+                        bool(rw & detail::writable),
+                        bool(flags & detail::hangup),
+                        bool(flags & detail::error),
+                        s.data};
         if (s.mode == Mode::oneshot) {
             s.armed = false;
+            s.live = no_token;
             // Emulated oneshot: disarm in the kernel set now, under the lock,
             // or a level-triggered kernel would wake every wait for nothing.
             if (s.state == slot::active && !native_oneshot)
@@ -225,34 +260,44 @@ struct IOWait::impl {
         return true;
     }
 
-    // Turns the kernel's answer into events; true if notify() was called.
-    bool collect() {
-        std::lock_guard lock(mu);
-        bool woken = false;
-        for (const detail::ready& r : ready) {
-            const auto fd = native_handle(std::uint32_t(r.token));
-            const auto generation = std::uint32_t(r.token >> 32);
-            if (generation == waker_generation) {
-                if (!own_wake) waker.drain();
-                woken |= notified.exchange(false, std::memory_order_acq_rel);
-                continue;
-            }
-            slot* s = find(fd);
-            if (!s || s->generation != generation || s->state != slot::active || !s->armed)
-                continue;  // unwatched, closed or disarmed meanwhile
-            if (r.flags & detail::closed) {
-                forget_closed(fd, *s);
-                continue;
-            }
-            if (keys_by_number) {
-                file_identity now;
-                if (detail::identify(fd, now) || !(now == s->id)) {
-                    forget_closed(fd, *s);  // closed, maybe reused: never report the new file
-                    continue;
-                }
-            }
-            report(fd, *s, r.flags);
+    void merge(native_handle fd, const slot& s, Event& e, unsigned flags) noexcept {
+        flags |= (e.read ? detail::readable : 0u) | (e.write ? detail::writable : 0u) |
+                 (e.hangup ? detail::hangup : 0u) | (e.error ? detail::error : 0u);
+        const unsigned done = (flags & (detail::hangup | detail::error)) ? 3u : 0u;
+        const unsigned rw = (flags | done) & unsigned(s.interest);
+        e = Event{fd,
+                  bool(rw & detail::readable),
+                  bool(rw & detail::writable),
+                  bool(flags & detail::hangup),
+                  bool(flags & detail::error),
+                  s.data};
+    }
+
+    void deliver_merging(std::uint64_t token, unsigned flags) noexcept override {
+        const auto fd = native_handle(std::uint32_t(token));
+        slot* s = slots.get(fd);
+        // Reported earlier in this batch (even if that report disarmed a
+        // oneshot watch): the same Event gets this entry's flags too.
+        if (s && s->state != slot::free && s->batch == batch_ && s->generation == std::uint32_t(token >> 32) &&
+            s->event < std::size_t(out_ - first_) && first_[s->event].fd == fd) {
+            merge(fd, *s, first_[s->event], flags);
+            return;
         }
+        if (s && s->live == token) {
+            report_slot(fd, *s, flags);
+            return;
+        }
+        deliver_slow(token, flags);
+    }
+
+    void closed(std::uint64_t token) noexcept override {
+        const auto fd = native_handle(std::uint32_t(token));
+        slot* s = find(fd);
+        if (s && s->generation == std::uint32_t(token >> 32) && s->state == slot::active) forget_closed(fd, *s);
+    }
+
+    // The pass over always-ready files, after the backend's: under the lock.
+    void collect_always_ready() {
         for (std::size_t i = 0; i < always_ready.size();) {
             const native_handle fd = always_ready[i];
             slot& s = *slots.get(fd);
@@ -261,7 +306,7 @@ struct IOWait::impl {
                 forget_closed(fd, s);  // erases always_ready[i]
                 continue;
             }
-            report(fd, s, detail::readable | detail::writable);
+            report_slot(fd, s, detail::readable | detail::writable);
             // An always-ready file never changes state: an edge watch, like
             // a oneshot one, reports it once (until modify()).
             if (s.mode != Mode::level) {
@@ -272,7 +317,6 @@ struct IOWait::impl {
             ++i;
         }
         any_always_ready.store(!always_ready.empty(), std::memory_order_release);
-        return woken;
     }
 
     // timeout_ns < 0: none. return_on_signal: EINTR ends the wait instead of
@@ -284,7 +328,8 @@ struct IOWait::impl {
             std::atomic<bool>& flag;
             ~reset() { flag.store(false, std::memory_order_release); }
         } reset_waiting{waiting};
-        events.clear();
+        count = 0;
+        // No clock read for a zero or absent timeout: the common case.
         const auto start = timeout_ns > 0 ? clock::now() : clock::time_point{};
         for (;;) {
             std::int64_t remaining = timeout_ns;
@@ -293,20 +338,29 @@ struct IOWait::impl {
                     timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
                 if (remaining < 0) remaining = 0;
             }
-            // One lock per wait, in collect(), where the backend needs nothing
-            // done before its wait: epoll reads its set in the kernel.
+            // One lock per wait, around deliver(), where the backend needs
+            // nothing done before its wait: epoll reads its set in the kernel.
             if (needs_before_wait || any_always_ready.load(std::memory_order_seq_cst)) {
                 std::lock_guard lock(mu);
                 if (!always_ready.empty()) remaining = 0;
                 if (needs_before_wait) be->before_wait();
             }
             const ::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
-            ready.clear();
-            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready);
-                ec && (ec != std::errc::interrupted || return_on_signal))
-                return ec;
-            const bool woken = collect();
-            if (!events.empty() || woken || timeout_ns == 0) return {};
+            std::size_t promised = 0;
+            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, promised)) {
+                if (ec != std::errc::interrupted || return_on_signal) return ec;
+            } else {
+                std::lock_guard lock(mu);
+                if (auto ec2 = reserve(promised + always_ready.size())) return ec2;
+                first_ = out_ = events.get();
+                woken_ = false;
+                ++batch_;
+                be->deliver(*this);
+                if (!always_ready.empty()) collect_always_ready();
+                count = std::size_t(out_ - first_);
+                if (count != 0 || woken_) return {};
+            }
+            if (timeout_ns == 0) return {};
             // Nothing to report (a timeout, EINTR, a change picked up, a closed
             // fd dropped): wait again for whatever time is left.
             if (timeout_ns > 0 && clock::now() - start >= std::chrono::nanoseconds(timeout_ns)) return {};
@@ -406,7 +460,7 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code&
     else
         ec = impl_->wait(timeout_ns);
     if (ec) return {};
-    return impl_->events;
+    return impl_->result();
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
@@ -424,13 +478,13 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_s
     else
         ec = impl_->wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
     if (ec) return {};
-    return impl_->events;
+    return impl_->result();
 }
 
 std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
     ec = impl_ ? impl_->wait(-1) : make_error_code(errc::moved_from);
     if (ec) return {};
-    return impl_->events;
+    return impl_->result();
 }
 
 std::span<const Event> IOWait::wait() {

@@ -48,6 +48,7 @@
 
 #include "backend.hpp"
 #include "backends/afd_ntapi.hpp"
+#include "backends/ready_list.hpp"
 #include "detail/file_identity.hpp"
 #include "detail/winsock.hpp"
 
@@ -212,7 +213,9 @@ public:
         to_arm_.clear();
     }
 
-    std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept override {
+    std::error_code wait(const ::timespec* timeout, std::size_t& count) noexcept override {
+        std::vector<ready>& out = ready_;
+        out.clear();
         {
             std::lock_guard lock(mu_);
             out.insert(out.end(), failed_.begin(), failed_.end());
@@ -224,6 +227,7 @@ public:
             const DWORD e = ::GetLastError();
             std::lock_guard lock(mu_);
             waiting_ = false;
+            count = out.size();  // the closed ones found before the wait
             return e == WAIT_TIMEOUT ? std::error_code{} : wsa_error(int(e));
         }
         std::lock_guard lock(mu_);
@@ -252,8 +256,11 @@ public:
             if (flags) out.push_back({w->token, flags});
             if ((!flags || !w->oneshot) && !(flags & closed)) arm(*w);
         }
+        count = out.size();
         return {};
     }
+
+    void deliver(event_sink& sink) noexcept override { deliver_list(ready_, sink); }
 
 private:
     // Queues w for a request before the next wait. to_arm_ has room for
@@ -327,6 +334,7 @@ private:
     std::vector<OVERLAPPED_ENTRY> entries_;
     std::atomic<bool> wake_posted_{false};
     std::uint64_t wake_token_ = 0;  // set once, before any wait
+    std::vector<ready> ready_;      // what the last wait gathered, for deliver()
 };
 
 // \Device\Afd\<anything> opens the driver; the name after it is free.

@@ -82,12 +82,26 @@ public:
         return ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, &ev) == 0 ? std::error_code{} : last_error();
     }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
-        const int n = kernel_wait(timeout);
-        if (n < 0) return last_error();
-        for (int i = 0; i < n; ++i) out.push_back({batch_[i].data.u64, from_epoll(batch_[i].events)});
-        if (n == int(batch_.size()) && batch_.size() < max_batch) batch_.resize(batch_.size() * 2);
+    std::error_code wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+        if (ready_ == int(batch_.size()) && batch_.size() < max_batch) {
+            try {
+                batch_.resize(batch_.size() * 2);  // the last batch came back full
+            } catch (const std::bad_alloc&) {
+                // Keep the smaller batch: the kernel rotates its ready list, so nothing starves.
+            }
+        }
+        ready_ = kernel_wait(timeout);
+        if (ready_ < 0) {
+            ready_ = 0;
+            return last_error();
+        }
+        count = std::size_t(ready_);
         return {};
+    }
+
+    void deliver(event_sink& sink) noexcept override {
+        const epoll_event* ev = batch_.data();
+        for (const epoll_event* end = ev + ready_; ev != end; ++ev) sink.deliver(ev->data.u64, from_epoll(ev->events));
     }
 
 private:
@@ -116,6 +130,7 @@ private:
 
     unique_fd epfd_;
     std::vector<epoll_event> batch_;
+    int ready_ = 0;  // entries of batch_ the last wait filled
 };
 
 }  // namespace

@@ -60,6 +60,7 @@
 #include "backend.hpp"
 #include "backends/io_uring_ring.hpp"
 #include "backends/poll_flags.hpp"
+#include "backends/ready_list.hpp"
 #include "detail/sys_error.hpp"
 
 namespace iowait::detail {
@@ -191,7 +192,9 @@ public:
         return {};
     }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+    std::error_code wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+        std::vector<ready>& out = ready_;
+        out.clear();
         bool all_submitted;
         {
             std::lock_guard lock(mu_);
@@ -225,8 +228,11 @@ public:
                                std::chrono::seconds(timeout->tv_sec) + std::chrono::nanoseconds(timeout->tv_nsec);
             if (!timed_out) ec = sys_error(EINTR);
         }
+        count = out.size();
         return ec;  // EINTR included: the front end retries it
     }
+
+    void deliver(event_sink& sink) noexcept override { deliver_list(ready_, sink); }
 
 private:
     // Why the kernel refused, in words a user can act on.
@@ -476,6 +482,7 @@ private:
     std::uint32_t epoch_ = 0;
     bool skip_removal_cqes_ = false;
     bool no_sync_cancel_ = false;
+    std::vector<ready> ready_;  // what the last wait gathered, for deliver()
 };
 
 // Why the last make_io_uring_backend() of this thread failed.

@@ -91,15 +91,29 @@ public:
         dirty_ = false;
     }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
-        int n = ::ppoll(polled_.data(), polled_.size(), timeout, nullptr);
-        if (n < 0) return last_error();
-        for (std::size_t i = 0; n > 0 && i < polled_.size(); ++i) {
-            if (polled_[i].revents == 0) continue;
-            out.push_back({polled_tokens_[i], from_poll(std::uint16_t(polled_[i].revents))});
-            --n;
+    std::error_code wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+        ready_ = ::ppoll(polled_.data(), polled_.size(), timeout, nullptr);
+        if (ready_ < 0) {
+            ready_ = 0;
+            return last_error();
         }
+        count = std::size_t(ready_);
         return {};
+    }
+
+    // Walks the waiter's copy, which the sink's modify() and remove() calls
+    // (on wanted_) leave alone.
+    void deliver(event_sink& sink) noexcept override {
+        int n = ready_;
+        for (std::size_t i = 0; n > 0 && i < polled_.size(); ++i) {
+            const auto rev = std::uint16_t(polled_[i].revents);
+            if (rev == 0) continue;
+            --n;
+            if (rev & POLLNVAL)
+                sink.closed(polled_tokens_[i]);
+            else
+                sink.deliver(polled_tokens_[i], from_poll(rev));
+        }
     }
 
 private:
@@ -109,6 +123,7 @@ private:
     std::vector<pollfd> polled_;         // the waiter's copy
     std::vector<std::uint64_t> polled_tokens_;
     bool dirty_ = true;
+    int ready_ = 0;  // entries of polled_ with revents, from the last wait
 };
 
 }  // namespace
