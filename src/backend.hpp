@@ -49,6 +49,7 @@
 #include <system_error>
 #include <vector>
 
+#include "detail/status.hpp"
 #include "event_sink.hpp"
 #include "iowait/iowait.hpp"
 
@@ -58,15 +59,20 @@ class backend {
 public:
     virtual ~backend() = default;
     virtual Backend kind() const noexcept = 0;
-    virtual std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
-    virtual std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
+    virtual status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
+    virtual status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
     // The fd may be closed already or its number reused: forget it anyway.
-    virtual std::error_code remove(native_handle fd) noexcept = 0;
+    virtual status remove(native_handle fd) noexcept = 0;
     // The kernel wait; count: at most how many entries deliver() will hand over.
-    virtual std::error_code wait(const ::timespec* timeout, std::size_t& count) noexcept = 0;
+    virtual status wait(const ::timespec* timeout, std::size_t& count) noexcept = 0;
     // With the front end's lock held, after a wait() that succeeded: the
     // kernel's batch to the sink, in one pass.
     virtual void deliver(event_sink& sink) noexcept = 0;
+    // True when the last wait() filled the whole batch the kernel was given
+    // (epoll, kqueue, io_uring's CQ, afd's entries), so that more fds may be
+    // ready than it delivered; false where one wait sees every ready fd (poll,
+    // select, wsapoll). Read by the waiting thread after wait(), until the next wait().
+    virtual bool batch_full() const noexcept { return false; }
     // True when the kernel keys watches by fd number and cannot tell a reused
     // number from the file that was watched (poll, select): the front end then
     // checks the file's identity before it reports an event.

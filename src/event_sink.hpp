@@ -28,9 +28,39 @@ class backend;
 enum ready_flag : unsigned {
     readable = 1,
     writable = 2,
-    hangup = 4,  // peer closed both ways (or the connection is gone)
-    error = 8,
+    hangup = 4,         // the peer will send no more (EOF): Event::hangup
+    error = 8,          // Event::error
+    write_closed = 16,  // our writing is over too (POLLHUP): gone both ways
 };
+
+// What a watch sees of the flags (rules R4, R6): a fd that will return EOF
+// or an error is readable; one that is gone both ways or in error is
+// writable (the call fails at once), but a peer's shutdown of its own
+// writing (hangup alone) says nothing of ours.
+constexpr unsigned effective(unsigned flags) noexcept {
+    unsigned rw = flags & (readable | writable);
+    if (flags & (hangup | error | write_closed)) rw |= readable;
+    if (flags & (error | write_closed)) rw |= writable;
+    return rw;
+}
+
+// The Event's four bools for every (interest, flags): one table load gives
+// all of them, and read|write both false means "nothing for this watch".
+struct event_bools {
+    bool read, write, hangup, error;
+};
+struct event_tables {
+    event_bools bools[4 * 32];  // [interest << 5 | flags]
+    constexpr event_tables() : bools{} {
+        for (unsigned interest = 0; interest < 4; ++interest)
+            for (unsigned f = 0; f < 32; ++f) {
+                const unsigned rw = effective(f) & interest;
+                bools[interest << 5 | f] = {bool(rw & readable), bool(rw & writable), rw != 0 && (f & hangup) != 0,
+                                            rw != 0 && (f & error) != 0};
+            }
+    }
+};
+inline constexpr event_tables tables{};
 
 // A token no watch has: generations start at 1 and the waker's is 0.
 constexpr std::uint64_t no_token = ~std::uint64_t(0);
@@ -56,9 +86,12 @@ struct slot {
     Mode mode = Mode::level;
     bool armed = true;        // false once a oneshot (or always-ready edge) watch has reported
     std::uint32_t batch = 0;  // deliver_merging(): the batch that last reported this slot...
-    std::uint32_t event = 0;  // ...and the index of its Event in that batch
-    file_identity id;         // kept where the backend cannot tell a reused number itself
+    std::uint32_t event = 0;  // ...the index of its Event in that batch, and its flags so far
+    unsigned flags = 0;
+    file_identity id;  // kept where the backend cannot tell a reused number itself
 };
+// A power of two, so that the inline path finds a slot with a shift.
+static_assert(sizeof(slot) == 64);
 
 constexpr std::uint32_t waker_generation = 0;  // watches start at 1
 
@@ -73,20 +106,26 @@ inline std::uint64_t make_token(native_handle fd, std::uint32_t generation) noex
 // promised in its count.
 class event_sink {
 public:
-    // One entry of the kernel's batch. At most one per fd per batch: a
+    // One entry of the kernel's batch; flags are ready_flag bits (below 32).
+    // At most one per fd per batch: a
     // backend whose kernel may answer twice for one fd (kqueue's two
     // filters) uses deliver_merging() instead.
     void deliver(std::uint64_t token, unsigned flags) noexcept {
-        const auto fd = native_handle(std::uint32_t(token));
-        slot* s = slots_->get(fd);
-        if (!s || s->live != token) return deliver_slow(token, flags);
-        // A fd in hangup or error is readable and writable for the interests
-        // asked: the next call will not block (rule R4).
-        const unsigned done = (flags & (hangup | error)) ? 3u : 0u;
-        const unsigned rw = (flags | done) & unsigned(s->interest);
-        if (rw == 0) return;
-        *out_++ =
-            Event{fd, bool(rw & readable), bool(rw & writable), bool(flags & hangup), bool(flags & error), s->data};
+        Event* out = out_;
+        out_ = deliver_one(out, dense_, dense_size_, token, flags);
+    }
+    // The same over a whole batch, with the sink's state held in registers
+    // across it: entry(i) gives the (token, flags) of the i-th kernel entry.
+    template <class Entry>
+    void deliver_each(std::size_t n, Entry entry) noexcept {
+        Event* out = out_;
+        const slot* dense = dense_;
+        const std::size_t size = dense_size_;
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto [token, flags] = entry(i);
+            out = deliver_one(out, dense, size, token, flags);
+        }
+        out_ = out;
     }
     // As deliver(), where entries for one fd may come more than once per
     // batch: they are merged into one Event.
@@ -97,11 +136,29 @@ public:
     virtual void closed(std::uint64_t token) noexcept = 0;
 
 protected:
+    // The inline path; returns where the next Event goes.
+    Event* deliver_one(Event* out, const slot* dense, std::size_t size, std::uint64_t token, unsigned flags) noexcept {
+        const auto index = std::size_t(std::uint32_t(token));
+        if (index >= size || dense[index].live != token) [[unlikely]] {
+            out_ = out;
+            deliver_slow(token, flags);
+            return out_;
+        }
+        const slot& s = dense[index];
+        const event_bools b = tables.bools[unsigned(s.interest) << 5 | flags];
+        if (!b.read && !b.write) return out;
+        *out = Event{native_handle(index), b.read, b.write, b.hangup, b.error, s.data};
+        return out + 1;
+    }
+
     // Virtual only off the inline path: the front end (src/iowait.cpp) implements them.
     virtual void deliver_slow(std::uint64_t token, unsigned flags) noexcept = 0;
     ~event_sink() = default;
 
-    fd_table<slot>* slots_ = nullptr;
+    // The dense part of the front end's table, as it is during this batch
+    // (the table does not grow while the lock is held for deliver()).
+    const slot* dense_ = nullptr;
+    std::size_t dense_size_ = 0;
     Event* out_ = nullptr;  // the next Event to write
     Event* first_ = nullptr;
     std::uint32_t batch_ = 0;  // counts batches, for deliver_merging()

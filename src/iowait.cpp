@@ -25,6 +25,7 @@ using detail::file_identity;
 using detail::make_token;
 using detail::no_token;
 using detail::slot;
+using detail::status;
 using detail::waker_generation;
 
 bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
@@ -42,6 +43,11 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
     throw std::system_error(ec, what);
 }
 
+// Out of line, so that the calls that succeed pay nothing for building the message.
+[[noreturn, gnu::noinline, gnu::cold]] void fail(status st, const char* op, native_handle fd, Backend backend) {
+    throw_error(st.code(), op, fd, to_string(backend));
+}
+
 }  // namespace
 
 struct IOWait::impl final : detail::event_sink {
@@ -53,7 +59,8 @@ struct IOWait::impl final : detail::event_sink {
     const bool changes_need_wakeup;
     const bool native_oneshot;
     const bool needs_before_wait;
-    detail::small_mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
+    const unsigned supported_modes;  // bit 1 << Mode for each mode the backend honours
+    detail::small_mutex mu;          // guards slots, always_ready and the backend's add/modify/remove
     detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
     // !always_ready.empty(), readable without the lock: wait() takes the lock
@@ -73,22 +80,26 @@ struct IOWait::impl final : detail::event_sink {
           keys_by_number(be->keys_by_number()),
           changes_need_wakeup(be->changes_need_wakeup()),
           native_oneshot(be->native_oneshot()),
-          needs_before_wait(be->needs_before_wait()) {
-        slots_ = &slots;
+          needs_before_wait(be->needs_before_wait()),
+          supported_modes((be->supports(Mode::level) ? 1u : 0u) | (be->supports(Mode::oneshot) ? 2u : 0u) |
+                          (be->supports(Mode::edge) ? 4u : 0u)) {
         own_wake = be->own_wake(make_token(0, waker_generation));
         if (!own_wake) {
             waker = detail::waker(ec);
-            if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
+            if (!ec)
+                ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation)).code();
         }
-        if (!ec) ec = reserve(64);
+        if (!ec) ec = reserve(64).code();
     }
+
+    bool supports(Mode mode) const noexcept { return unsigned(mode) < 3 && (supported_modes >> unsigned(mode) & 1); }
 
     std::span<const Event> result() const noexcept { return {events.get(), count}; }
 
-    std::error_code reserve(std::size_t n) noexcept {
+    [[gnu::noinline]] status reserve(std::size_t n) noexcept {
         if (n <= capacity) return {};
         auto grown = std::unique_ptr<Event[]>(new (std::nothrow) Event[n]);
-        if (!grown) return std::make_error_code(std::errc::not_enough_memory);
+        if (!grown) return status::from_errno(ENOMEM);
         events = std::move(grown);
         capacity = n;
         return {};
@@ -127,41 +138,53 @@ struct IOWait::impl final : detail::event_sink {
             waker.signal();
     }
 
-    std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-        if (!be->supports(mode)) return errc::unsupported_mode;
+    // The entry is made first, so that a table that cannot grow fails the
+    // watch before the kernel hears of it; a refusal then erases it.
+    status watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+        if (!supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
         if (find(fd)) return errc::already_watched;
-        slot s;
-        s.state = slot::active;
-        s.interest = interest;
-        s.mode = mode;
-        s.generation = next_generation;
-        s.data = data;
+        slot* s;
+        try {
+            s = &slots.make(fd);
+        } catch (const std::bad_alloc&) {
+            return status::from_errno(ENOMEM);
+        }
+        const std::uint64_t token = make_token(fd, next_generation);
+        s->generation = next_generation;
         if (keys_by_number)
-            if (auto ec = detail::identify(fd, s.id)) return ec;
-        if (auto ec = be->add(fd, interest, mode, make_token(fd, s.generation))) {
-            if (ec != std::errc::operation_not_permitted) return ec;
+            if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
+        if (auto st = be->add(fd, interest, mode, token)) {
+            if (!(st == std::errc::operation_not_permitted)) return forget_new(fd, st);
             // epoll refuses regular files and directories; poll and select
             // call them always ready, and so do we, on every backend.
-            if (auto ec2 = detail::identify(fd, s.id)) return ec2;
-            s.state = slot::always_ready;
+            if (auto ec2 = detail::identify(fd, s->id)) return forget_new(fd, ec2);
+            try {
+                always_ready.push_back(fd);
+            } catch (const std::bad_alloc&) {
+                return forget_new(fd, status::from_errno(ENOMEM));
+            }
+            s->state = slot::always_ready;
+        } else {
+            s->state = slot::active;
         }
-        set_live(fd, s);
-        try {
-            slots.make(fd) = s;
-            if (s.state == slot::always_ready) always_ready.push_back(fd);
-        } catch (const std::bad_alloc&) {
-            slots.erase(fd);
-            if (s.state == slot::active) be->remove(fd);
-            return std::make_error_code(std::errc::not_enough_memory);
-        }
+        s->interest = interest;
+        s->mode = mode;
+        s->armed = true;
+        s->data = data;
+        s->live = s->state == slot::active && mode != Mode::oneshot && !keys_by_number ? token : no_token;
         if (++next_generation == waker_generation) ++next_generation;
-        changed(s.state == slot::always_ready);
+        changed(s->state == slot::always_ready);
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-        if (!be->supports(mode)) return errc::unsupported_mode;
+    status forget_new(native_handle fd, status st) noexcept {
+        slots.erase(fd);
+        return st;
+    }
+
+    status modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+        if (!supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
         slot* s = find(fd);
         if (!s) return errc::not_watched;
@@ -179,9 +202,15 @@ struct IOWait::impl final : detail::event_sink {
             if (!(now == s->id)) return detail::sys_error(ENOENT);
         }
         if (s->state == slot::active)
-            if (auto ec = be->modify(fd, interest, mode, make_token(fd, s->generation))) return ec;
+            if (auto st = be->modify(fd, interest, mode, make_token(fd, s->generation))) return st;
         const bool rearmed_always_ready = s->state == slot::always_ready && !s->armed;
-        if (rearmed_always_ready) always_ready.push_back(fd);
+        if (rearmed_always_ready) {
+            try {
+                always_ready.push_back(fd);
+            } catch (const std::bad_alloc&) {
+                return status::from_errno(ENOMEM);
+            }
+        }
         s->interest = interest;
         s->data = data;
         s->mode = mode;
@@ -191,15 +220,16 @@ struct IOWait::impl final : detail::event_sink {
         return {};
     }
 
-    std::error_code unwatch(native_handle fd) {
+    status unwatch(native_handle fd) {
         std::lock_guard lock(mu);
         slot* s = find(fd);
         if (!s) return errc::not_watched;
         if (s->state == slot::active) {
-            auto ec = be->remove(fd);
+            auto st = be->remove(fd);
             // EBADF: closed, so the kernel dropped it; ENOENT: the number now
             // names a file the kernel never saw. Either way it is gone.
-            if (ec && ec != std::errc::bad_file_descriptor && ec != std::errc::no_such_file_or_directory) return ec;
+            if (st && !(st == std::errc::bad_file_descriptor) && !(st == std::errc::no_such_file_or_directory))
+                return st;
         }
         if (s->state == slot::always_ready && s->armed) std::erase(always_ready, fd);
         slots.erase(fd);
@@ -260,11 +290,10 @@ struct IOWait::impl final : detail::event_sink {
         return true;
     }
 
-    void merge(native_handle fd, const slot& s, Event& e, unsigned flags) noexcept {
-        flags |= (e.read ? detail::readable : 0u) | (e.write ? detail::writable : 0u) |
-                 (e.hangup ? detail::hangup : 0u) | (e.error ? detail::error : 0u);
-        const unsigned done = (flags & (detail::hangup | detail::error)) ? 3u : 0u;
-        const unsigned rw = (flags | done) & unsigned(s.interest);
+    void merge(native_handle fd, slot& s, Event& e, unsigned flags) noexcept {
+        flags |= s.flags;
+        s.flags = flags;
+        const unsigned rw = detail::effective(flags) & unsigned(s.interest);
         e = Event{fd,
                   bool(rw & detail::readable),
                   bool(rw & detail::writable),
@@ -297,7 +326,7 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     // The pass over always-ready files, after the backend's: under the lock.
-    void collect_always_ready() {
+    [[gnu::noinline]] void collect_always_ready() {
         for (std::size_t i = 0; i < always_ready.size();) {
             const native_handle fd = always_ready[i];
             slot& s = *slots.get(fd);
@@ -306,7 +335,7 @@ struct IOWait::impl final : detail::event_sink {
                 forget_closed(fd, s);  // erases always_ready[i]
                 continue;
             }
-            report_slot(fd, s, detail::readable | detail::writable);
+            report_slot(fd, s, detail::readable | detail::writable);  // never a hangup or an error
             // An always-ready file never changes state: an edge watch, like
             // a oneshot one, reports it once (until modify()).
             if (s.mode != Mode::level) {
@@ -319,17 +348,67 @@ struct IOWait::impl final : detail::event_sink {
         any_always_ready.store(!always_ready.empty(), std::memory_order_release);
     }
 
+    // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
+    status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if (timeout_ns == -1) return errc::bad_timeout;
+        return wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
+    }
+
     // timeout_ns < 0: none. return_on_signal: EINTR ends the wait instead of
     // being retried, so that the caller can run its own signal handlers.
-    std::error_code wait(std::int64_t timeout_ns, bool return_on_signal = false) {
-        using clock = std::chrono::steady_clock;
+    // The common case (an event or notify() on the first kernel wait) runs
+    // once() and returns; the loop with the clock is out of the way in more().
+    status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
-        struct reset {
-            std::atomic<bool>& flag;
-            ~reset() { flag.store(false, std::memory_order_release); }
-        } reset_waiting{waiting};
+        status st;
+        if (timeout_ns > 0) {
+            st = more(timeout_ns, return_on_signal);
+        } else {
+            st = once(timeout_ns);
+            if (timeout_ns < 0 &&
+                ((!st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal)))
+                st = more(timeout_ns, return_on_signal);
+        }
+        waiting.store(false, std::memory_order_release);
+        return st;
+    }
+
+    // One kernel wait and one pass over its answer; remaining < 0: no timeout.
+    status once(std::int64_t remaining) noexcept {
         count = 0;
-        // No clock read for a zero or absent timeout: the common case.
+        woken_ = false;
+        // The lock before the kernel wait only where there is work under it:
+        // epoll reads its set in the kernel and needs nothing done.
+        if (needs_before_wait || any_always_ready.load(std::memory_order_seq_cst)) remaining = before(remaining);
+        ::timespec ts;
+        if (remaining >= 0) ts = detail::to_timespec(remaining);
+        std::size_t promised = 0;
+        if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised)) return st;
+        std::lock_guard lock(mu);
+        if (promised + always_ready.size() > capacity)
+            if (auto st = reserve(promised + always_ready.size())) return st;
+        first_ = out_ = events.get();
+        dense_ = slots.dense_data();
+        dense_size_ = slots.dense_size();
+        ++batch_;
+        be->deliver(*this);
+        if (!always_ready.empty()) collect_always_ready();
+        count = std::size_t(out_ - first_);
+        return {};
+    }
+
+    [[gnu::noinline]] std::int64_t before(std::int64_t remaining) noexcept {
+        std::lock_guard lock(mu);
+        if (!always_ready.empty()) remaining = 0;
+        if (needs_before_wait) be->before_wait();
+        return remaining;
+    }
+
+    // Waits until something is reported or the time is up: nothing to
+    // report (a timeout, EINTR, a change picked up, a closed fd dropped)
+    // means waiting again for whatever time is left.
+    [[gnu::noinline]] status more(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        using clock = std::chrono::steady_clock;
         const auto start = timeout_ns > 0 ? clock::now() : clock::time_point{};
         for (;;) {
             std::int64_t remaining = timeout_ns;
@@ -338,31 +417,9 @@ struct IOWait::impl final : detail::event_sink {
                     timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
                 if (remaining < 0) remaining = 0;
             }
-            // One lock per wait, around deliver(), where the backend needs
-            // nothing done before its wait: epoll reads its set in the kernel.
-            if (needs_before_wait || any_always_ready.load(std::memory_order_seq_cst)) {
-                std::lock_guard lock(mu);
-                if (!always_ready.empty()) remaining = 0;
-                if (needs_before_wait) be->before_wait();
-            }
-            const ::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
-            std::size_t promised = 0;
-            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, promised)) {
-                if (ec != std::errc::interrupted || return_on_signal) return ec;
-            } else {
-                std::lock_guard lock(mu);
-                if (auto ec2 = reserve(promised + always_ready.size())) return ec2;
-                first_ = out_ = events.get();
-                woken_ = false;
-                ++batch_;
-                be->deliver(*this);
-                if (!always_ready.empty()) collect_always_ready();
-                count = std::size_t(out_ - first_);
-                if (count != 0 || woken_) return {};
-            }
-            if (timeout_ns == 0) return {};
-            // Nothing to report (a timeout, EINTR, a change picked up, a closed
-            // fd dropped): wait again for whatever time is left.
+            const status st = once(remaining);
+            if (st && (!(st == std::errc::interrupted) || return_on_signal)) return st;
+            if (!st && (count != 0 || woken_)) return {};
             if (timeout_ns > 0 && clock::now() - start >= std::chrono::nanoseconds(timeout_ns)) return {};
         }
     }
@@ -401,98 +458,85 @@ IOWait& IOWait::operator=(IOWait&&) noexcept = default;
 std::vector<Backend> IOWait::available_backends() { return detail::available(); }
 
 // The checks that need no lock and no kernel, shared by watch and modify.
-static std::error_code check_args(bool have_impl, native_handle fd, Interest interest, Mode mode = Mode::level) {
-    if (!have_impl) return errc::moved_from;
+static status check_args(native_handle fd, Interest interest) noexcept {
     if (fd == native_handle(-1) || std::int64_t(fd) < 0) return errc::bad_fd;
     if (!valid_interest(interest)) return errc::bad_interest;
-    if (mode != Mode::level && mode != Mode::oneshot && mode != Mode::edge) return errc::unsupported_mode;
     return {};
 }
 
+// The throwing overloads go straight to the status, so that a call that
+// succeeds makes no std::error_code at all.
+void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    if (!st) st = impl_->watch(fd, interest, data, mode);
+    if (st) fail(st, "watch", fd, backend_);
+}
+
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    ec = check_args(bool(impl_), fd, interest, mode);
-    if (!ec) ec = impl_->watch(fd, interest, data, mode);
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    if (!st) st = impl_->watch(fd, interest, data, mode);
+    ec = st.code();
 }
 
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
     watch(fd, interest, data, Mode::level, ec);
 }
 
-void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    std::error_code ec;
-    watch(fd, interest, data, mode, ec);
-    if (ec) throw_error(ec, "watch", fd, to_string(backend_));
+void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    if (!st) st = impl_->modify(fd, interest, data, mode);
+    if (st) fail(st, "modify", fd, backend_);
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    ec = check_args(bool(impl_), fd, interest, mode);
-    if (!ec) ec = impl_->modify(fd, interest, data, mode);
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    if (!st) st = impl_->modify(fd, interest, data, mode);
+    ec = st.code();
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
     modify(fd, interest, data, Mode::level, ec);
 }
 
-void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    std::error_code ec;
-    modify(fd, interest, data, mode, ec);
-    if (ec) throw_error(ec, "modify", fd, to_string(backend_));
-}
-
-bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->be->supports(mode); }
+bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->supports(mode); }
 
 void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
-    ec = check_args(bool(impl_), fd, Interest::read);
-    if (!ec) ec = impl_->unwatch(fd);
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, Interest::read);
+    if (!st) st = impl_->unwatch(fd);
+    ec = st.code();
 }
 
 void IOWait::unwatch(native_handle fd) {
-    std::error_code ec;
-    unwatch(fd, ec);
-    if (ec) throw_error(ec, "unwatch", fd, to_string(backend_));
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, Interest::read);
+    if (!st) st = impl_->unwatch(fd);
+    if (st) fail(st, "unwatch", fd, backend_);
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept {
-    if (!impl_)
-        ec = errc::moved_from;
-    else if (timeout_ns < 0)
-        ec = errc::bad_timeout;
-    else
-        ec = impl_->wait(timeout_ns);
-    if (ec) return {};
-    return impl_->result();
+    return wait_ns(timeout_ns < 0 ? -1 : timeout_ns, false, ec);
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
-    std::error_code ec;
-    auto events = wait_ns(timeout_ns, ec);
-    if (ec) throw_error(ec, "wait", -1, to_string(backend_));
-    return events;
+    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false)))
+        fail(st, "wait", -1, backend_);
+    return impl_->result();
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_signal, std::error_code& ec) noexcept {
-    if (!impl_)
-        ec = errc::moved_from;
-    else if (timeout_ns == -1)
-        ec = errc::bad_timeout;
-    else
-        ec = impl_->wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
-    if (ec) return {};
+    const status st = !impl_ ? status(errc::moved_from) : impl_->run(timeout_ns, return_on_signal);
+    ec = st.code();
+    if (st) return {};
     return impl_->result();
 }
 
-std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
-    ec = impl_ ? impl_->wait(-1) : make_error_code(errc::moved_from);
-    if (ec) return {};
-    return impl_->result();
-}
+std::span<const Event> IOWait::wait(std::error_code& ec) noexcept { return wait_ns(-2, false, ec); }
 
 std::span<const Event> IOWait::wait() {
-    std::error_code ec;
-    auto events = wait(ec);
-    if (ec) throw_error(ec, "wait", -1, to_string(backend_));
-    return events;
+    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(-2, false))) fail(st, "wait", -1, backend_);
+    return impl_->result();
 }
+
+bool IOWait::batch_full() const noexcept { return impl_ && impl_->be->batch_full(); }
 
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));

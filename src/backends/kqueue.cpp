@@ -158,7 +158,8 @@ unsigned from_kevent(const struct kevent& ev) {
         if (eof) {
             struct stat st;
             const bool fifo = ::fstat(int(ev.ident), &st) == 0 && S_ISFIFO(st.st_mode);
-            flags |= fifo ? error : hangup;  // a pipe's reader is gone: EPIPE; a socket's peer has closed
+            // A pipe's reader is gone: EPIPE; a socket can send no more: gone both ways.
+            flags |= fifo ? error : hangup | write_closed;
         }
     }
     if (eof && ev.fflags != 0) flags |= error;
@@ -196,7 +197,7 @@ public:
     }
 #endif
 
-    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         if (interest == Interest::none) return sys_error(EINVAL);  // the front end never asks for it
         struct stat st;
         if (::fstat(fd, &st) != 0) return last_error();
@@ -219,7 +220,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         if (!watched(fd)) return sys_error(ENOENT);
         entry& now = watched_[fd];
         struct kevent changes[4];
@@ -282,7 +283,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         if (!watched(fd)) return sys_error(ENOENT);
         const entry old = std::exchange(watched_[fd], entry{});
         struct kevent changes[2];
@@ -293,7 +294,7 @@ public:
         return apply(changes, n);
     }
 
-    std::error_code wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
         if (ready_ == int(batch_.size()) && batch_.size() < max_batch) {
             try {
                 batch_.resize(batch_.size() * 2);  // the last batch came back full
@@ -341,6 +342,11 @@ public:
         if (pending) hand_over(sink, token, flags);
         ++delivered_;
     }
+
+    // ready_ stays until the next wait(), which grows the batch only then. (One
+    // fd's two filters may straddle a full batch: the caller's second wait
+    // brings the other.)
+    bool batch_full() const noexcept override { return ready_ == int(batch_.size()); }
 
 private:
     void hand_over(event_sink& sink, std::uint64_t token, unsigned flags) noexcept {

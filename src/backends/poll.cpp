@@ -46,7 +46,7 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (std::size_t(fd) < index_.size() && index_[fd] >= 0) return sys_error(EEXIST);
         try {
             if (std::size_t(fd) >= index_.size()) index_.resize(std::size_t(fd) + 1, -1);
@@ -61,7 +61,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (std::size_t(fd) >= index_.size() || index_[fd] < 0) return sys_error(ENOENT);
         wanted_[index_[fd]].fd = interest == Interest::none ? disarmed(fd) : fd;
         wanted_[index_[fd]].events = to_poll(interest);
@@ -70,7 +70,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         if (std::size_t(fd) >= index_.size() || index_[fd] < 0) return sys_error(ENOENT);
         // Swap with the last entry: O(1), and order carries no meaning.
         const int i = index_[fd];
@@ -91,7 +91,7 @@ public:
         dirty_ = false;
     }
 
-    std::error_code wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
         ready_ = ::ppoll(polled_.data(), polled_.size(), timeout, nullptr);
         if (ready_ < 0) {
             ready_ = 0;

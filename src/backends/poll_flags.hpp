@@ -18,6 +18,7 @@ inline unsigned from_poll(unsigned rev) noexcept {
     if (rev & (POLLIN | POLLPRI)) flags |= readable;
     if (rev & POLLOUT) flags |= writable;
     if (rev & (POLLHUP | POLLRDHUP)) flags |= hangup;
+    if (rev & POLLHUP) flags |= write_closed;  // POLLRDHUP alone: only the peer's writing is over
     if (rev & POLLERR) flags |= error;
     return flags;
 }

@@ -12,7 +12,7 @@
 namespace iowait::detail {
 
 // Not a ready_flag: an entry whose fd the kernel says is no longer open.
-constexpr unsigned closed = 16;
+constexpr unsigned closed = 32;  // above every ready_flag
 
 struct ready {
     std::uint64_t token;

@@ -55,7 +55,7 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (fd >= FD_SETSIZE) return errc::fd_too_large;
         if (watched(fd)) return sys_error(EEXIST);
         try {
@@ -71,13 +71,13 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (fd >= FD_SETSIZE || !watched(fd)) return sys_error(ENOENT);
         set(fd, interest, token);
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         if (fd >= FD_SETSIZE || !watched(fd)) return sys_error(ENOENT);
         FD_CLR(fd, &wanted_.read);
         FD_CLR(fd, &wanted_.write);
@@ -95,7 +95,7 @@ public:
         dirty_ = false;
     }
 
-    std::error_code wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
         closed_.clear();
         details_.clear();
         fd_set r = taken_.read, w = taken_.write;
@@ -131,6 +131,7 @@ public:
             if (p.events & POLLIN) flags |= readable;
             if (p.events & POLLOUT) flags |= writable;
             if (p.revents & (POLLHUP | POLLRDHUP)) flags |= hangup;
+            if (p.revents & POLLHUP) flags |= write_closed;
             if (p.revents & POLLERR) flags |= error;
             sink.deliver(taken_.tokens[p.fd], flags);
         }

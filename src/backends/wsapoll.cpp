@@ -68,7 +68,7 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (index_.count(fd)) return std::make_error_code(std::errc::file_exists);
         int type = 0;
         int len = sizeof type;
@@ -89,7 +89,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         auto it = index_.find(fd);
         if (it == index_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
         wanted_[it->second].events = to_wsapoll(interest);
@@ -98,7 +98,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         auto it = index_.find(fd);
         if (it == index_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
         // Swap with the last entry: O(1), and order carries no meaning.
@@ -131,7 +131,7 @@ public:
         dirty_ = false;
     }
 
-    std::error_code wait(const ::timespec* timeout, std::size_t& count) noexcept override {
+    status wait(const ::timespec* timeout, std::size_t& count) noexcept override {
         const unsigned long ms = timeout_ms(timeout);
         const int n =
             ::WSAPoll(polled_.data(), ULONG(polled_.size()), ms == INFINITE ? -1 : int(ms > INT_MAX ? INT_MAX : ms));
