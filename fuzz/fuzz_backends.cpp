@@ -478,7 +478,6 @@ private:
                     continue;
                 log("  kqueue: " + str(ev) + " without the hangup: libkqueue's dropped EOF, let pass");
                 ev.hangup = true;
-                ev.write = other->write;
             }
         }
     }
@@ -516,7 +515,10 @@ private:
             // RDHUP is asked for only with read interest.
             const bool hup = (m.rcv_shut && m.send_shut) || (want_r && m.rcv_shut);
             const bool r = want_r && (hup || m.queue > 0 || m.rcv_shut);
-            const tri w = !want_w ? tri::no : hup ? tri::yes : m.writable;
+            // R6: writable for certain only when gone both ways (EPOLLHUP);
+            // the peer's shutdown of its writing says nothing of ours.
+            const bool gone = m.rcv_shut && m.send_shut;
+            const tri w = !want_w ? tri::no : gone ? tri::yes : m.writable;
             if (w == tri::unknown) {
                 if (ev && (ev->read != r || ev->hangup != hup))
                     fail(trace_, who + ": model expects read=" + std::to_string(r) + " hangup=" + std::to_string(hup) +

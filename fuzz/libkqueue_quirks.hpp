@@ -40,11 +40,10 @@ inline void wait_last(std::vector<std::unique_ptr<iowait::IOWait>>& waits) {
 // which stays lost after the write filter is deleted again. The hangup shows
 // once the data is read (libkqueue then sees no bytes and says EOF). True if
 // `got` (kqueue's event) differs from `want` (the others') only by that
-// hangup, and by the write the hangup brings where the buffer is full, on
-// such a socket; the caller then takes it as equal.
+// hangup, on such a socket; the caller then takes it as equal.
 inline bool dropped_eof(const iowait::Event& want, const iowait::Event& got, bool read_shut, std::size_t queued) {
     if (!accommodated() || !read_shut || queued == 0) return false;
-    return want.fd == got.fd && want.read && got.read && want.hangup && !got.hangup && (!got.write || want.write) &&
+    return want.fd == got.fd && want.read && got.read && want.hangup && !got.hangup && want.write == got.write &&
            want.error == got.error && want.data == got.data;
 }
 
