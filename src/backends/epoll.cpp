@@ -131,7 +131,9 @@ public:
     void deliver(event_sink& sink) noexcept override {
         const epoll_event* batch = batch_.data();
         sink.deliver_each(std::size_t(ready_), [batch](std::size_t i) {
-            return std::pair{batch[i].data.u64, from_epoll(batch[i].events)};
+            // A copy: epoll_event is packed on x86-64, and a reference to its
+            // u64 (pair's constructor takes one) is misaligned (UBSan).
+            return std::pair{std::uint64_t(batch[i].data.u64), from_epoll(batch[i].events)};
         });
     }
 
