@@ -1,6 +1,7 @@
 // epoll: Linux's scalable readiness interface, the default there.
 //
-// Mapping: one epoll_ctl per watch/modify/unwatch; the token lives in
+// Mapping (src/backends/epoll_set.hpp, shared with io_uring): one epoll_ctl
+// per watch/modify/unwatch; the token lives in
 // epoll_event.data.u64; level-triggered by default, so a fd that stays ready
 // is reported by every wait; Mode::oneshot is EPOLLONESHOT (the kernel
 // disarms as it reports, so two threads never both see it) and Mode::edge is
@@ -27,6 +28,7 @@
 #include <cstdlib>
 
 #include "backend.hpp"
+#include "backends/epoll_set.hpp"
 #include "detail/sys_error.hpp"
 #include "detail/unique_fd.hpp"
 
@@ -34,36 +36,12 @@ namespace iowait::detail {
 
 namespace {
 
-constexpr int initial_batch = 64;
-// Beyond this a bigger batch saves no system calls worth the memory.
-constexpr int max_batch = 4096;
-
-std::uint32_t to_epoll(Interest interest, Mode mode) {
-    std::uint32_t ev = 0;
-    if (has(interest, Interest::read)) ev |= EPOLLIN | EPOLLRDHUP;
-    if (has(interest, Interest::write)) ev |= EPOLLOUT;
-    if (mode == Mode::edge) ev |= EPOLLET;
-    // Interest::none (a disarmed watch) also gets EPOLLONESHOT: epoll reports
-    // EPOLLHUP and EPOLLERR even for an empty mask, at most once this way.
-    if (mode == Mode::oneshot || interest == Interest::none) ev |= EPOLLONESHOT;
-    return ev;
-}
-
-unsigned from_epoll(std::uint32_t ev) {
-    unsigned flags = 0;
-    if (ev & (EPOLLIN | EPOLLPRI)) flags |= readable;
-    if (ev & EPOLLOUT) flags |= writable;
-    if (ev & (EPOLLHUP | EPOLLRDHUP)) flags |= hangup;
-    if (ev & EPOLLERR) flags |= error;
-    return flags;
-}
-
 // Probed once per process: a kernel without epoll_pwait2 will not grow one.
 std::atomic<bool> pwait2_missing{std::getenv("IOWAIT_EPOLL_NO_PWAIT2") != nullptr};
 
 class epoll_backend final : public backend {
 public:
-    explicit epoll_backend(unique_fd epfd) : epfd_(std::move(epfd)), batch_(initial_batch) {}
+    explicit epoll_backend(unique_fd epfd) : set_(std::move(epfd)) {}
 
     Backend kind() const noexcept override { return Backend::epoll; }
     bool supports(Mode) const noexcept override { return true; }
@@ -71,51 +49,39 @@ public:
     bool needs_before_wait() const noexcept override { return false; }
 
     std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
-        return ctl(EPOLL_CTL_ADD, fd, to_epoll(interest, mode), token);
+        return set_.add(fd, interest, mode, token);
     }
     std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
-        return ctl(EPOLL_CTL_MOD, fd, to_epoll(interest, mode), token);
+        return set_.modify(fd, interest, mode, token);
     }
-    std::error_code remove(native_handle fd) noexcept override {
-        // A non-null event for kernels before 2.6.9, which required one.
-        epoll_event ev{};
-        return ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, &ev) == 0 ? std::error_code{} : last_error();
-    }
+    std::error_code remove(native_handle fd) noexcept override { return set_.remove(fd); }
 
     std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
         const int n = kernel_wait(timeout);
         if (n < 0) return last_error();
-        for (int i = 0; i < n; ++i) out.push_back({batch_[i].data.u64, from_epoll(batch_[i].events)});
-        if (n == int(batch_.size()) && batch_.size() < max_batch) batch_.resize(batch_.size() * 2);
+        set_.take(n, out);
         return {};
     }
 
 private:
-    std::error_code ctl(int op, int fd, std::uint32_t events, std::uint64_t token) noexcept {
-        epoll_event ev{};
-        ev.events = events;
-        ev.data.u64 = token;
-        return ::epoll_ctl(epfd_.get(), op, fd, &ev) == 0 ? std::error_code{} : last_error();
-    }
-
     int kernel_wait(const std::timespec* timeout) noexcept {
-        const int size = int(batch_.size());
-        if (!timeout) return ::epoll_wait(epfd_.get(), batch_.data(), size, -1);
-        if (timeout->tv_sec == 0 && timeout->tv_nsec == 0) return ::epoll_wait(epfd_.get(), batch_.data(), size, 0);
+        const int epfd = set_.fd(), size = set_.capacity();
+        epoll_event* batch = set_.batch();
+        if (!timeout) return ::epoll_wait(epfd, batch, size, -1);
+        if (timeout->tv_sec == 0 && timeout->tv_nsec == 0) return ::epoll_wait(epfd, batch, size, 0);
 #ifdef SYS_epoll_pwait2
         if (!pwait2_missing.load(std::memory_order_relaxed)) {
-            const long n = ::syscall(SYS_epoll_pwait2, epfd_.get(), batch_.data(), size, timeout, nullptr, 0);
+            const long n = ::syscall(SYS_epoll_pwait2, epfd, batch, size, timeout, nullptr, 0);
             if (n >= 0 || errno != ENOSYS) return int(n);
             pwait2_missing.store(true, std::memory_order_relaxed);
         }
 #endif
         // Round up: truncating would turn a 0.5 ms timeout into a busy poll.
         const std::int64_t ms = timeout->tv_sec * 1000 + (timeout->tv_nsec + 999'999) / 1'000'000;
-        return ::epoll_wait(epfd_.get(), batch_.data(), size, ms > INT32_MAX ? INT32_MAX : int(ms));
+        return ::epoll_wait(epfd, batch, size, ms > INT32_MAX ? INT32_MAX : int(ms));
     }
 
-    unique_fd epfd_;
-    std::vector<epoll_event> batch_;
+    epoll_set set_;
 };
 
 }  // namespace
