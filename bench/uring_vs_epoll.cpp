@@ -4,7 +4,7 @@
 // Prints the median time per iteration of each backend and the ratio
 // io_uring / epoll (below 1: io_uring is faster).
 //
-//   uring_vs_epoll [rounds]      (default 15)
+//   uring_vs_epoll [rounds [workload...]]   (default: 15 rounds, every workload)
 //
 // Workloads (N socket pairs, AF_UNIX, non-blocking):
 //   ping_1_of_1000     1000 level read watches, one becomes readable per
@@ -185,6 +185,9 @@ int main(int argc, char** argv) {
     std::printf("%d rounds, epoll and io_uring alternating; median ns per iteration\n\n", rounds);
     std::printf("%-20s %14s %14s %16s\n", "workload", "epoll", "io_uring", "io_uring/epoll");
     for (const bench_case& c : cases) {
+        if (argc > 2 &&
+            std::find_if(argv + 2, argv + argc, [&](const char* a) { return std::string(a) == c.name; }) == argv + argc)
+            continue;
         std::vector<double> epoll_ns, uring_ns;
         for (int r = 0; r < rounds; ++r) {
             // Alternate which goes first, so neither always runs on a warmer machine.
