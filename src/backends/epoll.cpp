@@ -48,37 +48,49 @@ public:
     bool native_oneshot() const noexcept override { return true; }
     bool needs_before_wait() const noexcept override { return false; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         return set_.add(fd, interest, mode, token);
     }
-    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         return set_.modify(fd, interest, mode, token);
     }
-    std::error_code remove(native_handle fd) noexcept override { return set_.remove(fd); }
+    status remove(native_handle fd) noexcept override { return set_.remove(fd); }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
         const int n = kernel_wait(timeout);
-        if (n < 0) return last_error();
-        set_.take(n, out);
+        if (n < 0) {
+            set_.filled(0);
+            return status::from_errno(errno);
+        }
+        set_.filled(n);
+        count = std::size_t(n);
         return {};
     }
 
+    void deliver(event_sink& sink) noexcept override { set_.deliver(sink); }
+
 private:
+    // No timeout and a zero one are the common cases: kept inline, the
+    // others out of line, so that the wait path saves fewer registers.
     int kernel_wait(const std::timespec* timeout) noexcept {
-        const int epfd = set_.fd(), size = set_.capacity();
+        if (!timeout) return set_.wait(-1);
+        if (timeout->tv_sec == 0 && timeout->tv_nsec == 0) return set_.wait(0);
+        return timed_wait(timeout);
+    }
+
+    [[gnu::noinline]] int timed_wait(const std::timespec* timeout) noexcept {
         epoll_event* batch = set_.batch();
-        if (!timeout) return ::epoll_wait(epfd, batch, size, -1);
-        if (timeout->tv_sec == 0 && timeout->tv_nsec == 0) return ::epoll_wait(epfd, batch, size, 0);
+        const int size = set_.capacity();
 #ifdef SYS_epoll_pwait2
         if (!pwait2_missing.load(std::memory_order_relaxed)) {
-            const long n = ::syscall(SYS_epoll_pwait2, epfd, batch, size, timeout, nullptr, 0);
+            const long n = ::syscall(SYS_epoll_pwait2, set_.fd(), batch, size, timeout, nullptr, 0);
             if (n >= 0 || errno != ENOSYS) return int(n);
             pwait2_missing.store(true, std::memory_order_relaxed);
         }
 #endif
         // Round up: truncating would turn a 0.5 ms timeout into a busy poll.
         const std::int64_t ms = timeout->tv_sec * 1000 + (timeout->tv_nsec + 999'999) / 1'000'000;
-        return ::epoll_wait(epfd, batch, size, ms > INT32_MAX ? INT32_MAX : int(ms));
+        return ::epoll_wait(set_.fd(), batch, size, ms > INT32_MAX ? INT32_MAX : int(ms));
     }
 
     epoll_set set_;

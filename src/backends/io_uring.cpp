@@ -111,25 +111,30 @@ public:
     bool native_oneshot() const noexcept override { return true; }
     bool needs_before_wait() const noexcept override { return false; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         return set_->add(fd, interest, mode, token);
     }
-    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         return set_->modify(fd, interest, mode, token);
     }
-    std::error_code remove(native_handle fd) noexcept override { return set_->remove(fd); }
+    status remove(native_handle fd) noexcept override { return set_->remove(fd); }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
-        int n;
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+        int n = 0;
+        status st;
         if (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) {
-            n = ::epoll_wait(set_->fd(), set_->batch(), set_->capacity(), 0);
-            if (n < 0) return last_error();
-        } else if (auto ec = ring_wait(timeout, n)) {
-            return ec;
+            n = set_->wait(0);
+            if (n < 0) st = status::from_errno(errno);
+        } else {
+            st = ring_wait(timeout, n);
         }
-        set_->take(n, out);
-        return {};
+        if (st) n = 0;
+        set_->filled(n);
+        count = std::size_t(n);
+        return st;
     }
+
+    void deliver(event_sink& sink) noexcept override { set_->deliver(sink); }
 
 private:
     using clock = std::chrono::steady_clock;
@@ -155,7 +160,7 @@ private:
     }
 
     // One wait through the ring; n: the entries now in the set's batch.
-    std::error_code ring_wait(const std::timespec* timeout, int& n) noexcept {
+    status ring_wait(const std::timespec* timeout, int& n) noexcept {
         n = 0;
         // An SQE left unsubmitted by a failed enter is this same request: reuse it.
         if (ring_.pending() == 0) {
@@ -172,8 +177,9 @@ private:
             }
         }
         const clock::time_point entered = timeout ? clock::now() : clock::time_point{};
-        std::error_code ec = ring_.enter(1, timeout);
-        if (ec && ring_.pending() > 0) return ec;  // nothing submitted: the request waits for the next wait()
+        const status entered_st = ring_.enter(1, timeout);
+        if (entered_st && ring_.pending() > 0)
+            return entered_st;  // nothing submitted: the request waits for the next wait()
         int res = 0;
         bool done = reap(res);
         bool interrupted = false;
@@ -181,18 +187,18 @@ private:
             // A timeout or a signal. Which one matters only to wait_or_signal().
             interrupted = !timeout || clock::now() - entered < std::chrono::seconds(timeout->tv_sec) +
                                                                    std::chrono::nanoseconds(timeout->tv_nsec);
-            if (auto cec = cancel_wait(res)) return cec;
+            if (status cst = cancel_wait(res)) return cst;
             if (res == -ECANCELED) res = 0;
         }
-        if (res < 0) return sys_error(-res);
+        if (res < 0) return status::from_errno(-res);
         if (epoll_wait_op_) {
             n = res;
         } else if (res > 0) {
             // The poll says the set has entries; epoll_wait takes them.
-            n = ::epoll_wait(set_->fd(), set_->batch(), set_->capacity(), 0);
-            if (n < 0) return last_error();
+            n = set_->wait(0);
+            if (n < 0) return status::from_errno(errno);
         }
-        if (n == 0 && interrupted) return sys_error(EINTR);  // the front end retries it
+        if (n == 0 && interrupted) return status::from_errno(EINTR);  // the front end retries it
         return {};
     }
 
@@ -211,15 +217,15 @@ private:
 
     // Cancels the wait request and waits for its completion: cancelled, or
     // done with entries if it completed meanwhile (kept: they are fresh).
-    std::error_code cancel_wait(int& res) noexcept {
+    status cancel_wait(int& res) noexcept {
         io_uring_sqe* sqe = ring_.get_sqe();  // room: only the wait request was in the SQ
         sqe->opcode = IORING_OP_ASYNC_CANCEL;
         sqe->addr = wait_tag;
         sqe->user_data = cancel_tag;
         for (;;) {
             // A signal may cut this short too: enter again until the request is done.
-            const std::error_code ec = ring_.enter(1, nullptr);
-            if (ec && ec != std::errc::interrupted) return ec;
+            const status st = ring_.enter(1, nullptr);
+            if (st && !(st == std::errc::interrupted)) return st;
             if (reap(res)) return {};
         }
     }

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "detail/status.hpp"
 #include "detail/sys_error.hpp"
 #include "detail/unique_fd.hpp"
 
@@ -124,7 +125,7 @@ public:
     // Publishes the filled SQEs and enters the kernel: submits them and, with
     // wait_for > 0, waits until a CQE is there or the timeout (null: none)
     // passes. Returns the kernel's errno (EINTR, ETIME, EBUSY...) or success.
-    std::error_code enter(unsigned wait_for, const timespec* timeout) noexcept {
+    status enter(unsigned wait_for, const timespec* timeout) noexcept {
         std::atomic_ref(*sq_ktail_).store(sq_tail_, std::memory_order_release);
         const unsigned to_submit = pending();
         unsigned flags = IORING_ENTER_GETEVENTS;
@@ -142,7 +143,7 @@ public:
             flags |= IORING_ENTER_EXT_ARG;
         }
         const long n = ::syscall(SYS_io_uring_enter, fd_.get(), to_submit, wait_for, flags, argp, argsz);
-        return n < 0 ? last_error() : std::error_code{};
+        return n < 0 ? status::from_errno(errno) : status{};
     }
 
     // Calls f(cqe) for every CQE there, then gives their slots back.
