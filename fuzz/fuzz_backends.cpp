@@ -121,15 +121,13 @@ struct input {
 
 class session {
 public:
-    session(bool edge_run, bool without_select, bool without_io_uring) : edge_run_(edge_run) {
-        // IOWAIT_FUZZ_WITHOUT=name,...: backends left out (scripts/fuzz: an open finding).
+    session(bool edge_run, bool without_select) : edge_run_(edge_run) {
+        // IOWAIT_FUZZ_WITHOUT=name,...: backends left out (scripts/fuzz), e.g. while a finding is open.
         const char* without = std::getenv("IOWAIT_FUZZ_WITHOUT");
         for (Backend b : IOWait::available_backends()) {
-            if (b == Backend::io_uring && without_io_uring) continue;
             if (without && std::string(without).find(to_string(b)) != std::string::npos) continue;
             auto w = std::make_unique<IOWait>(b);
             if (edge_run && !w->supports(Mode::edge)) continue;
-            if (b == Backend::io_uring) with_io_uring_ = true;
             if (b == Backend::select) {
                 if (without_select) continue;
                 with_select_ = true;
@@ -237,17 +235,6 @@ private:
     // Would this open end be shut both ways (EPOLLHUP) while not surely writable?
     static bool hangs_up_unwritable(const end_model& x, bool shut_rcv, bool shut_send) {
         return x.open && (x.rcv_shut || shut_rcv) && (x.send_shut || shut_send) && x.writable != tri::yes;
-    }
-
-    // io_uring holds a watched file open until its poll request completes or
-    // unwatch() cancels it (docs/behaviour.md, closed fds), so closing a
-    // watched socket need not hang up its peer: inputs that drive io_uring
-    // do not close watched fds; those with bit 2 of the first byte leave
-    // io_uring out and do.
-    bool skip_close_of_watched(int e) {
-        if (!with_io_uring_ || !watch_[e].watched || watch_[e].dead || !model_[e].open) return false;
-        log("close of watched end " + std::to_string(e) + " skipped: io_uring holds it open");
-        return true;
     }
 
     Interest interest_of(std::uint8_t b) { return Interest(1 + b % 3); }
@@ -410,14 +397,12 @@ private:
             break;
         }
         case 7: {  // close without unwatch
-            if (skip_close_of_watched(e)) break;
             std::snprintf(buf, sizeof buf, "close(end %d fd %d)%s", e, fd, m.open ? "" : " (already closed)");
             log(buf);
             close_end(e);
             break;
         }
         case 8: {  // reopen the pair on the same numbers
-            if (skip_close_of_watched(e) || (e != file_slot && skip_close_of_watched(peer(e)))) break;
             if (e == file_slot) {
                 const int number = fds_[e];
                 close_end(e);
@@ -540,7 +525,6 @@ private:
 
     bool edge_run_;
     bool with_select_ = false;
-    bool with_io_uring_ = false;
     std::vector<std::unique_ptr<IOWait>> waits_;
     std::vector<int> fds_;
     std::array<end_model, slots> model_{};
@@ -555,7 +539,7 @@ private:
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     input in{data, size};
     const std::uint8_t group = in.byte();
-    session s(group & 1, group & 2, group & 4);
+    session s(group & 1, group & 2);
     if (!s.usable()) return 0;  // an edge run on a build where no backend has edge
     s.run(in);
     return 0;

@@ -1,11 +1,20 @@
 // The io_uring backend: its refusal and the fallback (simulated with
-// IOWAIT_IO_URING_SETUP_FAIL), and regressions for the ways io_uring's poll
-// requests differ from epoll (a request holds its file, is owned by the
-// thread that submitted it, is resolved by number when submitted, may
-// complete more than once). Those run on every backend, as the
-// conformance suite does: the behaviour they check is everyone's.
+// IOWAIT_IO_URING_SETUP_FAIL), which of its two wait paths runs
+// (IORING_OP_EPOLL_WAIT, or a poll of the epoll set then epoll_wait), and
+// regressions for the ways a ring could differ from epoll (a request owned
+// by the thread that submitted it, a request that outlives its wait, a file
+// held open by a request, several completions for one fd). Those run on
+// every backend, as the conformance suite does: the behaviour they check
+// is everyone's.
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
+#include <csignal>
 #include <thread>
 
 #include "helpers.hpp"
@@ -89,6 +98,75 @@ TEST(IoUringSetup, MissingWithENOSYSFallsBackSilentlyAndANamedRequestSaysWhy) {
     expect_refused_cleanly("ENOSYS", "no io_uring");
 }
 
+#if defined(__x86_64__)
+constexpr std::uint32_t audit_arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr std::uint32_t audit_arch = AUDIT_ARCH_AARCH64;
+#else
+constexpr std::uint32_t audit_arch = 0;  // the seccomp filter below knows no other architecture
+#endif
+
+// In a child process where epoll_wait and epoll_pwait fail with
+// ENOTRECOVERABLE, creates an io_uring IOWait and waits (blocking) for a
+// ready socket. Exit status: 0 the event came, 1 the wait failed with
+// ENOTRECOVERABLE (it called epoll_wait), 2 anything else.
+int blocking_wait_without_epoll_wait_syscalls(bool force_poll_path) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        if (force_poll_path) ::setenv("IOWAIT_IO_URING_NO_EPOLL_WAIT", "1", 1);
+        IOWait w{Backend::io_uring};
+        socket_pair p;
+        w.watch(p.a, Interest::read);
+        p.send_b();
+        std::vector<sock_filter> filter = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, audit_arch, 1, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        };
+        for (long nr : {
+#ifdef SYS_epoll_wait
+                 long(SYS_epoll_wait),
+#endif
+                 long(SYS_epoll_pwait), long(SYS_epoll_pwait2)}) {
+            filter.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, std::uint32_t(nr), 0, 1));
+            filter.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOTRECOVERABLE));
+        }
+        filter.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+        sock_fprog prog{static_cast<unsigned short>(filter.size()), filter.data()};
+        if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            ::_exit(3);
+        std::error_code ec;
+        auto events = w.wait(std::chrono::seconds(5), ec);
+        ::_exit(ec == std::errc::state_not_recoverable ? 1 : !ec && events.size() == 1 && events[0].read ? 0 : 2);
+    }
+    int status = 0;
+    if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+// Linux 6.15+: the blocking wait is one IORING_OP_EPOLL_WAIT, no epoll_wait call.
+TEST(IoUringWaitPath, EpollWaitThroughTheRingWhereTheKernelHasIt) {
+    if (!io_uring_available()) GTEST_SKIP() << "io_uring unavailable here: " << io_uring_refusal();
+    if (!audit_arch) GTEST_SKIP() << "the seccomp filter of this test knows only x86-64 and aarch64";
+    if (std::getenv("IOWAIT_IO_URING_NO_EPOLL_WAIT"))
+        GTEST_SKIP() << "IOWAIT_IO_URING_NO_EPOLL_WAIT is set: the poll path is forced";
+    const int status = blocking_wait_without_epoll_wait_syscalls(false);
+    if (status == 1)
+        GTEST_SKIP() << "this kernel has no IORING_OP_EPOLL_WAIT (Linux 6.15): the backend polls the epoll set";
+    EXPECT_EQ(status, 0) << "3: seccomp refused, 2: the wait failed otherwise, -1: the child died";
+}
+
+// IOWAIT_IO_URING_NO_EPOLL_WAIT=1 forces the path of older kernels: a poll
+// of the epoll set through the ring, then epoll_wait(0).
+TEST(IoUringWaitPath, TheEnvironmentForcesThePollPathOfOlderKernels) {
+    if (!io_uring_available()) GTEST_SKIP() << "io_uring unavailable here: " << io_uring_refusal();
+    if (!audit_arch) GTEST_SKIP() << "the seccomp filter of this test knows only x86-64 and aarch64";
+    EXPECT_EQ(blocking_wait_without_epoll_wait_syscalls(true), 1)
+        << "the forced poll path did not call epoll_wait (0: it did not take the poll path, 3: seccomp "
+           "refused, 2: the wait failed otherwise, -1: the child died)";
+}
+
 using RingQuirks = ConformanceTest;
 IOWAIT_CONFORMANCE(RingQuirks);
 
@@ -109,8 +187,9 @@ TEST_P(RingQuirks, WatchesOutliveTheThreadThatWaitedOnThem) {
     EXPECT_TRUE(find_event(events, p.a) && find_event(events, q.a));
 }
 
-// A request armed before the close holds the file open: its completion
-// must not be reported for the closed number, nor make waits spin.
+// A fd closed after a wait has looked at it: nothing is reported for the
+// closed number (C1), and waits do not spin. (The first io_uring backend's
+// poll requests held such a file open.)
 TEST_P(RingQuirks, ClosedWhileArmedIsNotReportedWhenThePeerWrites) {
     socket_pair p;
     const int fd = p.a;
@@ -139,8 +218,8 @@ TEST_P(RingQuirks, UnwatchThenCloseReleasesTheFileAtOnce) {
 
 // The same while another thread sleeps in wait(): unwatch() must not wait
 // for that thread, and the file must be released soon after the close
-// (poll's and select's sleeping waiter, and io_uring's cancelled request,
-// let go of it when the waiter runs, without needing another wait()).
+// (poll's and select's sleeping waiter lets go of it when it runs, without
+// needing another wait()).
 TEST_P(RingQuirks, UnwatchFromAnotherThreadDuringAWaitReleasesTheFile) {
     socket_pair p, other;
     w.watch(p.a, Interest::read);
@@ -163,8 +242,8 @@ TEST_P(RingQuirks, UnwatchFromAnotherThreadDuringAWaitReleasesTheFile) {
 }
 
 // A write watch on a socket whose peer shut down its writing side, with a
-// full send buffer: not writable, and nothing to report. (io_uring completes
-// every poll request at once on such a socket, asked for EPOLLRDHUP or not.)
+// full send buffer: not writable, and nothing to report. (io_uring's poll
+// requests complete at once on such a socket, asked for EPOLLRDHUP or not.)
 // The wait must sleep, not spin, and report the room when it comes.
 TEST_P(RingQuirks, WriteWatchOnAHalfClosedSocketDoesNotSpinWhileTheBufferIsFull) {
     socket_pair p;
@@ -186,7 +265,8 @@ TEST_P(RingQuirks, WriteWatchOnAHalfClosedSocketDoesNotSpinWhileTheBufferIsFull)
     EXPECT_EQ(wait_events(w, 0ns).size(), 1u) << "level: still writable, reported again";
 }
 
-// More changes than the ring's submission queue holds (256), before one wait.
+// Many changes before one wait (more than a ring's submission queue of 256
+// would hold, were they batched): all applied, each fd reported once.
 TEST_P(RingQuirks, ManyChangesBeforeOneWaitAreAllApplied) {
     constexpr int count = 300;
     std::vector<std::unique_ptr<socket_pair>> pairs;
@@ -214,7 +294,7 @@ TEST_P(RingQuirks, ManyChangesBeforeOneWaitAreAllApplied) {
 }
 
 // Changing a watch back and forth many times must leave exactly one
-// request behind it, with the last interest.
+// watch behind it, with the last interest.
 TEST_P(RingQuirks, RepeatedModifyLeavesOneWatchWithTheLastInterest) {
     socket_pair p;
     w.watch(p.a, Interest::read, 0);
@@ -232,8 +312,8 @@ TEST_P(RingQuirks, RepeatedModifyLeavesOneWatchWithTheLastInterest) {
     EXPECT_EQ(events[0].data, 1000u);
 }
 
-// Several wake-ups before one wait are one event (io_uring: several
-// completions of one multishot request are merged).
+// Several wake-ups before one wait are one event (a ring reporting one
+// completion per wake-up would have to merge them).
 TEST_P(RingQuirks, EdgeWakeupsBeforeAWaitAreOneEvent) {
     if (!w.supports(Mode::edge)) GTEST_SKIP() << to_string(GetParam()) << " refuses edge (M4)";
     socket_pair p;
@@ -261,6 +341,52 @@ TEST_P(RingQuirks, EdgeOnAFileWithoutWaitQueueReportsOnce) {
     EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
     w.unwatch(fd);
     ::close(fd);
+}
+
+// A wait that times out leaves nothing behind: data that arrives after it
+// and is consumed before the next wait begins is not reported by that wait.
+// (A ring request left pending by the first wait would complete when the
+// data arrives and hand the entry over as it was then.)
+TEST_P(RingQuirks, ATimedOutWaitLeavesNoRequestThatReportsConsumedData) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    EXPECT_TRUE(wait_events(w, 5ms).empty());
+    p.send_b();
+    std::this_thread::sleep_for(5ms);  // time for such a request to complete
+    char c;
+    ASSERT_EQ(::recv(p.a, &c, 1, 0), 1);
+    EXPECT_TRUE(wait_events(w, 0ns).empty()) << "reported data consumed before this wait began";
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "reported data consumed before this wait began";
+    p.send_b();
+    EXPECT_TRUE(expect_event(w, p.a).read) << "new data is reported";
+}
+
+void on_usr1(int) {}
+
+// The same for a wait that a signal ends (wait_or_signal(): EINTR).
+TEST_P(RingQuirks, AWaitEndedByASignalLeavesNoRequestThatReportsConsumedData) {
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    struct sigaction sa {};
+    sa.sa_handler = on_usr1;
+    struct sigaction old {};
+    ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+    const pthread_t waiter = ::pthread_self();
+    std::thread sender([&] {
+        std::this_thread::sleep_for(30ms);
+        ::pthread_kill(waiter, SIGUSR1);
+    });
+    std::error_code ec;
+    EXPECT_TRUE(w.wait_or_signal(10s, ec).empty());
+    sender.join();
+    ::sigaction(SIGUSR1, &old, nullptr);
+    EXPECT_EQ(ec, std::errc::interrupted);
+    p.send_b();
+    std::this_thread::sleep_for(5ms);
+    char c;
+    ASSERT_EQ(::recv(p.a, &c, 1, 0), 1);
+    EXPECT_TRUE(wait_events(w, 0ns).empty()) << "reported data consumed before this wait began";
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "reported data consumed before this wait began";
 }
 
 }  // namespace

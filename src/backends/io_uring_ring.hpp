@@ -25,6 +25,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "detail/status.hpp"
 #include "detail/sys_error.hpp"
 #include "detail/unique_fd.hpp"
 
@@ -33,9 +34,8 @@ namespace iowait::detail {
 // Kernel features the backend relies on, as io_uring_params.features bits,
 // with the first kernel version that has each.
 constexpr std::uint32_t uring_required_features =
-    IORING_FEAT_NODROP |    // 5.5: a full CQ never drops a completion
-    IORING_FEAT_EXT_ARG |   // 5.11: a timespec timeout with the wait, no timeout SQE
-    IORING_FEAT_RSRC_TAGS;  // 5.13: stands for multishot poll (IORING_POLL_ADD_MULTI), also 5.13
+    IORING_FEAT_NODROP |  // 5.5: a full CQ never drops a completion
+    IORING_FEAT_EXT_ARG;  // 5.11: a timespec timeout with the wait, no timeout SQE
 
 class uring_ring {
 public:
@@ -51,21 +51,13 @@ public:
     // Sets up the ring; on failure returns the errno and says which step failed in `step`.
     std::error_code setup(unsigned sq_entries, unsigned cq_entries, const char*& step) noexcept {
         io_uring_params p{};
-        p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
+        p.flags = IORING_SETUP_CQSIZE;
         p.cq_entries = cq_entries;
         step = "io_uring_setup";
-        int fd = int(::syscall(SYS_io_uring_setup, sq_entries, &p));
-        if (fd < 0 && errno == EINVAL) {
-            // SUBMIT_ALL is 5.18; without it a failed SQE stops the batch,
-            // and the rest is submitted by the next io_uring_enter.
-            p = io_uring_params{};
-            p.flags = IORING_SETUP_CQSIZE;
-            p.cq_entries = cq_entries;
-            fd = int(::syscall(SYS_io_uring_setup, sq_entries, &p));
-        }
+        const int fd = int(::syscall(SYS_io_uring_setup, sq_entries, &p));
         if (fd < 0) return last_error();
         fd_.reset(fd);  // io_uring fds are close-on-exec by construction (anon inode, O_CLOEXEC)
-        step = "kernel features (NODROP 5.5, EXT_ARG 5.11, multishot poll 5.13)";
+        step = "kernel features (NODROP 5.5, EXT_ARG 5.11)";
         if ((p.features & uring_required_features) != uring_required_features) return sys_error(EOPNOTSUPP);
         step = "mmap of the rings";
         sq_map_len_ = p.sq_off.array + p.sq_entries * sizeof(std::uint32_t);
@@ -108,6 +100,15 @@ public:
     int fd() const noexcept { return fd_.get(); }
     std::uint32_t features() const noexcept { return features_; }
 
+    // Whether the kernel knows opcode `op` (IORING_REGISTER_PROBE, 5.6).
+    bool supports_op(unsigned op) const noexcept {
+        constexpr unsigned max_ops = 256;
+        alignas(io_uring_probe) unsigned char buf[sizeof(io_uring_probe) + max_ops * sizeof(io_uring_probe_op)] = {};
+        auto* probe = reinterpret_cast<io_uring_probe*>(buf);
+        if (::syscall(SYS_io_uring_register, fd_.get(), IORING_REGISTER_PROBE, probe, max_ops) != 0) return false;
+        return op <= probe->last_op && op < probe->ops_len && (probe->ops[op].flags & IO_URING_OP_SUPPORTED);
+    }
+
     // A zeroed SQE slot, or null when the SQ is full (submit, then ask again).
     io_uring_sqe* get_sqe() noexcept {
         const unsigned head = std::atomic_ref(*sq_khead_).load(std::memory_order_acquire);
@@ -124,7 +125,7 @@ public:
     // Publishes the filled SQEs and enters the kernel: submits them and, with
     // wait_for > 0, waits until a CQE is there or the timeout (null: none)
     // passes. Returns the kernel's errno (EINTR, ETIME, EBUSY...) or success.
-    std::error_code enter(unsigned wait_for, const timespec* timeout) noexcept {
+    status enter(unsigned wait_for, const timespec* timeout) noexcept {
         std::atomic_ref(*sq_ktail_).store(sq_tail_, std::memory_order_release);
         const unsigned to_submit = pending();
         unsigned flags = IORING_ENTER_GETEVENTS;
@@ -142,7 +143,7 @@ public:
             flags |= IORING_ENTER_EXT_ARG;
         }
         const long n = ::syscall(SYS_io_uring_enter, fd_.get(), to_submit, wait_for, flags, argp, argsz);
-        return n < 0 ? last_error() : std::error_code{};
+        return n < 0 ? status::from_errno(errno) : status{};
     }
 
     // Calls f(cqe) for every CQE there, then gives their slots back.

@@ -1,5 +1,5 @@
-// poll(2)'s revents bits as the backends' ready flags: one mapping for the
-// backends whose kernel speaks poll's bits (poll, io_uring).
+// poll(2)'s revents bits as the backends' ready flags (the poll backend; io_uring
+// waits on an epoll set and shares epoll's mapping, src/backends/epoll_set.hpp).
 #pragma once
 
 #include <poll.h>
