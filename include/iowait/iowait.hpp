@@ -94,9 +94,13 @@ template <class Rep, class Period>
 std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
     using namespace std::chrono;
     const long double ns = duration<long double, std::nano>(d).count();
-    if (!(ns >= 0) || ns > (long double)(INT64_MAX - 1)) return -1;  // negative, NaN, overflow
+    // 2^63 is exact in every long double; nanoseconds::max() is just below it,
+    // or rounds to it where long double is a double: "practically forever"
+    // (292 years), accepted as INT64_MAX. Beyond that, too large.
+    if (!(ns >= 0) || ns > 0x1p63L) return -1;  // negative, NaN, overflow
+    if (ns >= 0x1p63L) return INT64_MAX;
     if constexpr (std::is_floating_point_v<Rep>)
-        return std::int64_t(std::ceil(ns));
+        return std::ceil(ns) >= 0x1p63L ? INT64_MAX : std::int64_t(std::ceil(ns));
     else
         return ceil<nanoseconds>(d).count();
 }
