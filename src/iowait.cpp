@@ -268,8 +268,9 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     bool report_slot(native_handle fd, slot& s, unsigned flags) noexcept {
-        const unsigned done = (flags & (detail::hangup | detail::error)) ? 3u : 0u;
-        const unsigned rw = (flags | done) & unsigned(s.interest);
+        // The same reading of the flags as the inline path (R6): a peer's
+        // shutdown of its writing makes the fd readable, not writable.
+        const unsigned rw = detail::effective(flags) & unsigned(s.interest);
         if (rw == 0) return false;
         s.batch = batch_;
         s.event = std::uint32_t(out_ - first_);

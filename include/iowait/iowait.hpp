@@ -40,9 +40,11 @@ constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) != 
 enum class Mode { level, oneshot, edge };
 
 // One ready file, as wait() reports it: at most one Event per fd per wait.
-// read/write are set only for the interests the watch asked for; a fd in
-// hangup or error is readable and writable for those (the next call will not
-// block: it returns EOF or the error). hangup: the peer will send no more.
+// read/write are set only for the interests the watch asked for. hangup: the
+// peer will send no more; such a fd is readable (reading returns EOF at
+// once), but writable only when there is room or when the connection is gone
+// both ways (then writing fails at once). error: readable and writable (the
+// next call returns the error).
 struct Event {
     native_handle fd;
     bool read;
