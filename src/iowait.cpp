@@ -152,8 +152,13 @@ struct IOWait::impl final : detail::event_sink {
         }
         const std::uint64_t token = make_token(fd, next_generation);
         s->generation = next_generation;
-        if (keys_by_number)
+        if (keys_by_number) {
+            // E9: an O_PATH fd can be neither read nor written; epoll refuses
+            // it (EBADF), and so must the kernels that would accept it and
+            // then never report it (poll, io_uring) or always (select).
+            if (auto ec = detail::refuse_path_only(fd)) return forget_new(fd, ec);
             if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
+        }
         if (auto st = be->add(fd, interest, mode, token)) {
             if (!(st == std::errc::operation_not_permitted)) return forget_new(fd, st);
             // epoll refuses regular files and directories; poll and select
