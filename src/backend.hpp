@@ -108,6 +108,12 @@ std::unique_ptr<backend> make_io_uring_backend(std::error_code& ec);
 // Why this thread's last make_io_uring_backend() failed, in words, for the
 // usage_error of IOWait{Backend::io_uring}.
 std::string io_uring_refusal();
+// Why this thread's last make_select_backend() failed, if it was its own
+// wake-up fd's number (see select_waker_refusal); empty otherwise.
+std::string select_refusal();
+constexpr const char* select_waker_refusal =
+    "its own wake-up fd could not be placed below FD_SETSIZE, which select() cannot watch above: "
+    "every fd number below it is open";
 std::unique_ptr<backend> make_kqueue_backend(std::error_code& ec);
 std::unique_ptr<backend> make_afd_backend(std::error_code& ec);
 std::unique_ptr<backend> make_wsapoll_backend(std::error_code& ec);

@@ -75,7 +75,7 @@ struct IOWait::impl final : detail::event_sink {
     std::size_t capacity = 0;
     std::size_t count = 0;  // Events of the last wait
 
-    impl(std::unique_ptr<detail::backend> b, std::error_code& ec)
+    impl(std::unique_ptr<detail::backend> b, std::error_code& ec, std::string& why)
         : be(std::move(b)),
           keys_by_number(be->keys_by_number()),
           changes_need_wakeup(be->changes_need_wakeup()),
@@ -88,6 +88,12 @@ struct IOWait::impl final : detail::event_sink {
             waker = detail::waker(ec);
             if (!ec)
                 ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation)).code();
+            // select: every number below FD_SETSIZE is taken (X2). A kernel
+            // limit, not the caller's misuse.
+            if (ec == errc::fd_too_large) {
+                ec = std::error_code(EMFILE, std::generic_category());
+                why = detail::select_waker_refusal;
+            }
         }
         if (!ec) ec = reserve(64).code();
     }
@@ -441,8 +447,8 @@ IOWait::IOWait() {
         throw_error(ec, op, -1, {});
     }
     backend_ = be->kind();
-    impl_ = std::make_unique<impl>(std::move(be), ec);
-    if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));
+    impl_ = std::make_unique<impl>(std::move(be), ec, why);
+    if (ec) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() (" + why + ")", -1, to_string(backend_));
 }
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
@@ -452,9 +458,11 @@ IOWait::IOWait(Backend backend) : backend_(backend) {
     if (!be && !why.empty() && ec.category() == iowait_category())
         throw usage_error(
             ec, "iowait: IOWait(Backend) on " + std::string(to_string(backend)) + ": " + ec.message() + ": " + why);
+    // A kernel limit the backend could explain (select's own wake-up fd, X2).
+    if (!be && !why.empty()) throw_error(ec, "IOWait(Backend) (" + why + ")", -1, to_string(backend));
     if (!be) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
-    impl_ = std::make_unique<impl>(std::move(be), ec);
-    if (ec) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
+    impl_ = std::make_unique<impl>(std::move(be), ec, why);
+    if (ec) throw_error(ec, why.empty() ? "IOWait(Backend)" : "IOWait(Backend) (" + why + ")", -1, to_string(backend));
 }
 
 IOWait::~IOWait() = default;
