@@ -11,6 +11,7 @@
 #include "backend.hpp"
 #include "detail/fd_table.hpp"
 #include "detail/file_identity.hpp"
+#include "detail/fork_count.hpp"
 #include "detail/small_mutex.hpp"
 #include "detail/sys_error.hpp"
 #include "detail/waker.hpp"
@@ -60,6 +61,8 @@ struct IOWait::impl final : detail::event_sink {
     const bool native_oneshot;
     const bool needs_before_wait;
     const unsigned supported_modes;  // bit 1 << Mode for each mode the backend honours
+    // detail::fork_count when this was made: a child's differs (rule F1).
+    const std::uint32_t forks = detail::watch_forks();
     detail::small_mutex mu;          // guards slots, always_ready and the backend's add/modify/remove
     detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
@@ -99,6 +102,11 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     bool supports(Mode mode) const noexcept { return unsigned(mode) < 3 && (supported_modes >> unsigned(mode) & 1); }
+
+    // Made before a fork() and used in the child (F1): its kernel objects
+    // are the parent's too (epoll's set, io_uring's ring, the waker), so
+    // every call fails before it reaches them. One load, no system call.
+    bool forked() const noexcept { return forks != detail::fork_count.load(std::memory_order_relaxed); }
 
     std::span<const Event> result() const noexcept { return {events.get(), count}; }
 
@@ -362,6 +370,8 @@ struct IOWait::impl final : detail::event_sink {
 
     // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
     status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if (forked()) [[unlikely]]
+            return errc::forked;
         if (timeout_ns == -1) return errc::bad_timeout;
         return wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
     }
@@ -478,16 +488,26 @@ static status check_args(native_handle fd, Interest interest) noexcept {
     return {};
 }
 
+// Moved from, forked, or bad arguments: the checks before the lock.
+// A template only because impl is private: the type is deduced, not named.
+template <class Impl>
+static status usable(const Impl* impl, native_handle fd, Interest interest) noexcept {
+    if (!impl) return errc::moved_from;
+    if (impl->forked()) [[unlikely]]
+        return errc::forked;
+    return check_args(fd, interest);
+}
+
 // The throwing overloads go straight to the status, so that a call that
 // succeeds makes no std::error_code at all.
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    status st = usable(impl_.get(), fd, interest);
     if (!st) st = impl_->watch(fd, interest, data, mode);
     if (st) fail(st, "watch", fd, backend_);
 }
 
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    status st = usable(impl_.get(), fd, interest);
     if (!st) st = impl_->watch(fd, interest, data, mode);
     ec = st.code();
 }
@@ -497,13 +517,13 @@ void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std:
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    status st = usable(impl_.get(), fd, interest);
     if (!st) st = impl_->modify(fd, interest, data, mode);
     if (st) fail(st, "modify", fd, backend_);
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    status st = usable(impl_.get(), fd, interest);
     if (!st) st = impl_->modify(fd, interest, data, mode);
     ec = st.code();
 }
@@ -515,13 +535,13 @@ void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std
 bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->supports(mode); }
 
 void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, Interest::read);
+    status st = usable(impl_.get(), fd, Interest::read);
     if (!st) st = impl_->unwatch(fd);
     ec = st.code();
 }
 
 void IOWait::unwatch(native_handle fd) {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, Interest::read);
+    status st = usable(impl_.get(), fd, Interest::read);
     if (!st) st = impl_->unwatch(fd);
     if (st) fail(st, "unwatch", fd, backend_);
 }
@@ -554,6 +574,7 @@ bool IOWait::batch_full() const noexcept { return impl_ && impl_->be->batch_full
 
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
+    if (impl_->forked()) throw_error(errc::forked, "notify", -1, to_string(backend_));
     if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->wake();
 }
 

@@ -72,6 +72,7 @@ enum class errc {
     wait_in_progress,     // a second wait() while one is running
     unsupported_mode,     // a Mode the backend cannot honour (edge on poll, select)
     moved_from,           // use of a moved-from IOWait
+    forked,               // use in a forked child of an IOWait made before fork() (rule F1)
 };
 const std::error_category& iowait_category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept { return {int(e), iowait_category()}; }
