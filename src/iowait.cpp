@@ -60,10 +60,11 @@ struct IOWait::impl final : detail::event_sink {
     const bool changes_need_wakeup;
     const bool native_oneshot;
     const bool needs_before_wait;
+    const bool keeps_stale_entries;
     const unsigned supported_modes;  // bit 1 << Mode for each mode the backend honours
     // detail::fork_count when this was made: a child's differs (rule F1).
     const std::uint32_t forks = detail::watch_forks();
-    detail::small_mutex mu;          // guards slots, always_ready and the backend's add/modify/remove
+    detail::small_mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
     detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
     // !always_ready.empty(), readable without the lock: wait() takes the lock
@@ -76,7 +77,8 @@ struct IOWait::impl final : detail::event_sink {
     // wait promises more than ever before, so the steady state allocates nothing.
     std::unique_ptr<Event[]> events;
     std::size_t capacity = 0;
-    std::size_t count = 0;  // Events of the last wait
+    std::size_t count = 0;          // Events of the last wait
+    std::uint32_t stale_batch = 0;  // the batch that last had an entry for no watch
 
     impl(std::unique_ptr<detail::backend> b, std::error_code& ec, std::string& why)
         : be(std::move(b)),
@@ -84,6 +86,7 @@ struct IOWait::impl final : detail::event_sink {
           changes_need_wakeup(be->changes_need_wakeup()),
           native_oneshot(be->native_oneshot()),
           needs_before_wait(be->needs_before_wait()),
+          keeps_stale_entries(be->keeps_stale_entries()),
           supported_modes((be->supports(Mode::level) ? 1u : 0u) | (be->supports(Mode::oneshot) ? 2u : 0u) |
                           (be->supports(Mode::edge) ? 4u : 0u)) {
         own_wake = be->own_wake(make_token(0, waker_generation));
@@ -173,7 +176,16 @@ struct IOWait::impl final : detail::event_sink {
             if (auto ec = detail::refuse_path_only(fd)) return forget_new(fd, ec);
             if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
         }
-        if (auto st = be->add(fd, interest, mode, token)) {
+        status st = be->add(fd, interest, mode, token);
+        if (st == std::errc::file_exists) [[unlikely]] {
+            // We have no watch of this number (find() said so): the kernel's
+            // entry outlived one whose number was closed while a duplicate
+            // kept the file open (epoll), and the number names that file
+            // again. Stale: drop it and add again (C4).
+            be->remove(fd);
+            st = be->add(fd, interest, mode, token);
+        }
+        if (st) {
             if (!(st == std::errc::operation_not_permitted)) return forget_new(fd, st);
             // epoll refuses regular files and directories; poll and select
             // call them always ready, and so do we, on every backend.
@@ -274,8 +286,11 @@ struct IOWait::impl final : detail::event_sink {
             return;
         }
         slot* s = find(fd);
-        if (!s || s->generation != generation || s->state != slot::active || !s->armed)
-            return;  // unwatched, closed or disarmed meanwhile
+        if (!s || s->generation != generation || s->state != slot::active) {
+            stale();  // unwatched or closed meanwhile, or a kernel entry that outlived its watch
+            return;
+        }
+        if (!s->armed) return;  // disarmed meanwhile
         if (keys_by_number) {
             file_identity now;
             if (detail::identify(fd, now) || !(now == s->id)) {
@@ -284,6 +299,39 @@ struct IOWait::impl final : detail::event_sink {
             }
         }
         report_slot(fd, *s, flags);
+    }
+
+    // An entry for no watch. Once, it may be a watch removed between the
+    // kernel's answer and this pass; in two waits running, it is a kernel
+    // entry that outlived its watch (see backend::keeps_stale_entries):
+    // rebuild the kernel set, or a level-triggered one would never let the
+    // wait sleep (C1, C4).
+    void stale() noexcept {
+        if (!keeps_stale_entries) return;
+        if (stale_batch != 0 && stale_batch + 1 == batch_) rebuild();
+        stale_batch = batch_;
+    }
+
+    [[gnu::cold, gnu::noinline]] void rebuild() noexcept {
+        std::vector<detail::rewatch> watches;
+        try {
+            if (!own_wake)
+                watches.push_back({waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation)});
+            slots.for_each([&](native_handle fd, const slot& s) {
+                if (s.state != slot::active) return;
+                watches.push_back({fd, s.armed ? s.interest : Interest::none, s.armed ? s.mode : Mode::oneshot,
+                                   make_token(fd, s.generation)});
+            });
+        } catch (const std::bad_alloc&) {
+            return;  // tried again at the next stale entry
+        }
+        if (be->rebuild(watches)) return;
+        for (const detail::rewatch& w : watches)
+            if (w.gone && w.token >> 32 != waker_generation) {
+                slot& s = *slots.get(w.fd);
+                s.state = slot::closed;  // C2: it stays until unwatch()
+                s.live = no_token;
+            }
     }
 
     bool report_slot(native_handle fd, slot& s, unsigned flags) noexcept {

@@ -18,7 +18,10 @@
 //   "always ready", the answer of poll and select.
 // - A closed fd leaves the set by itself (when no duplicate keeps its file
 //   open), so removing it afterwards gives EBADF or ENOENT: the front end
-//   accepts both.
+//   accepts both. When a duplicate keeps it open, its entry stays, out of
+//   reach: rebuild() (see backend.hpp) and, for a number watched again
+//   (EEXIST), the front end's remove-and-add, get rid of it.
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -133,6 +136,32 @@ public:
         sink.deliver_each(std::size_t(ready_), [batch](std::size_t i) {
             return std::pair{batch[i].data.u64, from_epoll(batch[i].events)};
         });
+    }
+
+    bool keeps_stale_entries() const noexcept override { return true; }
+
+    // A fresh set of the watches whose number still names the file they were
+    // made for: EPOLL_CTL_MOD on the old set finds the entry (file, fd) only
+    // then (ENOENT for a number reused by another file, EBADF for a closed
+    // one). The stale entries go with the old set. Rare: see backend.hpp.
+    [[gnu::cold]] status rebuild(std::span<rewatch> watches) noexcept override {
+        unique_fd fresh(::epoll_create1(EPOLL_CLOEXEC));
+        if (!fresh) return status::from_errno(errno);
+        for (rewatch& w : watches) {
+            epoll_event ev;
+            ev.events = to_epoll(w.interest, w.mode);
+            ev.data.u64 = w.token;
+            if (::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, w.fd, &ev) != 0) {
+                w.gone = true;
+                continue;
+            }
+            if (::epoll_ctl(fresh.get(), EPOLL_CTL_ADD, w.fd, &ev) != 0) return status::from_errno(errno);
+        }
+        // The fresh set takes the old one's number: a new number would be
+        // the lowest free one, quite likely the watched number just closed,
+        // which the program may be about to dup2() its file back onto.
+        if (::dup3(fresh.get(), epfd_.get(), O_CLOEXEC) < 0) return status::from_errno(errno);
+        return {};
     }
 
     // ready_ stays until the next wait(), which grows the batch only then.
