@@ -176,26 +176,23 @@ struct IOWait::impl final : detail::event_sink {
             if (auto ec = detail::refuse_path_only(fd)) return forget_new(fd, ec);
             if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
         }
-        status st = be->add(fd, interest, mode, token);
-        if (st == std::errc::file_exists) [[unlikely]] {
-            // We have no watch of this number (find() said so): the kernel's
-            // entry outlived one whose number was closed while a duplicate
-            // kept the file open (epoll), and the number names that file
-            // again. Stale: drop it and add again (C4).
-            be->remove(fd);
-            st = be->add(fd, interest, mode, token);
-        }
-        if (st) {
-            if (!(st == std::errc::operation_not_permitted)) return forget_new(fd, st);
-            // epoll refuses regular files and directories; poll and select
-            // call them always ready, and so do we, on every backend.
-            if (auto ec2 = detail::identify(fd, s->id)) return forget_new(fd, ec2);
-            try {
-                always_ready.push_back(fd);
-            } catch (const std::bad_alloc&) {
-                return forget_new(fd, status::from_errno(ENOMEM));
+        if (status st = be->add(fd, interest, mode, token)) {
+            if (st == std::errc::file_exists) st = add_again(fd, interest, mode, token);
+            if (!st) {
+                s->state = slot::active;
+            } else if (!(st == std::errc::operation_not_permitted)) {
+                return forget_new(fd, st);
+            } else {
+                // epoll refuses regular files and directories; poll and select
+                // call them always ready, and so do we, on every backend.
+                if (auto ec2 = detail::identify(fd, s->id)) return forget_new(fd, ec2);
+                try {
+                    always_ready.push_back(fd);
+                } catch (const std::bad_alloc&) {
+                    return forget_new(fd, status::from_errno(ENOMEM));
+                }
+                s->state = slot::always_ready;
             }
-            s->state = slot::always_ready;
         } else {
             s->state = slot::active;
         }
@@ -207,6 +204,16 @@ struct IOWait::impl final : detail::event_sink {
         if (++next_generation == waker_generation) ++next_generation;
         changed(s->state == slot::always_ready);
         return {};
+    }
+
+    // The kernel says EEXIST while we have no watch of this number (find()
+    // said so): its entry outlived a watch whose number was closed while a
+    // duplicate kept the file open (epoll), and the number names that file
+    // again. Stale: drop it and add again (C4). Off the watch path.
+    [[gnu::cold, gnu::noinline]] status add_again(native_handle fd, Interest interest, Mode mode,
+                                                  std::uint64_t token) noexcept {
+        be->remove(fd);
+        return be->add(fd, interest, mode, token);
     }
 
     status forget_new(native_handle fd, status st) noexcept {
