@@ -110,6 +110,29 @@ TEST_P(Readiness, HangupWhenPeerShutsDownWriting) {
     EXPECT_TRUE(e.hangup);
 }
 
+// R6: the peer's shutdown of its own writing says nothing of ours. With our
+// send buffer full, the fd is readable (EOF) with hangup, and not writable
+// (send() would fail with EAGAIN), in every mode: the oneshot watch takes
+// the front end's slow path, the level one its inline path.
+TEST_P(Readiness, PeerShutdownOfWritingIsNotWritableWhileOurBufferIsFull) {
+    for (Mode mode : {Mode::level, Mode::oneshot}) {
+        SCOPED_TRACE(to_string(mode));
+        socket_pair p;
+        fill(p.a);
+        w.watch(p.a, Interest::read | Interest::write, 0, mode);
+        EXPECT_TRUE(wait_events(w).empty());
+        ASSERT_EQ(::shutdown(p.b, shut_wr), 0);
+        Event e = expect_event(w, p.a);
+        EXPECT_TRUE(e.read);
+        EXPECT_TRUE(e.hangup);
+        EXPECT_FALSE(e.write);
+        EXPECT_FALSE(e.error);
+        char byte = 'x';
+        EXPECT_EQ(send_some(p.a, &byte, 1), -1);  // what "not writable" means
+        w.unwatch(p.a);
+    }
+}
+
 TEST_P(Readiness, HangupWhenPipeWriterCloses) {
     IOWAIT_SKIP_ON_WINDOWS("only sockets can be watched, not pipes");
 #ifndef _WIN32
