@@ -97,12 +97,13 @@ inline std::optional<handle> handle_or_error(py::handle fileobj) noexcept {
     const long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
     Py_DECREF(number);
     if (value == -1 && PyErr_Occurred()) return std::nullopt;
-    if (overflow < 0 || value < 0) {
-        PyErr_Format(PyExc_ValueError, "file descriptor cannot be a negative integer (%lld)", value);
+    // Out of range first, then the sign, as PyObject_AsFileDescriptor.
+    if (overflow || (value > 0 && std::uint64_t(value) > std::uint64_t(std::numeric_limits<handle>::max()))) {
+        PyErr_SetString(PyExc_OverflowError, "file descriptor is out of range");
         return std::nullopt;
     }
-    if (overflow > 0 || std::uint64_t(value) > std::uint64_t(std::numeric_limits<handle>::max())) {
-        PyErr_SetString(PyExc_OverflowError, "file descriptor is too large");
+    if (value < 0) {
+        PyErr_Format(PyExc_ValueError, "file descriptor cannot be a negative integer (%lld)", value);
         return std::nullopt;
     }
     return handle(value);
