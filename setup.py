@@ -28,7 +28,9 @@ def pybind11_dir():
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
-        build_dir = os.path.join(ROOT, 'build', 'pip')
+        # One build directory per interpreter: CMake caches what it found of
+        # Python, and cibuildwheel builds several versions from one tree.
+        build_dir = os.path.join(ROOT, 'build', f'pip-{sys.implementation.cache_tag}')
         jobs = os.environ.get('CMAKE_BUILD_PARALLEL_LEVEL', '2')  # shared build machines
         subprocess.run(['cmake', '-S', ROOT, '-B', build_dir, '-DCMAKE_BUILD_TYPE=Release',
                         '-DIOWAIT_BUILD_TESTS=OFF', '-DIOWAIT_BUILD_EXAMPLES=OFF', '-DIOWAIT_BUILD_BENCH=OFF',
