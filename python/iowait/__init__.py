@@ -13,7 +13,9 @@ Classes, one per kernel mechanism:
 * PollIOWait -- based on poll();
 * EPollIOWait -- based on epoll() (Linux);
 * KQueueIOWait -- based on kqueue() (macOS, the BSDs);
-* IOUringIOWait -- based on io_uring (Linux 5.13 and later; added).
+* IOUringIOWait -- based on io_uring (Linux 5.13 and later; added);
+* AFDIOWait -- based on the AFD driver's polls (Windows; sockets only; added);
+* WSAPollIOWait -- based on WSAPoll() (Windows; sockets only; added).
 
 IOWait is the best of them for this system: the class itself (on Linux,
 iowait.IOWait is iowait.EPollIOWait), or the one named by the environment
@@ -104,7 +106,7 @@ from .selector import Selector
 __version__ = '0.3.0'
 __all__ = [
     'IOWait', 'IOEvent', 'SelectIOWait', 'PollIOWait', 'EPollIOWait', 'KQueueIOWait',
-    'IOUringIOWait', 'AbstractIOWait', 'NotWatchedError', 'Selector', 'available_backends']
+    'IOUringIOWait', 'AFDIOWait', 'WSAPollIOWait', 'AbstractIOWait', 'NotWatchedError', 'Selector', 'available_backends']
 
 
 class IOEvent(collections.namedtuple('IOEvent', 'fileobj read write')):
@@ -116,8 +118,8 @@ class IOEvent(collections.namedtuple('IOEvent', 'fileobj read write')):
 
     __slots__ = ()
 
-    def __new__(cls, fileobj, read=False, write=False):
-        return super().__new__(cls, fileobj, bool(read), bool(write))
+    def __new__(_cls, fileobj, read=False, write=False):  # _cls: namedtuple's own name, as in the stubs
+        return super().__new__(_cls, fileobj, bool(read), bool(write))
 
 
 class NotWatchedError(KeyError, ValueError):
@@ -225,8 +227,11 @@ PollIOWait = _backend_class('PollIOWait', 'poll', 'Based on poll().')
 EPollIOWait = _backend_class('EPollIOWait', 'epoll', 'Based on epoll() (Linux).')
 KQueueIOWait = _backend_class('KQueueIOWait', 'kqueue', 'Based on kqueue() (macOS, the BSDs).')
 IOUringIOWait = _backend_class('IOUringIOWait', 'io_uring', 'Based on io_uring (Linux 5.13 and later).')
+AFDIOWait = _backend_class('AFDIOWait', 'afd', "Based on the AFD driver's polls (Windows; sockets only).")
+WSAPollIOWait = _backend_class('WSAPollIOWait', 'wsapoll', 'Based on WSAPoll() (Windows; sockets only).')
 
-_by_backend = {cls._backend: cls for cls in (SelectIOWait, PollIOWait, EPollIOWait, KQueueIOWait, IOUringIOWait)}
+_by_backend = {cls._backend: cls for cls in (
+    SelectIOWait, PollIOWait, EPollIOWait, KQueueIOWait, IOUringIOWait, AFDIOWait, WSAPollIOWait)}
 
 
 def _best():

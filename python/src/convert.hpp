@@ -9,12 +9,13 @@
 #include <cmath>
 #include <cstring>
 #include <iowait/iowait.hpp>
+#include <limits>
 #include <optional>
 #include <string>
 
-namespace iowait_python {
+#include "table.hpp"
 
-namespace py = pybind11;
+namespace iowait_python {
 
 // Made in Python and handed over at import (_setup): IOEvent, a namedtuple
 // subclass, and the exception of unwatch()/modify() for a file that is not
@@ -41,16 +42,12 @@ inline PyObject* not_watched_error = nullptr;
     throw py::error_already_set();
 }
 
-inline std::string call_name(const char* op, int fd) {
-    std::string s = "iowait: ";
-    s += op;
-    if (fd >= 0) s += "(fd=" + std::to_string(fd) + ")";
-    return s;
-}
+inline std::string call_name(const char* op) { return std::string("iowait: ") + op; }
+inline std::string call_name(const char* op, handle fd) { return call_name(op) + "(fd=" + std::to_string(fd) + ")"; }
 
-// Turns the core's error into the exception the standard library raises.
-[[noreturn]] inline void raise_error(std::error_code ec, const char* op, int fd) {
-    const std::string what = call_name(op, fd);
+// Turns the core's error into the exception the standard library raises;
+// what: call_name(...).
+[[noreturn]] inline void raise_error(std::error_code ec, const std::string& what) {
     if (ec.category() == iowait::iowait_category()) {
         switch (iowait::errc(ec.value())) {
         case iowait::errc::already_watched:
@@ -66,10 +63,61 @@ inline std::string call_name(const char* op, int fd) {
     raise(PyExc_RuntimeError, what + ": " + ec.message());
 }
 
-inline int fd_of(py::handle fileobj) {
+// The handle of fileobj, by the rules of select.select() and
+// PyObject_AsFileDescriptor: an int, or an object whose fileno() returns
+// one; negative is a ValueError. Empty, with the Python error set, if not.
+// On Windows a socket's fileno() is its SOCKET, a pointer-sized handle that
+// may not fit the int PyObject_AsFileDescriptor returns (an OverflowError
+// there): the same rules, with the same messages, for a handle.
+inline std::optional<handle> handle_or_error(py::handle fileobj) noexcept {
+#ifdef IOWAIT_PYTHON_SPARSE_HANDLES
+    PyObject* number = nullptr;
+    if (PyLong_Check(fileobj.ptr())) {
+        number = fileobj.ptr();
+        Py_INCREF(number);
+    } else {
+        PyObject* method = PyObject_GetAttrString(fileobj.ptr(), "fileno");
+        if (!method) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_TypeError, "argument must be an int, or have a fileno() method.");
+            }
+            return std::nullopt;
+        }
+        number = PyObject_CallObject(method, nullptr);
+        Py_DECREF(method);
+        if (!number) return std::nullopt;
+        if (!PyLong_Check(number)) {
+            Py_DECREF(number);
+            PyErr_SetString(PyExc_TypeError, "fileno() returned a non-integer");
+            return std::nullopt;
+        }
+    }
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    Py_DECREF(number);
+    if (value == -1 && PyErr_Occurred()) return std::nullopt;
+    // Out of range first, then the sign, as PyObject_AsFileDescriptor.
+    if (overflow || (value > 0 && std::uint64_t(value) > std::uint64_t(std::numeric_limits<handle>::max()))) {
+        PyErr_SetString(PyExc_OverflowError, "file descriptor is out of range");
+        return std::nullopt;
+    }
+    if (value < 0) {
+        PyErr_Format(PyExc_ValueError, "file descriptor cannot be a negative integer (%lld)", value);
+        return std::nullopt;
+    }
+    return handle(value);
+#else
     const int fd = PyObject_AsFileDescriptor(fileobj.ptr());
-    if (fd < 0) throw py::error_already_set();
+    if (fd < 0) return std::nullopt;
     return fd;
+#endif
+}
+
+inline handle handle_of(py::handle fileobj) {
+    const std::optional<handle> fd = handle_or_error(fileobj);
+    if (!fd) throw py::error_already_set();
+    return *fd;
 }
 
 inline unsigned interest_of(py::handle read, py::handle write) {

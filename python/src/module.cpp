@@ -18,6 +18,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cerrno>
 #include <chrono>
 #include <iowait/iowait.hpp>
 #include <optional>
@@ -31,15 +32,6 @@ namespace py = pybind11;
 namespace {
 
 using namespace iowait_python;
-
-struct watch_entry {
-    py::object obj;            // the watched object (IOWait) or its SelectorKey (Selector)
-    std::uint64_t serial = 0;  // 0: not watched; otherwise the core's user data
-    unsigned interest = 0;     // iowait::Interest bits, = selectors.EVENT_READ/WRITE
-    std::uint64_t seen = 0;    // the wait()/select() call that last reported this fd,
-    std::size_t index = 0;     // the place of its entry in that call's list,
-    unsigned reported = 0;     // and the readiness (1 read, 2 write) the entry says
-};
 
 class poller {
 public:
@@ -75,7 +67,7 @@ public:
         check_open();
         const watch_args a("watch", fileobj, read, write);
         const unsigned interest = interest_of(a.read, a.write);
-        const int fd = fd_of(a.fileobj);
+        const handle fd = handle_of(a.fileobj);
         auto obj = py::reinterpret_borrow<py::object>(a.fileobj);
         if (!watched(fd)) {
             add(fd, interest, std::move(obj), "watch");
@@ -89,25 +81,25 @@ public:
         check_open();
         const watch_args a("modify", fileobj, read, write);
         const unsigned interest = interest_of(a.read, a.write);
-        const int fd = fd_of(a.fileobj);
+        const handle fd = handle_of(a.fileobj);
         if (!watched(fd)) raise_not_watched(a.fileobj);
         change(fd, interest, py::reinterpret_borrow<py::object>(a.fileobj), "modify");
     }
 
     void unwatch(py::handle fileobj) {
         check_open();
-        int fd = PyObject_AsFileDescriptor(fileobj.ptr());
-        if (fd < 0) {
+        std::optional<handle> fd = handle_or_error(fileobj);
+        if (!fd) {
             // A closed socket or file can no longer say its fd (fileno() is
             // -1 or raises ValueError), yet must be unwatchable: look for the
             // very object, as selectors does.
             if (!PyErr_ExceptionMatches(PyExc_ValueError)) throw py::error_already_set();
             py::error_already_set original;
             fd = find_object(fileobj);
-            if (fd < 0) throw original;
+            if (!fd) throw original;
         }
-        if (!watched(fd)) raise_not_watched(fileobj);
-        remove(fd);
+        if (!watched(*fd)) raise_not_watched(fileobj);
+        remove(*fd);
     }
 
     // IOWait.wait: [IOEvent], every ready file in one call. Nothing watched
@@ -125,15 +117,17 @@ public:
     py::list get_watched() const {
         check_open();
         py::list out;
-        for (const watch_entry& en : table_)
-            if (en.serial) out.append(make_event(en.obj, en.interest & 1, en.interest & 2));
+        table_.each(
+            [&](handle, const watch_entry& en) { out.append(make_event(en.obj, en.interest & 1, en.interest & 2)); });
         return out;
     }
 
     void clear() {
         check_open();
-        for (int fd = 0; fd < int(table_.size()); ++fd)
-            if (table_[std::size_t(fd)].serial) remove(fd);
+        std::vector<handle> fds;  // first: remove() changes the table
+        table_.each([&](handle fd, const watch_entry&) { fds.push_back(fd); });
+        for (handle fd : fds)
+            if (watched(fd)) remove(fd);  // a watched object's __del__ may have unwatched another
     }
 
     void notify() {
@@ -146,8 +140,8 @@ public:
     void close() {
         if (closed_) return;
         closed_ = true;
-        std::vector<watch_entry> dropped;
-        dropped.swap(table_);  // objects released after the state is consistent
+        watch_table dropped;
+        std::swap(dropped, table_);  // objects released after the state is consistent
         count_ = 0;
         backend_ = w_->backend();
         if (waiting_)
@@ -157,24 +151,25 @@ public:
     }
 
     // Selector's side: fd already resolved by selectors' rules, key stored.
-    void reg(int fd, int events, py::object key) {
+    void reg(handle fd, int events, py::object key) {
         check_open();
         check_events(events);
         if (watched(fd)) raise(PyExc_KeyError, call_name("register", fd) + ": already registered");
         add(fd, unsigned(events), std::move(key), "register");
     }
 
-    void mod(int fd, int events, py::object key) {
+    void mod(handle fd, int events, py::object key) {
         check_open();
         check_events(events);
         if (!watched(fd)) raise(PyExc_KeyError, call_name("modify", fd) + ": not registered");
-        if (table_[std::size_t(fd)].interest == unsigned(events))
-            table_[std::size_t(fd)].obj = std::move(key);  // data only: no system call
+        watch_entry& en = *table_.find(fd);
+        if (en.interest == unsigned(events))
+            en.obj = std::move(key);  // data only: no system call
         else
             change(fd, unsigned(events), std::move(key), "modify");
     }
 
-    void unreg(int fd) {
+    void unreg(handle fd) {
         check_open();
         if (!watched(fd)) raise(PyExc_KeyError, call_name("unregister", fd) + ": not registered");
         remove(fd);
@@ -197,19 +192,21 @@ public:
     // their IOWait or Selector (asyncio's keys hold the loop, which holds
     // the selector); without these, such a cycle would never be collected.
     int traverse(visitproc visit, void* arg) const {
-        for (const watch_entry& en : table_) Py_VISIT(en.obj.ptr());
-        return 0;
+        int result = 0;
+        table_.each([&](handle, const watch_entry& en) {
+            if (!result && en.obj) result = visit(en.obj.ptr(), arg);
+        });
+        return result;
     }
     void clear_references() {
-        std::vector<watch_entry> dropped;
-        dropped.swap(table_);
+        watch_table dropped;
+        std::swap(dropped, table_);
         count_ = 0;
         if (w_ && !waiting_)
-            for (std::size_t fd = 0; fd < dropped.size(); ++fd)
-                if (dropped[fd].serial) {
-                    std::error_code ignored;  // the object is being destroyed: nothing to tell
-                    w_->unwatch(int(fd), ignored);
-                }
+            dropped.each([&](handle fd, const watch_entry&) {
+                std::error_code ignored;  // the object is being destroyed: nothing to tell
+                w_->unwatch(fd, ignored);
+            });
     }
 
 private:
@@ -280,7 +277,7 @@ private:
                 events = timeout ? w_->wait_or_signal(std::chrono::nanoseconds(left), ec) : w_->wait_or_signal(ec);
             }
             if (ec != std::errc::interrupted) {
-                if (ec) raise_error(ec, "wait", -1);
+                if (ec) raise_error(ec, call_name("wait"));
                 return events;
             }
             // PEP 475: run the handlers; an exception ends the wait, else wait on.
@@ -299,18 +296,19 @@ private:
     static void check_events(int events) {
         if (events <= 0 || (events & ~3)) raise(PyExc_ValueError, "Invalid events: " + std::to_string(events));
     }
-    bool watched(int fd) const { return std::size_t(fd) < table_.size() && table_[std::size_t(fd)].serial; }
+    bool watched(handle fd) const { return table_.find(fd) != nullptr; }
 
     watch_entry* live_entry(const iowait::Event& e) {
-        if (std::size_t(e.fd) >= table_.size()) return nullptr;
-        watch_entry& en = table_[std::size_t(e.fd)];
-        return en.serial == e.data ? &en : nullptr;  // else unwatched (or rewatched) meanwhile
+        watch_entry* en = table_.find(e.fd);
+        return en && en->serial == e.data ? en : nullptr;  // else unwatched (or rewatched) meanwhile
     }
 
-    int find_object(py::handle obj) const {
-        for (std::size_t fd = 0; fd < table_.size(); ++fd)
-            if (table_[fd].serial && table_[fd].obj.is(obj)) return int(fd);
-        return -1;
+    std::optional<handle> find_object(py::handle obj) const {
+        std::optional<handle> found;
+        table_.each([&](handle fd, const watch_entry& en) {
+            if (!found && en.obj.is(obj)) found = fd;
+        });
+        return found;
     }
 
     // iowait.NotWatchedError: a KeyError, as selectors and the original's
@@ -320,43 +318,42 @@ private:
         throw py::error_already_set();
     }
 
-    void add(int fd, unsigned interest, py::object obj, const char* op) {
+    void add(handle fd, unsigned interest, py::object obj, const char* op) {
         const std::uint64_t serial = next_serial_++;
         std::error_code ec;
         w_->watch(fd, iowait::Interest(interest), serial, iowait::Mode::level, ec);
-        if (ec) raise_error(ec, op, fd);
-        if (std::size_t(fd) >= table_.size()) table_.resize(std::size_t(fd) + 1);
-        table_[std::size_t(fd)] = {std::move(obj), serial, interest, 0};
+        if (ec) raise_error(ec, call_name(op, fd));
+        table_.make(fd) = {std::move(obj), serial, interest, 0};
         ++count_;
     }
 
     // or_enoent: return ENOENT (the number's watched file is gone and a new
     // file has it) to the caller instead of raising it.
-    int change(int fd, unsigned interest, py::object obj, const char* op, bool or_enoent = false) {
+    int change(handle fd, unsigned interest, py::object obj, const char* op, bool or_enoent = false) {
         const std::uint64_t serial = next_serial_++;
         std::error_code ec;
         w_->modify(fd, iowait::Interest(interest), serial, iowait::Mode::level, ec);
         if (or_enoent && ec == std::errc::no_such_file_or_directory) return ENOENT;
-        if (ec) raise_error(ec, op, fd);
-        watch_entry& en = table_[std::size_t(fd)];
+        if (ec) raise_error(ec, call_name(op, fd));
+        watch_entry& en = *table_.find(fd);
         py::object old = std::exchange(en.obj, std::move(obj));
         en.serial = serial;
         en.interest = interest;
         return 0;
     }
 
-    void remove(int fd) {
+    void remove(handle fd) {
         std::error_code ec;
         w_->unwatch(fd, ec);
-        if (ec) raise_error(ec, "unwatch", fd);
-        py::object old = std::move(table_[std::size_t(fd)].obj);  // released last: its __del__ may call us
-        table_[std::size_t(fd)] = {};
+        if (ec) raise_error(ec, call_name("unwatch", fd));
+        py::object old = std::move(table_.find(fd)->obj);  // released last: its __del__ may call us
+        table_.erase(fd);
         --count_;
     }
 
     std::optional<iowait::IOWait> w_;
     iowait::Backend backend_{};  // kept for repr after close
-    std::vector<watch_entry> table_;
+    watch_table table_;
     std::size_t count_ = 0;
     std::uint64_t next_serial_ = 1;
     std::uint64_t wait_calls_ = 0;
