@@ -562,9 +562,9 @@ void IOWait::unwatch(native_handle fd) {
 
 native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
     native_handle id = -1;
-    const status st = !impl_ ? status(errc::moved_from) : impl_->on_sources([&](detail::sources& s) {
-        return s.watch_signal(signo, data, mode, id);
-    }, true);
+    const status st =
+        !impl_ ? status(errc::moved_from)
+               : impl_->on_sources([&](detail::sources& s) { return s.watch_signal(signo, data, mode, id); }, true);
     ec = st.code();
     return st ? native_handle(-1) : id;
 }
@@ -578,9 +578,9 @@ native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode) {
 
 native_handle IOWait::watch_process(std::int64_t pid, std::uint64_t data, std::error_code& ec) noexcept {
     native_handle id = -1;
-    const status st = !impl_ ? status(errc::moved_from) : impl_->on_sources([&](detail::sources& s) {
-        return s.watch_process(pid, data, id);
-    }, true);
+    const status st = !impl_
+                          ? status(errc::moved_from)
+                          : impl_->on_sources([&](detail::sources& s) { return s.watch_process(pid, data, id); }, true);
     ec = st.code();
     return st ? native_handle(-1) : id;
 }
@@ -595,9 +595,10 @@ native_handle IOWait::watch_process(std::int64_t pid, std::uint64_t data) {
 native_handle IOWait::watch_timer_ns(std::int64_t first, std::int64_t period, std::uint64_t data, Mode mode,
                                      std::error_code& ec) noexcept {
     native_handle id = -1;
-    const status st = !impl_ ? status(errc::moved_from) : impl_->on_sources([&](detail::sources& s) {
-        return s.watch_timer(first, period, data, mode, id);
-    }, true);
+    const status st =
+        !impl_
+            ? status(errc::moved_from)
+            : impl_->on_sources([&](detail::sources& s) { return s.watch_timer(first, period, data, mode, id); }, true);
     ec = st.code();
     return st ? native_handle(-1) : id;
 }

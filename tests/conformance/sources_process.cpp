@@ -28,7 +28,8 @@ struct child {
         pid = ::fork();
         if (pid == 0) {
             char c;
-            if (!go_now) [[maybe_unused]] auto n = ::read(gate[0], &c, 1);
+            if (!go_now) [[maybe_unused]]
+                auto n = ::read(gate[0], &c, 1);
             ::_exit(status);
         }
         ::close(gate[0]);

@@ -203,8 +203,8 @@ TEST_P(SignalSource, ErrorsNameTheSignalAndChangeNothing) {
         w.unwatch(id);
         ADD_FAILURE() << "no error";
     } catch (const usage_error& e) {
-        EXPECT_EQ(std::string(e.what()), "iowait: unwatch(source=" + std::to_string(std::intptr_t(id)) + ") on " +
-                                             b + ": not watched");
+        EXPECT_EQ(std::string(e.what()),
+                  "iowait: unwatch(source=" + std::to_string(std::intptr_t(id)) + ") on " + b + ": not watched");
     }
     w.unwatch(fd_t(-1000), ec);
     EXPECT_EQ(ec, errc::bad_fd) << "a negative number no source ever had is still a bad fd (E3)";
