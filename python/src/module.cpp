@@ -19,6 +19,7 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <climits>
 #include <iowait/iowait.hpp>
 #include <optional>
 #include <string>
@@ -96,6 +97,7 @@ public:
 
     void unwatch(py::handle fileobj) {
         check_open();
+        if (PyObject_TypeCheck(fileobj.ptr(), source_type)) return unwatch_source(fileobj);
         int fd = PyObject_AsFileDescriptor(fileobj.ptr());
         if (fd < 0) {
             // A closed socket or file can no longer say its fd (fileno() is
@@ -116,7 +118,7 @@ public:
     py::list wait(py::handle timeout) {
         auto t = timeout_ns(timeout, true);
         check_open();
-        if (count_ == 0) raise(PyExc_ValueError, "iowait: wait(): no file is watched");
+        if (count_ == 0 && sources_.empty()) raise(PyExc_ValueError, "iowait: wait(): no file is watched");
         return gather(t,
                       [](const watch_entry& en, unsigned flags) { return make_event(en.obj, flags & 1, flags & 2); });
     }
@@ -130,8 +132,45 @@ public:
         return out;
     }
 
+    // IOWait.watch_signal/watch_process/watch_timer (python/iowait): obj is
+    // the iowait.Source the caller gets back; its events are IOEvent(obj,
+    // True, False). a: the signal, the pid, or the timer's first delay in
+    // seconds; b: the timer's period (0: once).
+    void watch_source(const std::string& kind, py::handle a, py::handle b, py::object obj) {
+        check_open();
+        const std::uint64_t serial = next_serial_++;
+        std::error_code ec;
+        iowait::native_handle id = -1;
+        std::string what;
+        if (kind == "timer") {
+            const auto first = timeout_ns(a, true);
+            const auto period = timeout_ns(b, true);
+            if (!first || !period) raise(PyExc_TypeError, "watch_timer(): first and period must be numbers");
+            id = w_->watch_timer(std::chrono::nanoseconds(*first), std::chrono::nanoseconds(*period), serial,
+                                 iowait::Mode::level, ec);
+            what = "watch_timer";
+        } else {
+            py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(a.ptr()));
+            if (!i) throw py::error_already_set();
+            int overflow = 0;
+            const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+            if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+            const long long n = overflow ? -1 : v;  // out of range: the core's EINVAL
+            if (kind == "signal") {
+                id = w_->watch_signal(n < INT_MIN || n > INT_MAX ? -1 : int(n), serial, iowait::Mode::level, ec);
+                what = "watch_signal(signo=" + std::to_string(n) + ")";
+            } else {
+                id = w_->watch_process(n, serial, ec);
+                what = "watch_process(pid=" + std::to_string(n) + ")";
+            }
+        }
+        if (ec) raise_error(ec, what.c_str(), -1);
+        sources_.push_back({id, {std::move(obj), serial, 1, 0}});
+    }
+
     void clear() {
         check_open();
+        while (!sources_.empty()) unwatch_source(sources_.back().entry.obj);
         for (int fd = 0; fd < int(table_.size()); ++fd)
             if (table_[std::size_t(fd)].serial) remove(fd);
     }
@@ -148,6 +187,8 @@ public:
         closed_ = true;
         std::vector<watch_entry> dropped;
         dropped.swap(table_);  // objects released after the state is consistent
+        std::vector<source_entry> dropped_sources;
+        dropped_sources.swap(sources_);
         count_ = 0;
         backend_ = w_->backend();
         if (waiting_)
@@ -198,12 +239,20 @@ public:
     // the selector); without these, such a cycle would never be collected.
     int traverse(visitproc visit, void* arg) const {
         for (const watch_entry& en : table_) Py_VISIT(en.obj.ptr());
+        for (const source_entry& s : sources_) Py_VISIT(s.entry.obj.ptr());
         return 0;
     }
     void clear_references() {
         std::vector<watch_entry> dropped;
         dropped.swap(table_);
+        std::vector<source_entry> dropped_sources;
+        dropped_sources.swap(sources_);
         count_ = 0;
+        if (w_ && !waiting_)
+            for (const source_entry& src : dropped_sources) {
+                std::error_code ignored;
+                w_->unwatch(src.id, ignored);
+            }
         if (w_ && !waiting_)
             for (std::size_t fd = 0; fd < dropped.size(); ++fd)
                 if (dropped[fd].serial) {
@@ -302,9 +351,29 @@ private:
     bool watched(int fd) const { return std::size_t(fd) < table_.size() && table_[std::size_t(fd)].serial; }
 
     watch_entry* live_entry(const iowait::Event& e) {
-        if (std::size_t(e.fd) >= table_.size()) return nullptr;
+        if (std::size_t(e.fd) >= table_.size()) return e.fd < 0 ? live_source(e) : nullptr;
         watch_entry& en = table_[std::size_t(e.fd)];
         return en.serial == e.data ? &en : nullptr;  // else unwatched (or rewatched) meanwhile
+    }
+
+    // A source's event: its entry, unless unwatched (or rewatched) meanwhile.
+    watch_entry* live_source(const iowait::Event& e) {
+        for (source_entry& s : sources_)
+            if (s.id == e.fd) return s.entry.serial == e.data ? &s.entry : nullptr;
+        return nullptr;
+    }
+
+    void unwatch_source(py::handle obj) {
+        for (std::size_t i = 0; i < sources_.size(); ++i) {
+            if (!sources_[i].entry.obj.is(obj)) continue;
+            std::error_code ec;
+            w_->unwatch(sources_[i].id, ec);
+            if (ec) raise_error(ec, "unwatch", -1);
+            py::object old = std::move(sources_[i].entry.obj);  // released last: its __del__ may call us
+            sources_.erase(sources_.begin() + std::ptrdiff_t(i));
+            return;
+        }
+        raise_not_watched(obj);
     }
 
     int find_object(py::handle obj) const {
@@ -357,6 +426,11 @@ private:
     std::optional<iowait::IOWait> w_;
     iowait::Backend backend_{};  // kept for repr after close
     std::vector<watch_entry> table_;
+    struct source_entry {
+        iowait::native_handle id;  // the core's source id (negative)
+        watch_entry entry;
+    };
+    std::vector<source_entry> sources_;  // signals, processes, timers: few, searched in order
     std::size_t count_ = 0;
     std::uint64_t next_serial_ = 1;
     std::uint64_t wait_calls_ = 0;
@@ -383,7 +457,9 @@ PYBIND11_MODULE(_iowait, m) {
         for (iowait::Backend b : iowait::IOWait::available_backends()) out.append(std::string(iowait::to_string(b)));
         return out;
     });
-    m.def("_setup", [](py::handle event, py::handle not_watched) {
+    m.def("_setup", [](py::handle event, py::handle not_watched, py::handle source) {
+        if (!PyType_Check(source.ptr())) throw py::type_error("Source must be a class");
+        source_type = (PyTypeObject*)source.inc_ref().ptr();
         if (!PyType_Check(event.ptr()) || !PyType_IsSubtype((PyTypeObject*)event.ptr(), &PyTuple_Type))
             throw py::type_error("IOEvent must be a tuple subclass");
         if (!PyExceptionClass_Check(not_watched.ptr())) throw py::type_error("NotWatchedError must be an exception");
@@ -461,6 +537,7 @@ PYBIND11_MODULE(_iowait, m) {
              "Release the kernel's objects. Idempotent; afterwards every other\n"
              "method raises ValueError. A wait() in another thread returns [].")
         .def_property_readonly("_core_waits", &poller::core_waits)
+        .def("_watch_source", &poller::watch_source)
         .def("_register", &poller::reg)
         .def("_modify", &poller::mod)
         .def("_unregister", &poller::unreg)
