@@ -69,6 +69,10 @@ struct IOWait::impl final : detail::event_sink {
     std::vector<native_handle> always_ready;
     // Signals, processes, timers: made by the first watch of one (sources.hpp).
     std::unique_ptr<detail::sources> srcs;
+    // The Events a wait may add beside the kernel's (always-ready files,
+    // sources), at least; 0 when there are none, so that the wait pays one
+    // test for both. Set by changed(), which every watch of either calls.
+    std::size_t extra_room = 0;
     // need_before(), readable without the lock: wait() takes the lock
     // before the kernel wait only when there is something to do under it.
     std::atomic<bool> any_always_ready{false};
@@ -131,6 +135,7 @@ struct IOWait::impl final : detail::event_sink {
     // consistent here and in wait(), so that either the waiter sees the flag
     // before it blocks or this sees it waiting and wakes it.
     void changed(bool now_always_ready = false) {
+        extra_room = always_ready.size() + (srcs ? srcs->size() : 0);
         const bool any = need_before();
         if (any != any_always_ready.load(std::memory_order_relaxed))
             any_always_ready.store(any, std::memory_order_seq_cst);
@@ -412,23 +417,25 @@ struct IOWait::impl final : detail::event_sink {
         std::size_t promised = 0;
         if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised)) return st;
         std::lock_guard lock(mu);
-        const std::size_t room = promised + always_ready.size() + (srcs ? srcs->size() : 0);
-        if (room > capacity)
-            if (auto st = reserve(room)) return st;
+        if (promised + extra_room > capacity)
+            if (auto st = reserve(promised + extra_room)) return st;
         first_ = out_ = events.get();
         dense_ = slots.dense_data();
         dense_size_ = slots.dense_size();
         ++batch_;
         be->deliver(*this);
-        if (!always_ready.empty()) collect_always_ready();
-        if (srcs) collect_sources();
+        if (extra_room != 0) collect_extras();
         count = std::size_t(out_ - first_);
         return {};
     }
 
-    [[gnu::noinline]] void collect_sources() noexcept {
-        out_ = srcs->collect(out_);
-        any_always_ready.store(need_before(), std::memory_order_release);
+    // Off the common path: always-ready files and sources, after the kernel's batch.
+    [[gnu::noinline]] void collect_extras() noexcept {
+        if (!always_ready.empty()) collect_always_ready();
+        if (srcs) {
+            out_ = srcs->collect(out_);
+            any_always_ready.store(need_before(), std::memory_order_release);
+        }
     }
 
     [[gnu::noinline]] std::int64_t before(std::int64_t remaining) noexcept {

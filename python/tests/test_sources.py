@@ -61,12 +61,13 @@ def test_a_child_exit_is_reported_once_and_the_caller_reaps_it(waiter):
 
 def test_timers_once_and_periodic(waiter):
     start = time.monotonic()
-    once = waiter.watch_timer(0.03)
+    once = waiter.watch_timer(0.2)
     tick = waiter.watch_timer(0.01, 0.01)
-    assert waiter.wait() == [iowait.IOEvent(tick, True, False)], 'a wait with only timers blocks until one is due'
+    events = waiter.wait()  # only timers: blocks until one is due
     assert time.monotonic() - start >= 0.01
+    assert iowait.IOEvent(tick, True, False) in events
     wait_for(waiter, once)
-    assert time.monotonic() - start >= 0.03
+    assert time.monotonic() - start >= 0.2
     waiter.unwatch(tick)
     assert waiter.wait(0.05) == [], 'the once timer is spent and the periodic one unwatched'
     waiter.clear()
