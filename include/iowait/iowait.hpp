@@ -40,6 +40,8 @@ constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) != 
 enum class Mode { level, oneshot, edge };
 
 // One ready file, as wait() reports it: at most one Event per fd per wait.
+// A source (watch_signal, watch_process, watch_timer) that fired is an Event
+// too, with fd == its id, read set and the other flags clear.
 // read/write are set only for the interests the watch asked for; a fd in
 // hangup or error is readable and writable for those (the next call will not
 // block: it returns EOF or the error). hangup: the peer will send no more.
