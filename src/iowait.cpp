@@ -71,7 +71,8 @@ struct IOWait::impl final : detail::event_sink {
     std::unique_ptr<detail::sources> srcs;
     // The Events a wait may add beside the kernel's (always-ready files,
     // sources), at least; 0 when there are none, so that the wait pays one
-    // test for both. Set by changed(), which every watch of either calls.
+    // test for both. Raised where either grows (changed(true), on_sources()),
+    // brought down again by collect_extras().
     std::size_t extra_room = 0;
     // need_before(), readable without the lock: wait() takes the lock
     // before the kernel wait only when there is something to do under it.
@@ -135,12 +136,14 @@ struct IOWait::impl final : detail::event_sink {
     // consistent here and in wait(), so that either the waiter sees the flag
     // before it blocks or this sees it waiting and wakes it.
     void changed(bool now_always_ready = false) {
-        extra_room = always_ready.size() + (srcs ? srcs->size() : 0);
+        if (now_always_ready) extras_changed();
         const bool any = need_before();
         if (any != any_always_ready.load(std::memory_order_relaxed))
             any_always_ready.store(any, std::memory_order_seq_cst);
         if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) wake();
     }
+
+    void extras_changed() noexcept { extra_room = always_ready.size() + (srcs ? srcs->size() : 0); }
 
     // Work for before() under the lock: always-ready files, armed timers, a source that fired.
     bool need_before() const noexcept { return !always_ready.empty() || (srcs && srcs->need_before_wait()); }
@@ -155,6 +158,7 @@ struct IOWait::impl final : detail::event_sink {
             if (!srcs) return status::from_errno(ENOMEM);
         }
         const status st = f(*srcs);
+        extras_changed();
         if (!st) changed(wake_waiter);
         return st;
     }
@@ -436,6 +440,7 @@ struct IOWait::impl final : detail::event_sink {
             out_ = srcs->collect(out_);
             any_always_ready.store(need_before(), std::memory_order_release);
         }
+        extras_changed();
     }
 
     [[gnu::noinline]] std::int64_t before(std::int64_t remaining) noexcept {
