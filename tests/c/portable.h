@@ -23,7 +23,7 @@
 
 #ifdef _WIN32
 /* A loopback TCP connection: Windows has no socketpair(). */
-static int make_pair(iowait_fd out[2]) {
+static inline int make_pair(iowait_fd out[2]) {
     WSADATA data;
     struct sockaddr_in addr;
     int len = (int)sizeof addr;
@@ -49,54 +49,54 @@ static int make_pair(iowait_fd out[2]) {
     out[1] = (iowait_fd)b;
     return 0;
 }
-static void close_fd(iowait_fd fd) { closesocket((SOCKET)fd); }
-static int send_bytes(iowait_fd fd, const char* s, int n) { return send((SOCKET)fd, s, n, 0); }
-static int recv_bytes(iowait_fd fd, char* buf, int n) { return recv((SOCKET)fd, buf, n, 0); }
-static int64_t now_ns(void) {
+static inline void close_fd(iowait_fd fd) { closesocket((SOCKET)fd); }
+static inline int send_bytes(iowait_fd fd, const char* s, int n) { return send((SOCKET)fd, s, n, 0); }
+static inline int recv_bytes(iowait_fd fd, char* buf, int n) { return recv((SOCKET)fd, buf, n, 0); }
+static inline int64_t now_ns(void) {
     LARGE_INTEGER t, f;
     QueryPerformanceCounter(&t);
     QueryPerformanceFrequency(&f);
     return (int64_t)((double)t.QuadPart * 1e9 / (double)f.QuadPart);
 }
-static void sleep_ms(int ms) { Sleep((DWORD)ms); }
+static inline void sleep_ms(int ms) { Sleep((DWORD)ms); }
 typedef HANDLE thread_t;
 typedef void (*thread_fn)(void*);
 struct thread_start {
     thread_fn fn;
     void* arg;
 };
-static DWORD WINAPI thread_trampoline(LPVOID p) {
+static inline DWORD WINAPI thread_trampoline(LPVOID p) {
     struct thread_start* s = (struct thread_start*)p;
     s->fn(s->arg);
     return 0;
 }
 /* s must outlive the thread. */
-static int thread_run(thread_t* t, struct thread_start* s) {
+static inline int thread_run(thread_t* t, struct thread_start* s) {
     *t = CreateThread(NULL, 0, thread_trampoline, s, 0, NULL);
     return *t ? 0 : -1;
 }
-static void thread_join(thread_t t) {
+static inline void thread_join(thread_t t) {
     WaitForSingleObject(t, INFINITE);
     CloseHandle(t);
 }
 /* The code for a handle that is not an open socket (see iowait_watch). */
 #define NOT_OPEN_CODE (-ENOTSOCK)
 #else
-static int make_pair(iowait_fd out[2]) {
+static inline int make_pair(iowait_fd out[2]) {
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, out) != 0) return -1;
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     fcntl(out[1], F_SETFL, O_NONBLOCK);
     return 0;
 }
-static void close_fd(iowait_fd fd) { close(fd); }
-static int send_bytes(iowait_fd fd, const char* s, int n) { return (int)send(fd, s, (size_t)n, 0); }
-static int recv_bytes(iowait_fd fd, char* buf, int n) { return (int)recv(fd, buf, (size_t)n, 0); }
-static int64_t now_ns(void) {
+static inline void close_fd(iowait_fd fd) { close(fd); }
+static inline int send_bytes(iowait_fd fd, const char* s, int n) { return (int)send(fd, s, (size_t)n, 0); }
+static inline int recv_bytes(iowait_fd fd, char* buf, int n) { return (int)recv(fd, buf, (size_t)n, 0); }
+static inline int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
-static void sleep_ms(int ms) {
+static inline void sleep_ms(int ms) {
     struct timespec ts;
     ts.tv_sec = ms / 1000;
     ts.tv_nsec = (long)(ms % 1000) * 1000000;
@@ -109,18 +109,20 @@ struct thread_start {
     thread_fn fn;
     void* arg;
 };
-static void* thread_trampoline(void* p) {
+static inline void* thread_trampoline(void* p) {
     struct thread_start* s = (struct thread_start*)p;
     s->fn(s->arg);
     return NULL;
 }
-static int thread_run(thread_t* t, struct thread_start* s) { return pthread_create(t, NULL, thread_trampoline, s); }
-static void thread_join(thread_t t) { pthread_join(t, NULL); }
+static inline int thread_run(thread_t* t, struct thread_start* s) {
+    return pthread_create(t, NULL, thread_trampoline, s);
+}
+static inline void thread_join(thread_t t) { pthread_join(t, NULL); }
 #define NOT_OPEN_CODE (-EBADF)
 #endif
 
 /* Reads until the socket has nothing left. */
-static void drain(iowait_fd fd) {
+static inline void drain(iowait_fd fd) {
     char buf[256];
     while (recv_bytes(fd, buf, (int)sizeof buf) > 0) {
     }
