@@ -121,6 +121,17 @@ int fail(int code, const char* what) noexcept {
     return code;
 }
 
+// An enum parameter as the int the C caller passed. C lets any int through
+// an enum; in C++ a value outside the enumerators' range may not be read as
+// the enum (UBSan's -fsanitize=enum says so), so its bytes are copied.
+template <class Enum>
+int as_int(const Enum& e) noexcept {
+    static_assert(sizeof(Enum) == sizeof(int));
+    int v;
+    std::memcpy(&v, &e, sizeof v);
+    return v;
+}
+
 std::error_code invalid() noexcept { return std::make_error_code(std::errc::invalid_argument); }
 std::error_code no_memory() noexcept { return std::make_error_code(std::errc::not_enough_memory); }
 
@@ -211,7 +222,8 @@ int iowait_create(iowait_t** out) {
 }
 
 int iowait_create_backend(iowait_t** out, iowait_backend backend) {
-    return create(out, "IOWait(Backend)", [backend] { return iowait::IOWait(iowait::Backend(backend)); });
+    const int b = as_int(backend);
+    return create(out, "IOWait(Backend)", [b] { return iowait::IOWait(iowait::Backend(b)); });
 }
 
 void iowait_destroy(iowait_t* w) { delete w; }
@@ -226,7 +238,7 @@ int iowait_watch(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, io
         return fail(no_memory(), "watch", &fd, w);
     }
     std::error_code ec;
-    w->cxx.watch(fd, iowait::Interest(interest), data, iowait::Mode(mode), ec);
+    w->cxx.watch(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
     if (ec) return fail(ec, "watch", &fd, w);
     ++w->watched;
     return 0;
@@ -236,7 +248,7 @@ int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, i
     if (!w) return fail(invalid(), "modify", &fd, nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     std::error_code ec;
-    w->cxx.modify(fd, iowait::Interest(interest), data, iowait::Mode(mode), ec);
+    w->cxx.modify(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
     if (ec) return fail(ec, "modify", &fd, w);
     // The rest reports the fd as the new watch would: its data, its interests.
     // Linear in the rest, which is short unless a big batch met a small array.
@@ -287,11 +299,10 @@ int iowait_notify(iowait_t* w) {
 }
 
 iowait_backend iowait_get_backend(const iowait_t* w) {
-    // For NULL, one past the last backend: still a value of the enum's range.
-    return w ? iowait_backend(w->cxx.backend()) : iowait_backend(IOWAIT_BACKEND_WSAPOLL + 1);
+    return w ? iowait_backend(w->cxx.backend()) : IOWAIT_BACKEND_NONE;
 }
 
-int iowait_supports(const iowait_t* w, iowait_mode mode) { return w && w->cxx.supports(iowait::Mode(mode)); }
+int iowait_supports(const iowait_t* w, iowait_mode mode) { return w && w->cxx.supports(iowait::Mode(as_int(mode))); }
 
 int iowait_available_backends(iowait_backend* out, size_t capacity) {
     if (!out && capacity) return fail(invalid(), "available_backends", nullptr, nullptr, "out is NULL");
@@ -307,7 +318,9 @@ int iowait_available_backends(iowait_backend* out, size_t capacity) {
 }
 
 // The names are string literals (src/errors.cpp), hence NUL-terminated.
-const char* iowait_backend_name(iowait_backend backend) { return iowait::to_string(iowait::Backend(backend)).data(); }
+const char* iowait_backend_name(iowait_backend backend) {
+    return iowait::to_string(iowait::Backend(as_int(backend))).data();
+}
 
 int iowait_backend_from_name(const char* name, iowait_backend* out) {
     if (!name || !out) return fail(invalid(), "backend_from_name", nullptr, nullptr, "NULL argument");

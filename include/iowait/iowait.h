@@ -71,6 +71,7 @@ typedef enum iowait_mode { IOWAIT_LEVEL = 0, IOWAIT_ONESHOT = 1, IOWAIT_EDGE = 2
 /* The kernel mechanisms (iowait::Backend, same values). Which exist where is
  * the table in docs/behaviour.md. */
 typedef enum iowait_backend {
+    IOWAIT_BACKEND_NONE = -1, /* no backend: iowait_get_backend(NULL) */
     IOWAIT_BACKEND_EPOLL = 0,
     IOWAIT_BACKEND_IO_URING = 1,
     IOWAIT_BACKEND_POLL = 2,
@@ -148,7 +149,7 @@ IOWAIT_API int iowait_wait_or_signal(iowait_t* w, iowait_event* events, size_t c
  * events; any thread; repeated calls before the wake are merged. */
 IOWAIT_API int iowait_notify(iowait_t* w);
 
-/* The backend in use (for NULL, a value that names no backend). */
+/* The backend in use; IOWAIT_BACKEND_NONE for NULL. */
 IOWAIT_API iowait_backend iowait_get_backend(const iowait_t* w);
 /* Whether this handle's backend honours mode: 1 or 0 (level and oneshot:
  * every backend; edge: epoll, io_uring, kqueue). */

@@ -202,6 +202,10 @@ int test_errors(iowait_backend b) {
     CHECK_EQ(iowait_create_backend(&none, (iowait_backend)42), IOWAIT_E_BACKEND_UNAVAILABLE);
     CHECK(none == NULL);
     CHECK_EQ(iowait_backend_from_name("nonesuch", &parsed), IOWAIT_E_UNKNOWN_BACKEND);
+    CHECK_EQ(iowait_get_backend(NULL), IOWAIT_BACKEND_NONE);
+    CHECK(strcmp(iowait_backend_name(IOWAIT_BACKEND_NONE), "unknown") == 0);
+    CHECK(strcmp(iowait_backend_name((iowait_backend)42), "unknown") == 0);
+    CHECK_EQ(iowait_supports(NULL, IOWAIT_LEVEL), 0);
     CHECK(strcmp(iowait_strerror(IOWAIT_E_UNKNOWN_BACKEND), "IOWAIT_BACKEND names no available backend") == 0);
     CHECK(strncmp(iowait_strerror(12345), "not an iowait error code", 24) == 0);
 
