@@ -10,9 +10,11 @@
 #include <string.h>
 
 #ifdef _WIN32
-#include <windows.h>
+/* winsock2.h first: windows.h would otherwise bring the old winsock.h. */
 #include <winsock2.h>
 #include <ws2tcpip.h>
+
+#include <windows.h>
 #else
 #include <fcntl.h>
 #include <pthread.h>
