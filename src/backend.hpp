@@ -13,10 +13,24 @@
 //   A backend whose kernel set cannot change during a wait (poll, select)
 //   says so with changes_need_wakeup(); the front end then wakes the waiter,
 //   which calls wait() again and so picks up the change.
-// - token is opaque to the backend: it stores it and hands it back in each
-//   ready entry for that fd.
-// - wait() appends at most one entry per fd to `out`; a null timeout blocks.
-//   It returns EINTR unchanged (the front end retries) and never throws.
+// - token is opaque to the backend: it stores it and hands it back with each
+//   entry it delivers for that fd.
+// - One wait is two calls, one system call and one pass. wait() makes the
+//   kernel wait, without the lock, keeps the kernel's batch inside the
+//   backend, and sets count to an upper bound of the entries deliver() will
+//   hand over (the front end reserves that much room, so the pass never
+//   checks capacity). It returns EINTR unchanged (the front end retries) and
+//   never throws; a null timeout blocks. Then, with the lock held, deliver()
+//   walks that batch once, handing each entry to the sink as it goes:
+//   sink.deliver(token, flags) (at most one entry per fd per batch) or
+//   sink.deliver_merging() where the kernel may answer twice for one fd,
+//   and sink.closed(token) for a fd the kernel says is no longer open. The
+//   sink does the front end's per-event work inline (generation, interest,
+//   oneshot, closed-fd rules) and writes the caller's Event directly: no
+//   intermediate vector between the kernel's answer and the caller.
+//   The sink may call back modify(fd, Interest::none, ...) (emulated
+//   oneshot) and remove(fd) (closed fd) during deliver(): a backend's pass
+//   must not walk a structure those change.
 // - Errors are errno values in the generic category, or iowait::errc values.
 //   add() returns errc-like `not_pollable` (EPERM) for a file the kernel
 //   refuses to poll (epoll and regular files); the front end then treats the
@@ -35,33 +49,30 @@
 #include <system_error>
 #include <vector>
 
+#include "detail/status.hpp"
+#include "event_sink.hpp"
 #include "iowait/iowait.hpp"
 
 namespace iowait::detail {
-
-// What the kernel said of one fd, normalised.
-enum ready_flag : unsigned {
-    readable = 1,
-    writable = 2,
-    hangup = 4,  // peer closed, or shut down its writing side
-    error = 8,
-    closed = 16,  // the fd is no longer open (POLLNVAL, EBADF): the backend dropped it
-};
-
-struct ready {
-    std::uint64_t token;
-    unsigned flags;
-};
 
 class backend {
 public:
     virtual ~backend() = default;
     virtual Backend kind() const noexcept = 0;
-    virtual std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
-    virtual std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
+    virtual status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
+    virtual status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept = 0;
     // The fd may be closed already or its number reused: forget it anyway.
-    virtual std::error_code remove(native_handle fd) noexcept = 0;
-    virtual std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept = 0;
+    virtual status remove(native_handle fd) noexcept = 0;
+    // The kernel wait; count: at most how many entries deliver() will hand over.
+    virtual status wait(const ::timespec* timeout, std::size_t& count) noexcept = 0;
+    // With the front end's lock held, after a wait() that succeeded: the
+    // kernel's batch to the sink, in one pass.
+    virtual void deliver(event_sink& sink) noexcept = 0;
+    // True when the last wait() filled the whole batch the kernel was given
+    // (epoll, kqueue, io_uring's CQ, afd's entries), so that more fds may be
+    // ready than it delivered; false where one wait sees every ready fd (poll,
+    // select, wsapoll). Read by the waiting thread after wait(), until the next wait().
+    virtual bool batch_full() const noexcept { return false; }
     // True when the kernel keys watches by fd number and cannot tell a reused
     // number from the file that was watched (poll, select): the front end then
     // checks the file's identity before it reports an event.

@@ -22,32 +22,11 @@ namespace {
 
 using detail::file_identity;
 
-// One watched fd. The generation tells this watch from an earlier one of the
-// same number, so an event collected before an unwatch() is never reported
-// for the watch that follows it.
-struct slot {
-    enum state_t : std::uint8_t {
-        free,
-        active,        // in the backend's kernel set
-        always_ready,  // a file the kernel cannot poll (epoll: EPERM): ready for every interest
-        closed,        // the backend saw the fd closed; waits for unwatch()
-    };
-    state_t state = free;
-    Interest interest = Interest::none;
-    Mode mode = Mode::level;
-    bool armed = true;  // false once a oneshot (or always-ready edge) watch has reported
-    std::uint32_t generation = 0;
-    std::uint64_t data = 0;
-    file_identity id;  // kept where the backend cannot tell a reused number itself
-};
-
-constexpr std::uint32_t waker_generation = 0;  // watches start at 1
-
-// A Windows handle fits in 32 bits: the kernel keeps handle values below 2^32
-// so that 32- and 64-bit processes can share them, hence the cast is lossless.
-std::uint64_t make_token(native_handle fd, std::uint32_t generation) {
-    return std::uint64_t(generation) << 32 | std::uint32_t(fd);
-}
+using detail::make_token;
+using detail::no_token;
+using detail::slot;
+using detail::status;
+using detail::waker_generation;
 
 bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
 
@@ -64,9 +43,14 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
     throw std::system_error(ec, what);
 }
 
+// Out of line, so that the calls that succeed pay nothing for building the message.
+[[noreturn, gnu::noinline, gnu::cold]] void fail(status st, const char* op, native_handle fd, Backend backend) {
+    throw_error(st.code(), op, fd, to_string(backend));
+}
+
 }  // namespace
 
-struct IOWait::impl {
+struct IOWait::impl final : detail::event_sink {
     std::unique_ptr<detail::backend> be;
     detail::waker waker;    // unused (no fd) where the backend wakes itself
     bool own_wake = false;  // the backend's own wake-up (kqueue's EVFILT_USER) replaces the waker
@@ -75,7 +59,8 @@ struct IOWait::impl {
     const bool changes_need_wakeup;
     const bool native_oneshot;
     const bool needs_before_wait;
-    detail::small_mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
+    const unsigned supported_modes;  // bit 1 << Mode for each mode the backend honours
+    detail::small_mutex mu;          // guards slots, always_ready and the backend's add/modify/remove
     detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
     // !always_ready.empty(), readable without the lock: wait() takes the lock
@@ -84,28 +69,52 @@ struct IOWait::impl {
     std::uint32_t next_generation = 1;
     std::atomic<bool> waiting{false};
     std::atomic<bool> notified{false};
-    // Reused by every wait(), so the steady state allocates nothing.
-    std::vector<detail::ready> ready;
-    std::vector<Event> events;
+    // The caller's Events, written by the sink in place; grown only when a
+    // wait promises more than ever before, so the steady state allocates nothing.
+    std::unique_ptr<Event[]> events;
+    std::size_t capacity = 0;
+    std::size_t count = 0;  // Events of the last wait
 
     impl(std::unique_ptr<detail::backend> b, std::error_code& ec)
         : be(std::move(b)),
           keys_by_number(be->keys_by_number()),
           changes_need_wakeup(be->changes_need_wakeup()),
           native_oneshot(be->native_oneshot()),
-          needs_before_wait(be->needs_before_wait()) {
+          needs_before_wait(be->needs_before_wait()),
+          supported_modes((be->supports(Mode::level) ? 1u : 0u) | (be->supports(Mode::oneshot) ? 2u : 0u) |
+                          (be->supports(Mode::edge) ? 4u : 0u)) {
         own_wake = be->own_wake(make_token(0, waker_generation));
         if (!own_wake) {
             waker = detail::waker(ec);
-            if (!ec) ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation));
+            if (!ec)
+                ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation)).code();
         }
-        ready.reserve(64);
-        events.reserve(64);
+        if (!ec) ec = reserve(64).code();
+    }
+
+    bool supports(Mode mode) const noexcept { return unsigned(mode) < 3 && (supported_modes >> unsigned(mode) & 1); }
+
+    std::span<const Event> result() const noexcept { return {events.get(), count}; }
+
+    [[gnu::noinline]] status reserve(std::size_t n) noexcept {
+        if (n <= capacity) return {};
+        auto grown = std::unique_ptr<Event[]>(new (std::nothrow) Event[n]);
+        if (!grown) return status::from_errno(ENOMEM);
+        events = std::move(grown);
+        capacity = n;
+        return {};
     }
 
     slot* find(native_handle fd) {
         slot* s = slots.get(fd);
         return s && s->state != slot::free ? s : nullptr;
+    }
+
+    // The token the sink's inline path accepts for s, or no_token to send
+    // its entries to the slow path: see event_sink.hpp.
+    void set_live(native_handle fd, slot& s) const noexcept {
+        const bool inline_ok = s.state == slot::active && s.armed && s.mode != Mode::oneshot && !keys_by_number;
+        s.live = inline_ok ? make_token(fd, s.generation) : no_token;
     }
 
     // After every change, under the lock. While a poll or select waiter
@@ -116,7 +125,9 @@ struct IOWait::impl {
     // consistent here and in wait(), so that either the waiter sees the flag
     // before it blocks or this sees it waiting and wakes it.
     void changed(bool now_always_ready = false) {
-        any_always_ready.store(!always_ready.empty(), std::memory_order_seq_cst);
+        const bool any = !always_ready.empty();
+        if (any != any_always_ready.load(std::memory_order_relaxed))
+            any_always_ready.store(any, std::memory_order_seq_cst);
         if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) wake();
     }
 
@@ -127,36 +138,53 @@ struct IOWait::impl {
             waker.signal();
     }
 
-    std::error_code watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-        if (!be->supports(mode)) return errc::unsupported_mode;
+    // The entry is made first, so that a table that cannot grow fails the
+    // watch before the kernel hears of it; a refusal then erases it.
+    status watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+        if (!supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
         if (find(fd)) return errc::already_watched;
-        slot s{slot::active, interest, mode, true, next_generation, data, {}};
+        slot* s;
+        try {
+            s = &slots.make(fd);
+        } catch (const std::bad_alloc&) {
+            return status::from_errno(ENOMEM);
+        }
+        const std::uint64_t token = make_token(fd, next_generation);
+        s->generation = next_generation;
         if (keys_by_number)
-            if (auto ec = detail::identify(fd, s.id)) return ec;
-        if (auto ec = be->add(fd, interest, mode, make_token(fd, s.generation))) {
-            if (ec != std::errc::operation_not_permitted) return ec;
+            if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
+        if (auto st = be->add(fd, interest, mode, token)) {
+            if (!(st == std::errc::operation_not_permitted)) return forget_new(fd, st);
             // epoll refuses regular files and directories; poll and select
             // call them always ready, and so do we, on every backend.
-            if (auto ec2 = detail::identify(fd, s.id)) return ec2;
-            s.state = slot::always_ready;
+            if (auto ec2 = detail::identify(fd, s->id)) return forget_new(fd, ec2);
+            try {
+                always_ready.push_back(fd);
+            } catch (const std::bad_alloc&) {
+                return forget_new(fd, status::from_errno(ENOMEM));
+            }
+            s->state = slot::always_ready;
+        } else {
+            s->state = slot::active;
         }
-        try {
-            slots.make(fd) = s;
-            if (s.state == slot::always_ready) always_ready.push_back(fd);
-        } catch (const std::bad_alloc&) {
-            slots.erase(fd);
-            if (s.state == slot::active) be->remove(fd);
-            return std::make_error_code(std::errc::not_enough_memory);
-        }
-        ++next_generation;
-        if (next_generation == waker_generation) ++next_generation;
-        changed(s.state == slot::always_ready);
+        s->interest = interest;
+        s->mode = mode;
+        s->armed = true;
+        s->data = data;
+        s->live = s->state == slot::active && mode != Mode::oneshot && !keys_by_number ? token : no_token;
+        if (++next_generation == waker_generation) ++next_generation;
+        changed(s->state == slot::always_ready);
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-        if (!be->supports(mode)) return errc::unsupported_mode;
+    status forget_new(native_handle fd, status st) noexcept {
+        slots.erase(fd);
+        return st;
+    }
+
+    status modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+        if (!supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
         slot* s = find(fd);
         if (!s) return errc::not_watched;
@@ -174,26 +202,34 @@ struct IOWait::impl {
             if (!(now == s->id)) return detail::sys_error(ENOENT);
         }
         if (s->state == slot::active)
-            if (auto ec = be->modify(fd, interest, mode, make_token(fd, s->generation))) return ec;
+            if (auto st = be->modify(fd, interest, mode, make_token(fd, s->generation))) return st;
         const bool rearmed_always_ready = s->state == slot::always_ready && !s->armed;
-        if (rearmed_always_ready) always_ready.push_back(fd);
+        if (rearmed_always_ready) {
+            try {
+                always_ready.push_back(fd);
+            } catch (const std::bad_alloc&) {
+                return status::from_errno(ENOMEM);
+            }
+        }
         s->interest = interest;
         s->data = data;
         s->mode = mode;
         s->armed = true;
+        set_live(fd, *s);
         changed(rearmed_always_ready);
         return {};
     }
 
-    std::error_code unwatch(native_handle fd) {
+    status unwatch(native_handle fd) {
         std::lock_guard lock(mu);
         slot* s = find(fd);
         if (!s) return errc::not_watched;
         if (s->state == slot::active) {
-            auto ec = be->remove(fd);
+            auto st = be->remove(fd);
             // EBADF: closed, so the kernel dropped it; ENOENT: the number now
             // names a file the kernel never saw. Either way it is gone.
-            if (ec && ec != std::errc::bad_file_descriptor && ec != std::errc::no_such_file_or_directory) return ec;
+            if (st && !(st == std::errc::bad_file_descriptor) && !(st == std::errc::no_such_file_or_directory))
+                return st;
         }
         if (s->state == slot::always_ready && s->armed) std::erase(always_ready, fd);
         slots.erase(fd);
@@ -205,18 +241,47 @@ struct IOWait::impl {
         if (s.state == slot::active) be->remove(fd);
         if (s.state == slot::always_ready && s.armed) std::erase(always_ready, fd);
         s.state = slot::closed;
+        s.live = no_token;
     }
 
-    // Returns true if an event was reported.
-    bool report(native_handle fd, slot& s, unsigned flags) {
-        using namespace detail;
-        const bool done = flags & (hangup | error);  // the next call returns at once
-        const bool r = has(s.interest, Interest::read) && (done || (flags & readable));
-        const bool w = has(s.interest, Interest::write) && (done || (flags & writable));
-        if (!r && !w) return false;
-        events.push_back(Event{fd, r, w, bool(flags & hangup), bool(flags & error), s.data});
+    // What the inline path leaves: the waker, oneshot, files the kernel keys
+    // by number, entries of a watch that changed since the kernel answered.
+    void deliver_slow(std::uint64_t token, unsigned flags) noexcept override {
+        const auto fd = native_handle(std::uint32_t(token));
+        const auto generation = std::uint32_t(token >> 32);
+        if (generation == waker_generation) {
+            if (!own_wake) waker.drain();
+            woken_ |= notified.exchange(false, std::memory_order_acq_rel);
+            return;
+        }
+        slot* s = find(fd);
+        if (!s || s->generation != generation || s->state != slot::active || !s->armed)
+            return;  // unwatched, closed or disarmed meanwhile
+        if (keys_by_number) {
+            file_identity now;
+            if (detail::identify(fd, now) || !(now == s->id)) {
+                forget_closed(fd, *s);  // closed, maybe reused: never report the new file
+                return;
+            }
+        }
+        report_slot(fd, *s, flags);
+    }
+
+    bool report_slot(native_handle fd, slot& s, unsigned flags) noexcept {
+        const unsigned done = (flags & (detail::hangup | detail::error)) ? 3u : 0u;
+        const unsigned rw = (flags | done) & unsigned(s.interest);
+        if (rw == 0) return false;
+        s.batch = batch_;
+        s.event = std::uint32_t(out_ - first_);
+        *out_++ = Event{fd,
+                        bool(rw & detail::readable),
+                        bool(rw & detail::writable),
+                        bool(flags & detail::hangup),
+                        bool(flags & detail::error),
+                        s.data};
         if (s.mode == Mode::oneshot) {
             s.armed = false;
+            s.live = no_token;
             // Emulated oneshot: disarm in the kernel set now, under the lock,
             // or a level-triggered kernel would wake every wait for nothing.
             if (s.state == slot::active && !native_oneshot)
@@ -225,34 +290,43 @@ struct IOWait::impl {
         return true;
     }
 
-    // Turns the kernel's answer into events; true if notify() was called.
-    bool collect() {
-        std::lock_guard lock(mu);
-        bool woken = false;
-        for (const detail::ready& r : ready) {
-            const auto fd = native_handle(std::uint32_t(r.token));
-            const auto generation = std::uint32_t(r.token >> 32);
-            if (generation == waker_generation) {
-                if (!own_wake) waker.drain();
-                woken |= notified.exchange(false, std::memory_order_acq_rel);
-                continue;
-            }
-            slot* s = find(fd);
-            if (!s || s->generation != generation || s->state != slot::active || !s->armed)
-                continue;  // unwatched, closed or disarmed meanwhile
-            if (r.flags & detail::closed) {
-                forget_closed(fd, *s);
-                continue;
-            }
-            if (keys_by_number) {
-                file_identity now;
-                if (detail::identify(fd, now) || !(now == s->id)) {
-                    forget_closed(fd, *s);  // closed, maybe reused: never report the new file
-                    continue;
-                }
-            }
-            report(fd, *s, r.flags);
+    void merge(native_handle fd, slot& s, Event& e, unsigned flags) noexcept {
+        flags |= s.flags;
+        s.flags = flags;
+        const unsigned rw = detail::effective(flags) & unsigned(s.interest);
+        e = Event{fd,
+                  bool(rw & detail::readable),
+                  bool(rw & detail::writable),
+                  bool(flags & detail::hangup),
+                  bool(flags & detail::error),
+                  s.data};
+    }
+
+    void deliver_merging(std::uint64_t token, unsigned flags) noexcept override {
+        const auto fd = native_handle(std::uint32_t(token));
+        slot* s = slots.get(fd);
+        // Reported earlier in this batch (even if that report disarmed a
+        // oneshot watch): the same Event gets this entry's flags too.
+        if (s && s->state != slot::free && s->batch == batch_ && s->generation == std::uint32_t(token >> 32) &&
+            s->event < std::size_t(out_ - first_) && first_[s->event].fd == fd) {
+            merge(fd, *s, first_[s->event], flags);
+            return;
         }
+        if (s && s->live == token) {
+            report_slot(fd, *s, flags);
+            return;
+        }
+        deliver_slow(token, flags);
+    }
+
+    void closed(std::uint64_t token) noexcept override {
+        const auto fd = native_handle(std::uint32_t(token));
+        slot* s = find(fd);
+        if (s && s->generation == std::uint32_t(token >> 32) && s->state == slot::active) forget_closed(fd, *s);
+    }
+
+    // The pass over always-ready files, after the backend's: under the lock.
+    [[gnu::noinline]] void collect_always_ready() {
         for (std::size_t i = 0; i < always_ready.size();) {
             const native_handle fd = always_ready[i];
             slot& s = *slots.get(fd);
@@ -261,7 +335,7 @@ struct IOWait::impl {
                 forget_closed(fd, s);  // erases always_ready[i]
                 continue;
             }
-            report(fd, s, detail::readable | detail::writable);
+            report_slot(fd, s, detail::readable | detail::writable);  // never a hangup or an error
             // An always-ready file never changes state: an edge watch, like
             // a oneshot one, reports it once (until modify()).
             if (s.mode != Mode::level) {
@@ -272,19 +346,69 @@ struct IOWait::impl {
             ++i;
         }
         any_always_ready.store(!always_ready.empty(), std::memory_order_release);
-        return woken;
+    }
+
+    // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
+    status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if (timeout_ns == -1) return errc::bad_timeout;
+        return wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
     }
 
     // timeout_ns < 0: none. return_on_signal: EINTR ends the wait instead of
     // being retried, so that the caller can run its own signal handlers.
-    std::error_code wait(std::int64_t timeout_ns, bool return_on_signal = false) {
-        using clock = std::chrono::steady_clock;
+    // The common case (an event or notify() on the first kernel wait) runs
+    // once() and returns; the loop with the clock is out of the way in more().
+    status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
-        struct reset {
-            std::atomic<bool>& flag;
-            ~reset() { flag.store(false, std::memory_order_release); }
-        } reset_waiting{waiting};
-        events.clear();
+        status st;
+        if (timeout_ns > 0) {
+            st = more(timeout_ns, return_on_signal);
+        } else {
+            st = once(timeout_ns);
+            if (timeout_ns < 0 &&
+                ((!st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal)))
+                st = more(timeout_ns, return_on_signal);
+        }
+        waiting.store(false, std::memory_order_release);
+        return st;
+    }
+
+    // One kernel wait and one pass over its answer; remaining < 0: no timeout.
+    status once(std::int64_t remaining) noexcept {
+        count = 0;
+        woken_ = false;
+        // The lock before the kernel wait only where there is work under it:
+        // epoll reads its set in the kernel and needs nothing done.
+        if (needs_before_wait || any_always_ready.load(std::memory_order_seq_cst)) remaining = before(remaining);
+        ::timespec ts;
+        if (remaining >= 0) ts = detail::to_timespec(remaining);
+        std::size_t promised = 0;
+        if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised)) return st;
+        std::lock_guard lock(mu);
+        if (promised + always_ready.size() > capacity)
+            if (auto st = reserve(promised + always_ready.size())) return st;
+        first_ = out_ = events.get();
+        dense_ = slots.dense_data();
+        dense_size_ = slots.dense_size();
+        ++batch_;
+        be->deliver(*this);
+        if (!always_ready.empty()) collect_always_ready();
+        count = std::size_t(out_ - first_);
+        return {};
+    }
+
+    [[gnu::noinline]] std::int64_t before(std::int64_t remaining) noexcept {
+        std::lock_guard lock(mu);
+        if (!always_ready.empty()) remaining = 0;
+        if (needs_before_wait) be->before_wait();
+        return remaining;
+    }
+
+    // Waits until something is reported or the time is up: nothing to
+    // report (a timeout, EINTR, a change picked up, a closed fd dropped)
+    // means waiting again for whatever time is left.
+    [[gnu::noinline]] status more(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        using clock = std::chrono::steady_clock;
         const auto start = timeout_ns > 0 ? clock::now() : clock::time_point{};
         for (;;) {
             std::int64_t remaining = timeout_ns;
@@ -293,22 +417,9 @@ struct IOWait::impl {
                     timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
                 if (remaining < 0) remaining = 0;
             }
-            // One lock per wait, in collect(), where the backend needs nothing
-            // done before its wait: epoll reads its set in the kernel.
-            if (needs_before_wait || any_always_ready.load(std::memory_order_seq_cst)) {
-                std::lock_guard lock(mu);
-                if (!always_ready.empty()) remaining = 0;
-                if (needs_before_wait) be->before_wait();
-            }
-            const ::timespec ts = detail::to_timespec(remaining < 0 ? 0 : remaining);
-            ready.clear();
-            if (auto ec = be->wait(remaining < 0 ? nullptr : &ts, ready);
-                ec && (ec != std::errc::interrupted || return_on_signal))
-                return ec;
-            const bool woken = collect();
-            if (!events.empty() || woken || timeout_ns == 0) return {};
-            // Nothing to report (a timeout, EINTR, a change picked up, a closed
-            // fd dropped): wait again for whatever time is left.
+            const status st = once(remaining);
+            if (st && (!(st == std::errc::interrupted) || return_on_signal)) return st;
+            if (!st && (count != 0 || woken_)) return {};
             if (timeout_ns > 0 && clock::now() - start >= std::chrono::nanoseconds(timeout_ns)) return {};
         }
     }
@@ -347,98 +458,85 @@ IOWait& IOWait::operator=(IOWait&&) noexcept = default;
 std::vector<Backend> IOWait::available_backends() { return detail::available(); }
 
 // The checks that need no lock and no kernel, shared by watch and modify.
-static std::error_code check_args(bool have_impl, native_handle fd, Interest interest, Mode mode = Mode::level) {
-    if (!have_impl) return errc::moved_from;
+static status check_args(native_handle fd, Interest interest) noexcept {
     if (fd == native_handle(-1) || std::int64_t(fd) < 0) return errc::bad_fd;
     if (!valid_interest(interest)) return errc::bad_interest;
-    if (mode != Mode::level && mode != Mode::oneshot && mode != Mode::edge) return errc::unsupported_mode;
     return {};
 }
 
+// The throwing overloads go straight to the status, so that a call that
+// succeeds makes no std::error_code at all.
+void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    if (!st) st = impl_->watch(fd, interest, data, mode);
+    if (st) fail(st, "watch", fd, backend_);
+}
+
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    ec = check_args(bool(impl_), fd, interest, mode);
-    if (!ec) ec = impl_->watch(fd, interest, data, mode);
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    if (!st) st = impl_->watch(fd, interest, data, mode);
+    ec = st.code();
 }
 
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
     watch(fd, interest, data, Mode::level, ec);
 }
 
-void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    std::error_code ec;
-    watch(fd, interest, data, mode, ec);
-    if (ec) throw_error(ec, "watch", fd, to_string(backend_));
+void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    if (!st) st = impl_->modify(fd, interest, data, mode);
+    if (st) fail(st, "modify", fd, backend_);
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    ec = check_args(bool(impl_), fd, interest, mode);
-    if (!ec) ec = impl_->modify(fd, interest, data, mode);
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    if (!st) st = impl_->modify(fd, interest, data, mode);
+    ec = st.code();
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
     modify(fd, interest, data, Mode::level, ec);
 }
 
-void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    std::error_code ec;
-    modify(fd, interest, data, mode, ec);
-    if (ec) throw_error(ec, "modify", fd, to_string(backend_));
-}
-
-bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->be->supports(mode); }
+bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->supports(mode); }
 
 void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
-    ec = check_args(bool(impl_), fd, Interest::read);
-    if (!ec) ec = impl_->unwatch(fd);
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, Interest::read);
+    if (!st) st = impl_->unwatch(fd);
+    ec = st.code();
 }
 
 void IOWait::unwatch(native_handle fd) {
-    std::error_code ec;
-    unwatch(fd, ec);
-    if (ec) throw_error(ec, "unwatch", fd, to_string(backend_));
+    status st = !impl_ ? status(errc::moved_from) : check_args(fd, Interest::read);
+    if (!st) st = impl_->unwatch(fd);
+    if (st) fail(st, "unwatch", fd, backend_);
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept {
-    if (!impl_)
-        ec = errc::moved_from;
-    else if (timeout_ns < 0)
-        ec = errc::bad_timeout;
-    else
-        ec = impl_->wait(timeout_ns);
-    if (ec) return {};
-    return impl_->events;
+    return wait_ns(timeout_ns < 0 ? -1 : timeout_ns, false, ec);
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
-    std::error_code ec;
-    auto events = wait_ns(timeout_ns, ec);
-    if (ec) throw_error(ec, "wait", -1, to_string(backend_));
-    return events;
+    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false)))
+        fail(st, "wait", -1, backend_);
+    return impl_->result();
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_signal, std::error_code& ec) noexcept {
-    if (!impl_)
-        ec = errc::moved_from;
-    else if (timeout_ns == -1)
-        ec = errc::bad_timeout;
-    else
-        ec = impl_->wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
-    if (ec) return {};
-    return impl_->events;
+    const status st = !impl_ ? status(errc::moved_from) : impl_->run(timeout_ns, return_on_signal);
+    ec = st.code();
+    if (st) return {};
+    return impl_->result();
 }
 
-std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
-    ec = impl_ ? impl_->wait(-1) : make_error_code(errc::moved_from);
-    if (ec) return {};
-    return impl_->events;
-}
+std::span<const Event> IOWait::wait(std::error_code& ec) noexcept { return wait_ns(-2, false, ec); }
 
 std::span<const Event> IOWait::wait() {
-    std::error_code ec;
-    auto events = wait(ec);
-    if (ec) throw_error(ec, "wait", -1, to_string(backend_));
-    return events;
+    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(-2, false))) fail(st, "wait", -1, backend_);
+    return impl_->result();
 }
+
+bool IOWait::batch_full() const noexcept { return impl_ && impl_->be->batch_full(); }
 
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));

@@ -184,6 +184,15 @@ public:
         return wait_ns(detail::timeout_ns(timeout), true, ec);
     }
 
+    // Whether the last wait() may have left ready fds out: the kernel filled
+    // the whole batch it was given (epoll, kqueue, io_uring, afd; their batch
+    // grows, and the kernel rotates its ready list, so nothing starves: R9).
+    // A caller that wants every ready fd at once (Python's IOWait.wait())
+    // asks again with a zero timeout while this is true, and only then: false
+    // after a wait that saw every ready fd, and always on poll, select and
+    // wsapoll. For the thread that called wait(), until its next wait().
+    bool batch_full() const noexcept;
+
     // Wake a wait() in progress, or make the next one return at once, with no
     // events. Any thread; repeated calls before the wake are merged into one.
     void notify();

@@ -7,7 +7,11 @@
 // Mapping: one handle on \Device\Afd, associated with one completion port.
 // Each watched socket has at most one live IOCTL_AFD_POLL request (a poll_op)
 // for its interest; the request completes, through the port, when one of its
-// events is true, and is then spent. wait() is one GetQueuedCompletionStatusEx.
+// events is true, and is then spent. wait() is one GetQueuedCompletionStatusEx
+// into entries_, without any lock but its own around waiting_; deliver(),
+// under the front end's lock, walks those completions once: each hands its
+// verdict to the sink, returns its poll_op to the pool and queues the watch
+// for renewal, all into storage reserved beforehand (no allocation).
 // - Level: a socket whose request completed is asked again at the start of
 //   the next wait (before_wait), not at once: asked at once, its answer could
 //   be stale by the next wait (the program may have read the data meanwhile).
@@ -91,12 +95,14 @@ ULONG to_afd(Interest interest) {
     return ev;
 }
 
+// A completed request's events as ready flags. AFD_POLL_LOCAL_CLOSE (the
+// socket was closed under its request) is the caller's to check first.
 unsigned from_afd(ULONG ev) {
-    if (ev & afd::poll_local_close) return closed;
     unsigned flags = 0;
     if (ev & (afd::poll_receive | afd::poll_accept | afd::poll_receive_expedited)) flags |= readable;
     if (ev & afd::poll_send) flags |= writable;
     if (ev & (afd::poll_disconnect | afd::poll_abort)) flags |= hangup;
+    if (ev & afd::poll_abort) flags |= write_closed;  // a disconnect alone is the peer's shutdown of its sending
     if (ev & (afd::poll_abort | afd::poll_connect_fail)) flags |= error;
     return flags;
 }
@@ -120,6 +126,8 @@ public:
         // Cancelled requests still complete: wait for each, or their memory
         // would be written after it is freed. A driver that never completes
         // them (not seen) costs their memory, never a crash.
+        for (ULONG i = 0; i < batch_; ++i)  // dequeued by a wait whose batch was never delivered
+            if (entries_[i].lpCompletionKey == poll_key) --in_flight_;
         while (in_flight_ > 0) {
             ULONG n = 0;
             if (!::GetQueuedCompletionStatusEx(port_, entries_.data(), ULONG(entries_.size()), &n, 1000, FALSE)) break;
@@ -145,7 +153,7 @@ public:
                 wake_posted_.store(false, std::memory_order_release);
     }
 
-    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         file_identity is_socket;
         if (auto ec = identify(fd, is_socket)) return ec;
         SOCKET base;
@@ -153,7 +161,10 @@ public:
         std::lock_guard lock(mu_);
         if (watches_.count(fd)) return std::make_error_code(std::errc::file_exists);
         try {
-            to_arm_.reserve(watches_.size() + 1);  // so that arm() cannot throw
+            // So that arm() and before_wait() cannot throw: each watch is
+            // queued at most once, and found closed at most once per batch.
+            to_arm_.reserve(watches_.size() + 1);
+            failed_.reserve(watches_.size() + 1);
             // In the table first: a request must never outlive its watch.
             auto owned = std::make_unique<watch>(watch{base, to_afd(interest), mode == Mode::oneshot, token});
             watch& w = *owned;
@@ -172,7 +183,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         std::lock_guard lock(mu_);
         auto it = watches_.find(fd);
         if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
@@ -189,7 +200,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         std::lock_guard lock(mu_);
         auto it = watches_.find(fd);
         if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
@@ -204,60 +215,97 @@ public:
     void before_wait() noexcept override {
         std::lock_guard lock(mu_);
         waiting_ = true;
+        std::size_t keep = 0;
         for (watch* w : to_arm_) {
             w->queued = false;
-            if (!w->op && w->events)
-                if (submit(*w)) failed_.push_back({w->token, closed});  // closed since: STATUS_INVALID_HANDLE
+            if (!w->op && w->events && submit(*w)) {
+                // Closed since (STATUS_INVALID_HANDLE): reported by the next
+                // deliver(). No room only if deliver() was skipped since the
+                // last wait (the front end failed): then asked again next time.
+                if (failed_.size() < failed_.capacity()) {
+                    failed_.push_back(w->token);
+                } else {
+                    w->queued = true;
+                    to_arm_[keep++] = w;
+                }
+            }
         }
-        to_arm_.clear();
+        to_arm_.resize(keep);
+        report_closed_ = !failed_.empty();
     }
 
-    std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept override {
-        {
-            std::lock_guard lock(mu_);
-            out.insert(out.end(), failed_.begin(), failed_.end());
-            failed_.clear();
+    bool batch_full() const noexcept override { return full_; }
+
+    // The kernel wait only; the completions stay in entries_ for deliver().
+    status wait(const ::timespec* timeout, std::size_t& count) noexcept override {
+        ULONG n = batch_;
+        BOOL ok = TRUE;
+        DWORD e = 0;
+        // A batch the front end never delivered (it failed in between) is
+        // handed over again rather than lost: only deliver() sets its
+        // poll_ops free and renews its watches.
+        if (n == 0) {
+            const DWORD ms = report_closed_ ? 0 : DWORD(timeout_ms(timeout));
+            ok = ::GetQueuedCompletionStatusEx(port_, entries_.data(), ULONG(entries_.size()), &n, ms, FALSE);
+            if (!ok) {
+                e = ::GetLastError();
+                n = 0;
+            }
         }
-        ULONG n = 0;
-        const DWORD ms = out.empty() ? DWORD(timeout_ms(timeout)) : 0;
-        if (!::GetQueuedCompletionStatusEx(port_, entries_.data(), ULONG(entries_.size()), &n, ms, FALSE)) {
-            const DWORD e = ::GetLastError();
-            std::lock_guard lock(mu_);
-            waiting_ = false;
-            return e == WAIT_TIMEOUT ? std::error_code{} : wsa_error(int(e));
-        }
-        std::lock_guard lock(mu_);
+        std::lock_guard lock(mu_);  // add() may grow failed_ meanwhile
         waiting_ = false;
+        if (!ok && e != WAIT_TIMEOUT) return wsa_error(int(e));
+        batch_ = n;
+        full_ = n == entries_.size();
+        count = n + failed_.size();
+        return {};
+    }
+
+    // One pass over the completions, with the front end's lock held, which
+    // add/modify/remove also need: nothing else touches the watches meanwhile,
+    // so mu_ is not taken (the sink's remove() takes it). Each entry is done
+    // with its watch before the sink is called, since the sink may remove it.
+    void deliver(event_sink& sink) noexcept override {
+        for (std::uint64_t token : failed_) sink.closed(token);
+        failed_.clear();
+        const ULONG n = batch_;
+        batch_ = 0;
         for (ULONG i = 0; i < n; ++i) {
             const OVERLAPPED_ENTRY& entry = entries_[i];
             if (entry.lpCompletionKey == wake_key) {
                 wake_posted_.store(false, std::memory_order_release);
-                out.push_back({wake_token_, readable});
+                sink.deliver(wake_token_, readable);
                 continue;
             }
             auto* op = reinterpret_cast<poll_op*>(entry.lpOverlapped);
             --in_flight_;
             watch* w = op->owner;
-            free_.push_back(op);  // capacity reserved in take(): cannot throw
-            if (!w) continue;     // stale
-            w->op = nullptr;
             const NTSTATUS status = op->iosb.Status;
-            unsigned flags = 0;
-            if (status == afd::status_cancelled || (status >= 0 && op->info.number_of_handles == 0))
-                flags = 0;  // cancelled by someone else, or nothing said: ask again
-            else if (status < 0)
-                flags = closed;  // STATUS_INVALID_HANDLE and the like: the socket is gone
-            else
-                flags = from_afd(op->info.handles[0].events);
-            if (flags) out.push_back({w->token, flags});
-            if ((!flags || !w->oneshot) && !(flags & closed)) arm(*w);
+            const ULONG events = op->info.number_of_handles ? op->info.handles[0].events : 0;
+            free_.push_back(op);  // capacity reserved in take(): cannot throw
+            if (!w) continue;     // stale: cancelled by modify() or remove()
+            w->op = nullptr;
+            // Cancelled by someone else (its events are still those asked for): ask again.
+            if (status == afd::status_cancelled) {
+                arm(*w);
+                continue;
+            }
+            // STATUS_INVALID_HANDLE and the like, or closed under the request:
+            // the socket is gone; not renewed, the front end removes it.
+            if (status < 0 || (events & afd::poll_local_close)) {
+                sink.closed(w->token);
+                continue;
+            }
+            const unsigned flags = from_afd(events);
+            if (!flags || !w->oneshot) arm(*w);  // nothing said: ask again
+            if (flags) sink.deliver(w->token, flags);
         }
-        return {};
     }
 
 private:
     // Queues w for a request before the next wait. to_arm_ has room for
-    // every watch (reserved in add()). Called with mu_ held.
+    // every watch (reserved in add()). Called with the front end's lock held
+    // (and mu_, except from deliver()).
     void arm(watch& w) noexcept {
         if (w.queued || !w.events) return;
         w.queued = true;
@@ -267,7 +315,7 @@ private:
     poll_op* take() {
         if (free_.empty()) {
             ops_.push_back(std::make_unique<poll_op>());
-            free_.reserve(ops_.size());  // so that wait() can return any op to free_ without allocating
+            free_.reserve(ops_.size());  // so that deliver() can return any op to free_ without allocating
             return ops_.back().get();
         }
         poll_op* op = free_.back();
@@ -316,15 +364,20 @@ private:
     const afd::ntdll& nt_;
     HANDLE port_;
     HANDLE device_;
-    std::mutex mu_;  // wait() runs without the front end's lock, beside add/modify/remove
+    // wait() runs without the front end's lock, beside add/modify/remove:
+    // mu_ guards waiting_ and failed_'s storage against them.
+    std::mutex mu_;
     std::unordered_map<native_handle, std::unique_ptr<watch>> watches_;
-    bool waiting_ = false;        // between before_wait() and the end of the kernel wait
-    std::vector<watch*> to_arm_;  // watches to issue a request for before the next wait
-    std::vector<ready> failed_;   // found closed while renewing: reported by the next wait
+    bool waiting_ = false;               // between before_wait() and the end of the kernel wait
+    std::vector<watch*> to_arm_;         // watches to issue a request for before the next wait
+    std::vector<std::uint64_t> failed_;  // tokens found closed while renewing: for the next deliver()
     std::vector<std::unique_ptr<poll_op>> ops_;
     std::vector<poll_op*> free_;
     std::size_t in_flight_ = 0;
-    std::vector<OVERLAPPED_ENTRY> entries_;
+    std::vector<OVERLAPPED_ENTRY> entries_;  // the kernel's batch...
+    bool full_ = false;  // the last wait filled entries_: more may be ready (batch_full())
+    ULONG batch_ = 0;                        // ...and how many of them the last wait filled
+    bool report_closed_ = false;             // failed_ has entries: the next wait must not block
     std::atomic<bool> wake_posted_{false};
     std::uint64_t wake_token_ = 0;  // set once, before any wait
 };

@@ -60,6 +60,7 @@
 #include "backend.hpp"
 #include "backends/io_uring_ring.hpp"
 #include "backends/poll_flags.hpp"
+#include "backends/ready_list.hpp"
 #include "detail/sys_error.hpp"
 
 namespace iowait::detail {
@@ -136,7 +137,7 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         struct stat st;
         if (::fstat(fd, &st) != 0) return last_error();
         if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return sys_error(EPERM);
@@ -158,7 +159,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         std::lock_guard lock(mu_);
         if (std::size_t(fd) >= table_.size() || !table_[fd].present) return sys_error(ENOENT);
         if (!room_for(2)) return sys_error(ENOMEM);
@@ -174,7 +175,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         std::lock_guard lock(mu_);
         if (std::size_t(fd) >= table_.size() || !table_[fd].present) return sys_error(ENOENT);
         watch_state& w = table_[fd];
@@ -191,7 +192,9 @@ public:
         return {};
     }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+        std::vector<ready>& out = ready_;
+        out.clear();
         bool all_submitted;
         {
             std::lock_guard lock(mu_);
@@ -215,6 +218,9 @@ public:
             complete(cqe, out);
         });
         recheck_level(out, first);
+        // A full CQ may have left completions in the kernel's overflow list,
+        // and requests not yet submitted may be of ready fds: more may be ready.
+        full_ = reaped >= cq_size || !all_submitted;
         // An enter that submitted requests returns their count even when a
         // signal or its timeout cut its wait short. With no error, no
         // completion and time left, it was a signal: say so, so that
@@ -225,8 +231,12 @@ public:
                                std::chrono::seconds(timeout->tv_sec) + std::chrono::nanoseconds(timeout->tv_nsec);
             if (!timed_out) ec = sys_error(EINTR);
         }
+        count = out.size();
         return ec;  // EINTR included: the front end retries it
     }
+
+    void deliver(event_sink& sink) noexcept override { deliver_list(ready_, sink); }
+    bool batch_full() const noexcept override { return full_; }
 
 private:
     // Why the kernel refused, in words a user can act on.
@@ -358,7 +368,7 @@ private:
                 if (!more && w.interest != Interest::none) arm_reserved(fd, w, true);
                 return;
             }
-            flags = from_poll(res);
+            flags = (res & POLLNVAL) ? closed : from_poll(res);
         } else if (cqe.res == -EBADF) {
             flags = closed;  // closed before the request was submitted
         } else if (cqe.res == -ECANCELED || cqe.res == -ENOMEM || cqe.res == -EAGAIN || cqe.res == -EINTR) {
@@ -476,6 +486,8 @@ private:
     std::uint32_t epoch_ = 0;
     bool skip_removal_cqes_ = false;
     bool no_sync_cancel_ = false;
+    std::vector<ready> ready_;  // what the last wait gathered, for deliver()
+    bool full_ = false;         // see batch_full(); only the waiting thread touches it
 };
 
 // Why the last make_io_uring_backend() of this thread failed.

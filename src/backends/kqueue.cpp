@@ -5,7 +5,7 @@
 //
 // Mapping: read interest is an EVFILT_READ knote, write interest an
 // EVFILT_WRITE knote, both level-triggered, with the token in kevent.udata.
-// The kernel reports the two filters of one fd as two kevents; wait() merges
+// The kernel reports the two filters of one fd as two kevents; deliver() merges
 // them into one entry per fd. EV_EOF is hangup (EVFILT_READ: also readable,
 // the read returns EOF at once); EV_EOF with a non-zero fflags (the socket's
 // so_error, e.g. ECONNREFUSED) is error; EV_ERROR is error.
@@ -158,7 +158,8 @@ unsigned from_kevent(const struct kevent& ev) {
         if (eof) {
             struct stat st;
             const bool fifo = ::fstat(int(ev.ident), &st) == 0 && S_ISFIFO(st.st_mode);
-            flags |= fifo ? error : hangup;  // a pipe's reader is gone: EPIPE; a socket's peer has closed
+            // A pipe's reader is gone: EPIPE; a socket can send no more: gone both ways.
+            flags |= fifo ? error : hangup | write_closed;
         }
     }
     if (eof && ev.fflags != 0) flags |= error;
@@ -196,7 +197,7 @@ public:
     }
 #endif
 
-    std::error_code add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         if (interest == Interest::none) return sys_error(EINVAL);  // the front end never asks for it
         struct stat st;
         if (::fstat(fd, &st) != 0) return last_error();
@@ -219,7 +220,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         if (!watched(fd)) return sys_error(ENOENT);
         entry& now = watched_[fd];
         struct kevent changes[4];
@@ -278,7 +279,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         if (!watched(fd)) return sys_error(ENOENT);
         const entry old = std::exchange(watched_[fd], entry{});
         struct kevent changes[2];
@@ -289,46 +290,39 @@ public:
         return apply(changes, n);
     }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
-        const int n = ::kevent(kq_.get(), nullptr, 0, batch_.data(), int(batch_.size()), timeout);
-        if (n < 0) return last_error();
-        // The two filters of one fd come as two kevents, in any order: merge
-        // them through a table by fd that only the waiting thread touches.
-        if (++epoch_ == 0) {  // wrapped: entries from 2^32 waits ago must not look current
-            std::fill(merge_.begin(), merge_.end(), merged{});
-            epoch_ = 1;
-        }
-        const std::size_t first = out.size();
-        try {
-            out.reserve(first + std::size_t(n));
-            for (int i = 0; i < n; ++i)
-                if (!is_user(batch_[i]) && batch_[i].ident >= merge_.size()) merge_.resize(batch_[i].ident + 1);
-        } catch (const std::bad_alloc&) {
-            return sys_error(ENOMEM);
-        }
-        for (int i = 0; i < n; ++i) {
-            const struct kevent& ev = batch_[i];
-            if (is_user(ev)) {  // notify(): not a fd, nothing to merge
-                out.push_back({from_udata(ev.udata), 0});
-                continue;
-            }
-            merged& m = merge_[ev.ident];
-            if (m.epoch == epoch_) {
-                out[first + m.index].flags |= from_kevent(ev);
-            } else {
-                m = {epoch_, std::uint32_t(out.size() - first)};
-                out.push_back({from_udata(ev.udata), from_kevent(ev)});
-            }
-        }
-        if (n == int(batch_.size()) && batch_.size() < max_batch) {
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+        if (ready_ == int(batch_.size()) && batch_.size() < max_batch) {
             try {
-                batch_.resize(batch_.size() * 2);
+                batch_.resize(batch_.size() * 2);  // the last batch came back full
             } catch (const std::bad_alloc&) {
                 // Keep the smaller batch: the kernel rotates its ready list, so nothing starves.
             }
         }
+        ready_ = ::kevent(kq_.get(), nullptr, 0, batch_.data(), int(batch_.size()), timeout);
+        if (ready_ < 0) {
+            ready_ = 0;
+            return last_error();
+        }
+        count = std::size_t(ready_);
         return {};
     }
+
+    // The two filters of one fd come as two kevents, in any order: the sink
+    // merges them into one Event (deliver_merging), in this one pass.
+    void deliver(event_sink& sink) noexcept override {
+        for (int i = 0; i < ready_; ++i) {
+            const struct kevent& ev = batch_[std::size_t(i)];
+            if (is_user(ev))  // notify(): not a fd
+                sink.deliver(from_udata(ev.udata), 0);
+            else
+                sink.deliver_merging(from_udata(ev.udata), from_kevent(ev));
+        }
+    }
+
+    // ready_ stays until the next wait(), which grows the batch only then. (One
+    // fd's two filters may straddle a full batch: the caller's second wait
+    // brings the other.)
+    bool batch_full() const noexcept override { return ready_ == int(batch_.size()); }
 
 private:
     // Applies n (at most 4) changes in one call and records, for each, 0 or
@@ -361,10 +355,6 @@ private:
         Mode mode = Mode::level;
         bool enabled = true;  // false after modify(fd, Interest::none)
         std::uint64_t token = 0;
-    };
-    struct merged {
-        std::uint32_t epoch = 0;
-        std::uint32_t index = 0;
     };
 
     bool watched(native_handle fd) const {
@@ -411,8 +401,7 @@ private:
     unique_fd kq_;
     std::vector<entry> watched_;  // by fd; under the front end's lock
     std::vector<struct kevent> batch_;
-    std::vector<merged> merge_;  // by fd; the waiting thread's own
-    std::uint32_t epoch_ = 0;
+    int ready_ = 0;  // entries of batch_ the last wait filled
 };
 
 }  // namespace

@@ -46,7 +46,7 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (std::size_t(fd) < index_.size() && index_[fd] >= 0) return sys_error(EEXIST);
         try {
             if (std::size_t(fd) >= index_.size()) index_.resize(std::size_t(fd) + 1, -1);
@@ -61,7 +61,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (std::size_t(fd) >= index_.size() || index_[fd] < 0) return sys_error(ENOENT);
         wanted_[index_[fd]].fd = interest == Interest::none ? disarmed(fd) : fd;
         wanted_[index_[fd]].events = to_poll(interest);
@@ -70,7 +70,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         if (std::size_t(fd) >= index_.size() || index_[fd] < 0) return sys_error(ENOENT);
         // Swap with the last entry: O(1), and order carries no meaning.
         const int i = index_[fd];
@@ -91,15 +91,29 @@ public:
         dirty_ = false;
     }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
-        int n = ::ppoll(polled_.data(), polled_.size(), timeout, nullptr);
-        if (n < 0) return last_error();
-        for (std::size_t i = 0; n > 0 && i < polled_.size(); ++i) {
-            if (polled_[i].revents == 0) continue;
-            out.push_back({polled_tokens_[i], from_poll(std::uint16_t(polled_[i].revents))});
-            --n;
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+        ready_ = ::ppoll(polled_.data(), polled_.size(), timeout, nullptr);
+        if (ready_ < 0) {
+            ready_ = 0;
+            return last_error();
         }
+        count = std::size_t(ready_);
         return {};
+    }
+
+    // Walks the waiter's copy, which the sink's modify() and remove() calls
+    // (on wanted_) leave alone.
+    void deliver(event_sink& sink) noexcept override {
+        int n = ready_;
+        for (std::size_t i = 0; n > 0 && i < polled_.size(); ++i) {
+            const auto rev = std::uint16_t(polled_[i].revents);
+            if (rev == 0) continue;
+            --n;
+            if (rev & POLLNVAL)
+                sink.closed(polled_tokens_[i]);
+            else
+                sink.deliver(polled_tokens_[i], from_poll(rev));
+        }
     }
 
 private:
@@ -109,6 +123,7 @@ private:
     std::vector<pollfd> polled_;         // the waiter's copy
     std::vector<std::uint64_t> polled_tokens_;
     bool dirty_ = true;
+    int ready_ = 0;  // entries of polled_ with revents, from the last wait
 };
 
 }  // namespace

@@ -12,13 +12,14 @@
 
 namespace iowait::detail {
 
+// POLLNVAL is not a flag: the backend hands such an entry to sink.closed().
 inline unsigned from_poll(unsigned rev) noexcept {
     unsigned flags = 0;
     if (rev & (POLLIN | POLLPRI)) flags |= readable;
     if (rev & POLLOUT) flags |= writable;
     if (rev & (POLLHUP | POLLRDHUP)) flags |= hangup;
+    if (rev & POLLHUP) flags |= write_closed;  // POLLRDHUP alone: only the peer's writing is over
     if (rev & POLLERR) flags |= error;
-    if (rev & POLLNVAL) flags |= closed;
     return flags;
 }
 

@@ -55,11 +55,13 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (fd >= FD_SETSIZE) return errc::fd_too_large;
         if (watched(fd)) return sys_error(EEXIST);
         try {
             wanted_.fds.push_back(fd);
+            closed_.reserve(wanted_.fds.size());
+            details_.reserve(wanted_.fds.size());
         } catch (const std::bad_alloc&) {
             return sys_error(ENOMEM);
         }
@@ -69,13 +71,13 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (fd >= FD_SETSIZE || !watched(fd)) return sys_error(ENOENT);
         set(fd, interest, token);
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         if (fd >= FD_SETSIZE || !watched(fd)) return sys_error(ENOENT);
         FD_CLR(fd, &wanted_.read);
         FD_CLR(fd, &wanted_.write);
@@ -93,35 +95,46 @@ public:
         dirty_ = false;
     }
 
-    std::error_code wait(const std::timespec* timeout, std::vector<ready>& out) noexcept override {
+    status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
+        closed_.clear();
+        details_.clear();
         fd_set r = taken_.read, w = taken_.write;
         int n = ::pselect(taken_.max_fd + 1, &r, &w, nullptr, timeout, nullptr);
         if (n < 0 && errno == EBADF) {
             // The closed fd failed the whole call, so the others were not
             // looked at: without a second look a wait(0) would miss them.
-            report_closed(out);
+            find_closed();
             r = taken_.read;
             w = taken_.write;
             const std::timespec now{};
             n = ::pselect(taken_.max_fd + 1, &r, &w, nullptr, &now, nullptr);
-            if (n < 0 && errno == EBADF) return {};  // another closed meanwhile: the next wait() finds it
+            if (n < 0 && errno == EBADF) n = 0;  // another closed meanwhile: the next wait() finds it
         }
         if (n < 0) return last_error();
-        if (n == 0) return {};
-        details_.clear();
-        for (int fd : taken_.fds)
-            if (FD_ISSET(fd, &r) || FD_ISSET(fd, &w))
-                details_.push_back({fd, short(FD_ISSET(fd, &taken_.read) ? POLLRDHUP : 0), 0});
-        ::poll(details_.data(), details_.size(), 0);  // on failure revents stay 0: no hangup/error detail
+        if (n > 0) {
+            for (int fd : taken_.fds)
+                if (FD_ISSET(fd, &r) || FD_ISSET(fd, &w))
+                    details_.push_back({fd, short(FD_ISSET(fd, &taken_.read) ? POLLRDHUP : 0), 0});
+            ::poll(details_.data(), details_.size(), 0);  // on failure revents stay 0: no hangup/error detail
+            // Readable and writable are select's answer; poll only adds the details.
+            for (pollfd& p : details_)
+                p.events = short((FD_ISSET(p.fd, &r) ? POLLIN : 0) | (FD_ISSET(p.fd, &w) ? POLLOUT : 0));
+        }
+        count = details_.size();
+        return {};
+    }
+
+    void deliver(event_sink& sink) noexcept override {
+        for (int fd : closed_) sink.closed(taken_.tokens[fd]);
         for (const pollfd& p : details_) {
             unsigned flags = 0;
-            if (FD_ISSET(p.fd, &r)) flags |= readable;
-            if (FD_ISSET(p.fd, &w)) flags |= writable;
+            if (p.events & POLLIN) flags |= readable;
+            if (p.events & POLLOUT) flags |= writable;
             if (p.revents & (POLLHUP | POLLRDHUP)) flags |= hangup;
+            if (p.revents & POLLHUP) flags |= write_closed;
             if (p.revents & POLLERR) flags |= error;
-            out.push_back({taken_.tokens[p.fd], flags});
+            sink.deliver(taken_.tokens[p.fd], flags);
         }
-        return {};
     }
 
 private:
@@ -137,19 +150,20 @@ private:
     }
 
     // Also takes them out of the waiter's copy, for the second look.
-    void report_closed(std::vector<ready>& out) {
+    void find_closed() noexcept {
         for (int fd : taken_.fds)
             if ((FD_ISSET(fd, &taken_.read) || FD_ISSET(fd, &taken_.write)) && ::fcntl(fd, F_GETFD) < 0 &&
                 errno == EBADF) {
-                out.push_back({taken_.tokens[fd], closed});
+                closed_.push_back(fd);  // capacity reserved in add(): cannot throw
                 FD_CLR(fd, &taken_.read);
                 FD_CLR(fd, &taken_.write);
             }
     }
 
     fd_state wanted_;
-    fd_state taken_;  // the waiter's copy
-    std::vector<pollfd> details_;
+    fd_state taken_;               // the waiter's copy
+    std::vector<pollfd> details_;  // the fds select() returned, with poll()'s details
+    std::vector<int> closed_;      // the fds found closed by the last wait
     bool dirty_ = true;
 };
 

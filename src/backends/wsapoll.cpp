@@ -53,7 +53,6 @@ unsigned from_wsapoll(short rev) {
     if (rev & POLLWRNORM) flags |= writable;
     if (rev & POLLHUP) flags |= hangup;
     if (rev & POLLERR) flags |= error;
-    if (rev & POLLNVAL) flags |= closed;
     return flags;
 }
 
@@ -69,7 +68,7 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    std::error_code add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         if (index_.count(fd)) return std::make_error_code(std::errc::file_exists);
         int type = 0;
         int len = sizeof type;
@@ -90,7 +89,7 @@ public:
         return {};
     }
 
-    std::error_code modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
         auto it = index_.find(fd);
         if (it == index_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
         wanted_[it->second].events = to_wsapoll(interest);
@@ -99,7 +98,7 @@ public:
         return {};
     }
 
-    std::error_code remove(native_handle fd) noexcept override {
+    status remove(native_handle fd) noexcept override {
         auto it = index_.find(fd);
         if (it == index_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
         // Swap with the last entry: O(1), and order carries no meaning.
@@ -132,22 +131,32 @@ public:
         dirty_ = false;
     }
 
-    std::error_code wait(const ::timespec* timeout, std::vector<ready>& out) noexcept override {
+    status wait(const ::timespec* timeout, std::size_t& count) noexcept override {
         const unsigned long ms = timeout_ms(timeout);
         const int n =
             ::WSAPoll(polled_.data(), ULONG(polled_.size()), ms == INFINITE ? -1 : int(ms > INT_MAX ? INT_MAX : ms));
         if (n == SOCKET_ERROR) return last_wsa_error();
         // Every entry is looked at, whatever n says: see POLLNVAL in the header.
+        count = polled_.size();
+        return {};
+    }
+
+    // Walks the waiter's copy, which the sink's modify() and remove() calls
+    // (on wanted_) leave alone.
+    void deliver(event_sink& sink) noexcept override {
         for (std::size_t i = 0; i < polled_.size(); ++i) {
             const short rev = polled_[i].revents;
             if (rev == 0) continue;
+            if (rev & POLLNVAL) {
+                sink.closed(polled_tokens_[i]);
+                continue;
+            }
             unsigned flags = from_wsapoll(rev);
-            if (polled_stream_[i] && (polled_[i].events & POLLRDNORM) && (flags & readable) &&
-                !(flags & (hangup | closed)) && at_end_of_stream(polled_[i].fd))
+            if (polled_stream_[i] && (polled_[i].events & POLLRDNORM) && (flags & readable) && !(flags & hangup) &&
+                at_end_of_stream(polled_[i].fd))
                 flags |= hangup;
-            out.push_back({polled_tokens_[i], flags});
+            sink.deliver(polled_tokens_[i], flags);
         }
-        return {};
     }
 
 private:

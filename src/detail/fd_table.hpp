@@ -27,6 +27,9 @@ public:
         auto it = sparse_.find(fd);
         return it == sparse_.end() ? nullptr : &it->second;
     }
+    // The entries of the handles below dense_limit, indexed by handle.
+    const T* dense_data() const noexcept { return dense_.data(); }
+    std::size_t dense_size() const noexcept { return dense_.size(); }
     // The entry of fd, made (as T{}) if needed; may throw std::bad_alloc.
     T& make(native_handle fd) {
         if (std::size_t(fd) >= dense_limit) return sparse_[fd];
