@@ -65,6 +65,8 @@ constexpr int windows_base = 100000;
 // The message of the last failed call in this thread (iowait_last_error).
 thread_local std::string last_message;
 thread_local const char* last_error = "";
+// What iowait_strerror() returned last in this thread.
+thread_local std::string strerror_message;
 
 int to_code(std::error_code ec) noexcept {
     if (!ec) return 0;
@@ -333,7 +335,7 @@ int iowait_backend_from_name(const char* name, iowait_backend* out) {
 }
 
 const char* iowait_strerror(int code) {
-    thread_local std::string message;
+    std::string& message = strerror_message;
     try {
         if (code == IOWAIT_E_UNKNOWN)
             message = "unknown error (iowait_last_error() has its message)";
