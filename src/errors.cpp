@@ -45,6 +45,8 @@ public:
 };
 }  // namespace
 
+const char* usage_error::what() const noexcept { return std::invalid_argument::what(); }
+
 const std::error_category& iowait_category() noexcept {
     static const category instance;
     return instance;

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "export.h"
+
 namespace iowait {
 
 // The handle a backend waits on: a file descriptor on POSIX, a SOCKET on Windows.
@@ -77,22 +79,25 @@ enum class errc {
     forked,               // use in a forked child of an IOWait made before fork() (rule F1)
     unsupported_source,   // watch_signal()/watch_process() where the platform has no such source (Windows)
 };
-const std::error_category& iowait_category() noexcept;
+IOWAIT_API const std::error_category& iowait_category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept { return {int(e), iowait_category()}; }
 
 // Thrown for misuse (codes of iowait_category()); kernel refusals are thrown
 // as std::system_error with the errno. Both messages name the call and fd.
-class usage_error : public std::invalid_argument {
+class IOWAIT_API usage_error : public std::invalid_argument {
 public:
     usage_error(std::error_code code, const std::string& what) : std::invalid_argument(what), code_(code) {}
     std::error_code code() const noexcept { return code_; }
+    // Defined in the library, so that the class's vtable and type_info live
+    // there once, not in every program that includes this header.
+    const char* what() const noexcept override;
 
 private:
     std::error_code code_;
 };
 
-std::string_view to_string(Backend b) noexcept;
-std::string_view to_string(Mode m) noexcept;
+IOWAIT_API std::string_view to_string(Backend b) noexcept;
+IOWAIT_API std::string_view to_string(Mode m) noexcept;
 
 namespace detail {
 // A timeout as whole nanoseconds, rounded up; -1 when it cannot be represented.
@@ -117,7 +122,7 @@ std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
 // unwatch() and notify() may be called from any thread, also while another
 // thread waits, and take effect in that wait (rules N1-N8 of the document).
 // The span returned by wait() stays valid until the next wait() on this object.
-class IOWait {
+class IOWAIT_API IOWait {
 public:
     // The best backend of this platform, or the one named by the environment
     // variable IOWAIT_BACKEND (e.g. IOWAIT_BACKEND=poll). Throws usage_error
