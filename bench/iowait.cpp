@@ -18,10 +18,6 @@ public:
     }
     void poll_nowait() override { dispatch(w_.wait(std::chrono::nanoseconds(0))); }
     void run_once() override { dispatch(w_.wait()); }
-    void remove_all() override {
-        const workload& w = the_workload;
-        for (std::uint32_t i = 0; i < w.pairs; ++i) w_.unwatch(w.read_fd(i));
-    }
 
 private:
     static void dispatch(std::span<const iowait::Event> events) {

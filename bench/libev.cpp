@@ -37,9 +37,6 @@ public:
     }
     void poll_nowait() override { ev_run(loop_, EVRUN_NOWAIT); }
     void run_once() override { ev_run(loop_, EVRUN_ONCE); }
-    void remove_all() override {
-        for (ev_io& w : watchers_) ev_io_stop(loop_, &w);
-    }
 
 private:
     static void callback(struct ev_loop*, ev_io* w, int) { on_readable(from_arg(w->data)); }

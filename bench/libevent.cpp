@@ -34,9 +34,6 @@ public:
     }
     void poll_nowait() override { event_base_loop(base_, EVLOOP_ONCE | EVLOOP_NONBLOCK); }
     void run_once() override { event_base_loop(base_, EVLOOP_ONCE); }
-    void remove_all() override {
-        for (event& e : events_) event_del(&e);
-    }
 
 private:
     static void callback(evutil_socket_t, short, void* arg) { on_readable(from_arg(arg)); }

@@ -1,13 +1,17 @@
 // The benchmark driver: one process runs every implementation on the same
 // socket pairs, interleaved round by round (A B C, B C A, ...) so that the
-// machine's drift and the other load on it hit all of them alike.
+// machine's drift and the other load on it hit all of them alike. Every run
+// has a fresh loop (workload.hpp says why).
 //
 // --count runs one unmeasured round and one measured round per
 // implementation, for the instruction and system-call counts: each measured
-// phase is bracketed for callgrind (collection toggled on around it, then
-// dumped under its name) and for strace (a write(-1, "begin <impl> <phase>")
-// before and a write(-1, "end") after, which fail at once and only mark the
-// trace). bench/run runs it under both tools.
+// phase (create, setup, events) is bracketed for callgrind (collection
+// toggled on around it, then dumped under its name) and for strace (a
+// write(-1, "begin <impl> <phase>") before and a write(-1, "end") after,
+// which fail at once and only mark the trace). bench/run runs it under both
+// tools. It also prints, per implementation, how many of the N fds the
+// kernel's epoll sets hold after setup.
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -16,8 +20,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <stdexcept>
+#include <string_view>
 #include <system_error>
 
 #include "workload.hpp"
@@ -48,10 +54,11 @@ struct sample {
     std::int64_t events_ns = 0;
 };
 
-std::vector<implementation> all_implementations() {
+std::vector<implementation> all_implementations(std::string& why_no_rust) {
     std::vector<implementation> all = raw_implementations();
     for (implementation& i : iowait_implementations()) all.push_back(std::move(i));
     for (auto* peer : {libevent_implementation, libev_implementation, libuv_implementation}) all.push_back(peer());
+    for (implementation& i : rust_implementations(why_no_rust)) all.push_back(std::move(i));
     return all;
 }
 
@@ -85,13 +92,76 @@ void make_pairs(std::uint32_t n) {
 
 void mark(const std::string& text) { [[maybe_unused]] long r = ::syscall(SYS_write, -1, text.data(), text.size()); }
 
-// One run: the setup phase, then the event phase, then an unmeasured teardown
-// that leaves the pairs empty and unwatched for the next implementation.
-sample run(loop& l, const std::string& name, const options& o, bool counted) {
+// What the kernel holds for the loop after its setup: the epoll sets this
+// process has open, and how many of the workload's read fds they hold
+// (/proc/self/fdinfo lists an epoll fd's targets as "tfd: N"). A loop on
+// poll, select or io_uring has no epoll set, and this cannot tell for it.
+struct kernel_view {
+    std::uint32_t epoll_sets = 0;
+    std::uint32_t registered = 0;
+};
+
+// A loop whose setup did not register its fds: a broken measurement, which
+// stops the benchmark, where a loop that cannot serve a workload is skipped.
+struct registration_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+kernel_view epoll_registrations() {
+    const workload& w = the_workload;
+    std::vector<char> wanted, seen;
+    for (std::uint32_t i = 0; i < w.pairs; ++i) {
+        const auto fd = std::size_t(w.read_fd(i));
+        if (fd >= wanted.size()) wanted.resize(fd + 1);
+        wanted[fd] = 1;
+    }
+    seen.resize(wanted.size());
+    kernel_view v;
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) throw std::system_error(errno, std::generic_category(), "opendir /proc/self/fd");
+    while (const dirent* e = ::readdir(dir)) {
+        char target[64];
+        const ssize_t n = ::readlinkat(::dirfd(dir), e->d_name, target, sizeof target - 1);
+        if (n <= 0 || std::string_view(target, std::size_t(n)) != "anon_inode:[eventpoll]") continue;
+        ++v.epoll_sets;
+        std::ifstream info(std::string("/proc/self/fdinfo/") + e->d_name);
+        for (std::string line; std::getline(info, line);) {
+            int fd = -1;
+            if (std::sscanf(line.c_str(), "tfd: %d", &fd) == 1 && fd >= 0 && std::size_t(fd) < wanted.size() &&
+                wanted[std::size_t(fd)] && !seen[std::size_t(fd)]) {
+                seen[std::size_t(fd)] = 1;
+                ++v.registered;
+            }
+        }
+    }
+    ::closedir(dir);
+    return v;
+}
+
+// One run on a fresh loop: the create phase (counted apart), the setup
+// phase, then the event phase, then an unmeasured teardown (the loop's
+// destruction) that leaves the pairs empty and unwatched for the next
+// implementation. With `check`, fails unless the kernel's epoll sets hold
+// every fd after setup (for a loop that has one).
+sample run(const implementation& impl, const options& o, bool counted, bool check, kernel_view* seen = nullptr) {
+    const std::string& name = impl.name;
     workload& w = the_workload;
     w.count = w.fired = w.failures = 0;
     w.writes_left = o.writes;
     sample s;
+
+    if (counted) {
+        mark("begin " + name + " create");
+        CALLGRIND_TOGGLE_COLLECT;
+    }
+    std::unique_ptr<loop> owner = impl.make();
+    if (counted) {
+        CALLGRIND_TOGGLE_COLLECT;
+        const std::string label = name + " create";
+        CALLGRIND_DUMP_STATS_AT(label.c_str());
+        mark("end");
+    }
+    loop& l = *owner;
 
     if (counted) mark("begin " + name + " setup");
     std::int64_t t = now_ns();
@@ -105,8 +175,16 @@ sample run(loop& l, const std::string& name, const options& o, bool counted) {
         const std::string label = name + " setup";
         CALLGRIND_DUMP_STATS_AT(label.c_str());
         mark("end");
-        mark("begin " + name + " events");
     }
+    if (check) {
+        const kernel_view v = epoll_registrations();
+        if (v.epoll_sets != 0 && v.registered != w.pairs)
+            throw registration_error(name + ": after setup, its epoll set holds " + std::to_string(v.registered) +
+                                     " of the " + std::to_string(w.pairs) +
+                                     " fds: the setup did not register them all");
+        if (seen) *seen = v;
+    }
+    if (counted) mark("begin " + name + " events");
 
     const std::uint32_t space = w.pairs / o.active;
     t = now_ns();
@@ -122,8 +200,7 @@ sample run(loop& l, const std::string& name, const options& o, bool counted) {
         mark("end");
     }
 
-    l.remove_all();
-    l.poll_nowait();
+    owner.reset();
     if (w.failures != 0 || w.count != o.active + o.writes)
         throw std::runtime_error(name + ": " + std::to_string(w.failures) + " failed calls, " +
                                  std::to_string(w.count) + " bytes read of " + std::to_string(o.active + o.writes));
@@ -138,22 +215,31 @@ std::int64_t median(std::vector<std::int64_t> v) {
 
 struct contestant {
     implementation impl;
-    std::unique_ptr<loop> l;
     std::vector<sample> samples;
 };
 
+bool selected(const options& o, const std::string& name) {
+    return o.only.empty() || std::find(o.only.begin(), o.only.end(), name) != o.only.end();
+}
+
 int run_all(const options& o) {
     make_pairs(o.pairs);
-    std::vector<implementation> all = all_implementations();
+    the_workload.active = o.active;
+    std::string why_no_rust;
+    std::vector<implementation> all = all_implementations(why_no_rust);
+    if (!why_no_rust.empty() && (selected(o, "mio") || selected(o, "mio-lto") || selected(o, "polling")))
+        std::fprintf(stderr, "# Rust peers (mio, mio-lto, polling) missing: %s\n", why_no_rust.c_str());
 
     std::vector<contestant> cs;
     for (implementation& i : all) {
-        if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), i.name) == o.only.end()) continue;
-        contestant c{std::move(i), nullptr, {}};
-        // The first run also warms up: lazy allocations, the batch that grows.
+        if (!selected(o, i.name)) continue;
+        contestant c{std::move(i), {}};
+        // The first run warms up (the allocator's first pages, the code in
+        // the cache), checks the registrations, and finds what cannot run.
         try {
-            c.l = c.impl.make();
-            run(*c.l, c.impl.name, o, false);
+            run(c.impl, o, false, true);
+        } catch (const registration_error&) {
+            throw;
         } catch (const std::exception& e) {
             std::fprintf(stderr, "# %s skipped at N=%u: %s\n", c.impl.name.c_str(), o.pairs, e.what());
             continue;
@@ -161,13 +247,17 @@ int run_all(const options& o) {
         cs.push_back(std::move(c));
     }
     if (o.count) {
-        for (contestant& c : cs) run(*c.l, c.impl.name, o, true);
+        for (contestant& c : cs) {
+            kernel_view v;
+            run(c.impl, o, true, true, &v);
+            std::printf("registered\t%s\t%u\t%u\n", c.impl.name.c_str(), v.epoll_sets, v.registered);
+        }
         return 0;
     }
     for (int r = 0; r < o.rounds; ++r)
         for (std::size_t k = 0; k < cs.size(); ++k) {
             contestant& c = cs[(k + std::size_t(r)) % cs.size()];
-            c.samples.push_back(run(*c.l, c.impl.name, o, false));
+            c.samples.push_back(run(c.impl, o, false, false));
         }
 
     const long events = o.active + o.writes;
@@ -244,7 +334,10 @@ int main(int argc, char** argv) {
             } else if (a == "--count") {
                 o.count = true;
             } else if (a == "--list") {
-                for (const implementation& im : all_implementations()) std::printf("%s\n", im.name.c_str());
+                std::string why_no_rust;
+                for (const implementation& im : all_implementations(why_no_rust)) std::printf("%s\n", im.name.c_str());
+                if (!why_no_rust.empty())
+                    std::fprintf(stderr, "# Rust peers (mio, mio-lto, polling) missing: %s\n", why_no_rust.c_str());
                 return 0;
             } else {
                 usage();

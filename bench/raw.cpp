@@ -1,9 +1,14 @@
 // The floors: the system calls used directly, as a program with no library
 // would. Raw epoll is level-triggered epoll_wait with a callback table
 // indexed by fd; raw poll keeps one pollfd array and scans it after each call.
+// Each sizes its table for the workload's fds when it is made (the create
+// phase), as Redis's ae sizes its table to the `setsize` it is given, so that
+// its setup is the kernel calls and the table stores and nothing else: the
+// floor under every library, which must grow its tables as fds come.
 #include <poll.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <system_error>
 
@@ -25,6 +30,10 @@ class raw_epoll final : public loop {
 public:
     raw_epoll() : ep_(::epoll_create1(EPOLL_CLOEXEC)) {
         if (ep_ < 0) fail("epoll_create1");
+        const workload& w = the_workload;
+        int top = 0;
+        for (std::uint32_t i = 0; i < w.pairs; ++i) top = std::max(top, w.read_fd(i));
+        table_.resize(std::size_t(top) + 1);
     }
     ~raw_epoll() override { ::close(ep_); }
 
@@ -32,7 +41,6 @@ public:
         const workload& w = the_workload;
         for (std::uint32_t i = 0; i < w.pairs; ++i) {
             const int fd = w.read_fd(i);
-            if (std::size_t(fd) >= table_.size()) table_.resize(std::size_t(fd) + 1);
             table_[fd] = {on_readable, i};
             epoll_event ev{};
             ev.events = EPOLLIN;
@@ -42,13 +50,6 @@ public:
     }
     void poll_nowait() override { dispatch(0); }
     void run_once() override { dispatch(-1); }
-    void remove_all() override {
-        const workload& w = the_workload;
-        for (std::uint32_t i = 0; i < w.pairs; ++i) {
-            if (::epoll_ctl(ep_, EPOLL_CTL_DEL, w.read_fd(i), nullptr) != 0) fail("epoll_ctl");
-            table_[w.read_fd(i)] = {};
-        }
-    }
 
 private:
     void dispatch(int timeout) {
@@ -71,6 +72,11 @@ private:
 
 class raw_poll final : public loop {
 public:
+    raw_poll() {
+        fds_.reserve(the_workload.pairs);
+        table_.reserve(the_workload.pairs);
+    }
+
     void add_all() override {
         const workload& w = the_workload;
         for (std::uint32_t i = 0; i < w.pairs; ++i) {
@@ -80,10 +86,6 @@ public:
     }
     void poll_nowait() override { dispatch(0); }
     void run_once() override { dispatch(-1); }
-    void remove_all() override {
-        fds_.clear();
-        table_.clear();
-    }
 
 private:
     void dispatch(int timeout) {

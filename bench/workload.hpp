@@ -23,6 +23,7 @@ namespace bench {
 struct workload {
     std::vector<int> fds;  // pair i: fds[2i] is watched, fds[2i+1] is written
     std::uint32_t pairs = 0;
+    std::uint32_t active = 0;  // A, the chains of this configuration
     long writes_left = 0;
     long fired = 0;  // bytes written in this run
     long count = 0;  // bytes read in this run
@@ -54,24 +55,33 @@ inline void on_readable(std::uint32_t i) {
     }
 }
 
-// One event loop under test. The driver calls, per run: add_all() and one
-// poll_nowait() (the setup phase: every library then has its watchers in the
-// kernel, including those that defer changes to the next iteration), then
-// run_once() until every byte is read (the event phase), then remove_all()
-// and poll_nowait() outside the measurement.
+// One event loop under test, made fresh for every run, so that the setup
+// phase is what the workload promises, registering all N watchers with a loop
+// that has none, for every implementation alike. (A loop kept across runs,
+// with its watchers removed and added again, measured something else: libev
+// removes lazily, so each of its re-registrations was an EPOLL_CTL_ADD that
+// failed with EEXIST, a thousand failed calls per run that cost less than
+// real ones.)
+//
+// The driver, per run: constructs the loop (the create phase: counted on its
+// own, outside the setup figures, since it is paid once per loop and not per
+// watcher); calls add_all() and one poll_nowait() (the setup phase: every
+// library then has its watchers in the kernel, including those that defer
+// changes to the next iteration); run_once() until every byte is read (the
+// event phase); then destroys the loop, unmeasured.
 class loop {
 public:
     virtual ~loop() = default;
     virtual void add_all() = 0;
     virtual void poll_nowait() = 0;
     virtual void run_once() = 0;
-    virtual void remove_all() = 0;
 };
 
 struct implementation {
     std::string name;
-    // Throws when this implementation cannot serve this workload (select and
-    // fds at or above FD_SETSIZE); the driver then skips it for this N.
+    // Makes a new loop with no watchers. Throws when this implementation
+    // cannot serve this workload (select and fds at or above FD_SETSIZE);
+    // the driver then skips it for this N.
     std::function<std::unique_ptr<loop>()> make;
 };
 
@@ -81,5 +91,8 @@ std::vector<implementation> iowait_implementations();
 implementation libevent_implementation();
 implementation libev_implementation();
 implementation libuv_implementation();
+// Rust's mio and polling, when their shared library was built (bench/rust.cpp);
+// otherwise none, and *why_not says why.
+std::vector<implementation> rust_implementations(std::string& why_not);
 
 }  // namespace bench

@@ -24,6 +24,8 @@
 //   for a disarmed oneshot (M2); read/write only for the interests asked (R5);
 //   at most one event per fd (R5); the same error code for each call, the
 //   one the rules give (E1, E2, C2, E4).
+// kqueue on Linux is libkqueue: two of its bugs are let pass, narrowly
+// (libkqueue_quirks.hpp; IOWAIT_FUZZ_STRICT_LIBKQUEUE=1 shows them).
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -40,6 +42,8 @@
 #include <string>
 #include <system_error>
 #include <vector>
+
+#include "libkqueue_quirks.hpp"
 
 namespace {
 
@@ -130,6 +134,7 @@ public:
             }
             waits_.push_back(std::move(w));
         }
+        libkqueue_quirks::wait_last(waits_);  // kqueue on Linux: see libkqueue_quirks.hpp
         for (int p = 0; p < pairs; ++p) open_pair(p, nullptr);
         open_file(-1);
     }
@@ -436,6 +441,7 @@ private:
                 first = evs;
                 continue;
             }
+            if (w.backend() == Backend::kqueue) forgive_dropped_eof(first, evs);
             const bool equal = evs.size() == first.size() && std::equal(evs.begin(), evs.end(), first.begin(), same);
             if (!equal)
                 fail(trace_, "backends differ: " + std::string(to_string(waits_[0]->backend())) + " " + str(first) +
@@ -443,6 +449,22 @@ private:
         }
         log("  -> " + str(first));
         check_model(first);
+    }
+
+    // libkqueue's dropped EOF (libkqueue_quirks.hpp): kqueue's event is taken
+    // as the others' where that is the only difference.
+    void forgive_dropped_eof(const std::vector<Event>& want, std::vector<Event>& got) {
+        for (Event& ev : got) {
+            const auto other = std::find_if(want.begin(), want.end(), [&](const Event& x) { return x.fd == ev.fd; });
+            if (other == want.end()) continue;
+            for (int e = 0; e < ends; ++e) {
+                if (fds_[e] != ev.fd || !model_[e].open ||
+                    !libkqueue_quirks::dropped_eof(*other, ev, model_[e].rcv_shut, model_[e].queue))
+                    continue;
+                log("  kqueue: " + str(ev) + " without the hangup: libkqueue's dropped EOF, let pass");
+                ev.hangup = true;
+            }
+        }
     }
 
     void check_model(const std::vector<Event>& evs) {
@@ -478,7 +500,10 @@ private:
             // RDHUP is asked for only with read interest.
             const bool hup = (m.rcv_shut && m.send_shut) || (want_r && m.rcv_shut);
             const bool r = want_r && (hup || m.queue > 0 || m.rcv_shut);
-            const tri w = !want_w ? tri::no : hup ? tri::yes : m.writable;
+            // R6: writable for certain only when gone both ways (EPOLLHUP);
+            // the peer's shutdown of its writing says nothing of ours.
+            const bool gone = m.rcv_shut && m.send_shut;
+            const tri w = !want_w ? tri::no : gone ? tri::yes : m.writable;
             if (w == tri::unknown) {
                 if (ev && (ev->read != r || ev->hangup != hup))
                     fail(trace_, who + ": model expects read=" + std::to_string(r) + " hangup=" + std::to_string(hup) +

@@ -45,6 +45,7 @@
 
 #include <ctime>
 #include <memory>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -54,6 +55,17 @@
 #include "iowait/iowait.hpp"
 
 namespace iowait::detail {
+
+// One watch as the front end has it, for backend::rebuild(): a disarmed
+// watch comes as Interest::none, Mode::oneshot. gone: set by the backend
+// when the fd no longer names the file that was watched.
+struct rewatch {
+    native_handle fd;
+    Interest interest;
+    Mode mode;
+    std::uint64_t token;
+    bool gone = false;
+};
 
 class backend {
 public:
@@ -68,6 +80,11 @@ public:
     // With the front end's lock held, after a wait() that succeeded: the
     // kernel's batch to the sink, in one pass.
     virtual void deliver(event_sink& sink) noexcept = 0;
+    // True when the last wait() filled the whole batch the kernel was given
+    // (epoll, kqueue, io_uring's CQ, afd's entries), so that more fds may be
+    // ready than it delivered; false where one wait sees every ready fd (poll,
+    // select, wsapoll). Read by the waiting thread after wait(), until the next wait().
+    virtual bool batch_full() const noexcept { return false; }
     // True when the kernel keys watches by fd number and cannot tell a reused
     // number from the file that was watched (poll, select): the front end then
     // checks the file's identity before it reports an event.
@@ -93,6 +110,20 @@ public:
     // False for a backend whose before_wait() does nothing, so that the front
     // end can skip taking its lock for it (one lock per wait instead of two).
     virtual bool needs_before_wait() const noexcept { return true; }
+    // True where a kernel entry can outlive its watch: epoll keys its entries
+    // by (open file, fd number), so a watched number closed while a dup()
+    // keeps the file open stays in the set, where EPOLL_CTL_DEL on the closed
+    // number cannot reach it, and reports for no watch (a busy loop if it is
+    // ready). The sink's slow path sees such stale entries; when they come
+    // back in consecutive waits, the front end calls rebuild() with every
+    // watch it has (the waker included): the backend makes a fresh kernel
+    // set of those still naming the file they were made for, marks the
+    // others gone, and drops the old set with the stale entries in it
+    // (libev does the same). Called with the lock held, from inside
+    // deliver(): it must not touch the batch deliver() walks. On failure the
+    // old set stays as it was.
+    virtual bool keeps_stale_entries() const noexcept { return false; }
+    virtual status rebuild(std::span<rewatch> /*watches*/) noexcept { return {}; }
 };
 
 // Each returns null when the kernel refuses the backend, with the reason in ec.
@@ -103,6 +134,12 @@ std::unique_ptr<backend> make_io_uring_backend(std::error_code& ec);
 // Why this thread's last make_io_uring_backend() failed, in words, for the
 // usage_error of IOWait{Backend::io_uring}.
 std::string io_uring_refusal();
+// Why this thread's last make_select_backend() failed, if it was its own
+// wake-up fd's number (see select_waker_refusal); empty otherwise.
+std::string select_refusal();
+constexpr const char* select_waker_refusal =
+    "its own wake-up fd could not be placed below FD_SETSIZE, which select() cannot watch above: "
+    "every fd number below it is open";
 std::unique_ptr<backend> make_kqueue_backend(std::error_code& ec);
 std::unique_ptr<backend> make_afd_backend(std::error_code& ec);
 std::unique_ptr<backend> make_wsapoll_backend(std::error_code& ec);

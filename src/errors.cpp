@@ -21,6 +21,9 @@ public:
         case errc::wait_in_progress: return "wait() is already running in another thread";
         case errc::moved_from: return "use of a moved-from IOWait";
         case errc::unsupported_mode: return "this backend cannot honour that mode (see IOWait::supports)";
+        case errc::forked:
+            return "this IOWait was created in the parent process and cannot be used after fork(): "
+                   "make a new one in the child";
         }
         return "unknown iowait error";
     }
@@ -33,6 +36,7 @@ public:
         case errc::backend_unavailable: return std::errc::function_not_supported;
         case errc::wait_in_progress: return std::errc::device_or_resource_busy;
         case errc::unsupported_mode: return std::errc::operation_not_supported;
+        case errc::forked: return std::errc::operation_not_permitted;
         default: return std::errc::invalid_argument;
         }
     }

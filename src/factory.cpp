@@ -35,7 +35,7 @@ constexpr entry compiled_in[] = {
     {Backend::poll, make_poll_backend},
 #endif
 #ifdef IOWAIT_HAVE_SELECT
-    {Backend::select, make_select_backend},
+    {Backend::select, make_select_backend, select_refusal},
 #endif
 #ifdef IOWAIT_HAVE_AFD
     {Backend::afd, make_afd_backend},

@@ -11,6 +11,7 @@
 #include "backend.hpp"
 #include "detail/fd_table.hpp"
 #include "detail/file_identity.hpp"
+#include "detail/fork_count.hpp"
 #include "detail/small_mutex.hpp"
 #include "detail/sys_error.hpp"
 #include "detail/waker.hpp"
@@ -59,8 +60,11 @@ struct IOWait::impl final : detail::event_sink {
     const bool changes_need_wakeup;
     const bool native_oneshot;
     const bool needs_before_wait;
+    const bool keeps_stale_entries;
     const unsigned supported_modes;  // bit 1 << Mode for each mode the backend honours
-    detail::small_mutex mu;          // guards slots, always_ready and the backend's add/modify/remove
+    // detail::fork_count when this was made: a child's differs (rule F1).
+    const std::uint32_t forks = detail::watch_forks();
+    detail::small_mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
     detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
     // !always_ready.empty(), readable without the lock: wait() takes the lock
@@ -73,14 +77,16 @@ struct IOWait::impl final : detail::event_sink {
     // wait promises more than ever before, so the steady state allocates nothing.
     std::unique_ptr<Event[]> events;
     std::size_t capacity = 0;
-    std::size_t count = 0;  // Events of the last wait
+    std::size_t count = 0;          // Events of the last wait
+    std::uint32_t stale_batch = 0;  // the batch that last had an entry for no watch
 
-    impl(std::unique_ptr<detail::backend> b, std::error_code& ec)
+    impl(std::unique_ptr<detail::backend> b, std::error_code& ec, std::string& why)
         : be(std::move(b)),
           keys_by_number(be->keys_by_number()),
           changes_need_wakeup(be->changes_need_wakeup()),
           native_oneshot(be->native_oneshot()),
           needs_before_wait(be->needs_before_wait()),
+          keeps_stale_entries(be->keeps_stale_entries()),
           supported_modes((be->supports(Mode::level) ? 1u : 0u) | (be->supports(Mode::oneshot) ? 2u : 0u) |
                           (be->supports(Mode::edge) ? 4u : 0u)) {
         own_wake = be->own_wake(make_token(0, waker_generation));
@@ -88,11 +94,22 @@ struct IOWait::impl final : detail::event_sink {
             waker = detail::waker(ec);
             if (!ec)
                 ec = be->add(waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation)).code();
+            // select: every number below FD_SETSIZE is taken (X2). A kernel
+            // limit, not the caller's misuse.
+            if (ec == errc::fd_too_large) {
+                ec = std::error_code(EMFILE, std::generic_category());
+                why = detail::select_waker_refusal;
+            }
         }
         if (!ec) ec = reserve(64).code();
     }
 
     bool supports(Mode mode) const noexcept { return unsigned(mode) < 3 && (supported_modes >> unsigned(mode) & 1); }
+
+    // Made before a fork() and used in the child (F1): its kernel objects
+    // are the parent's too (epoll's set, io_uring's ring, the waker), so
+    // every call fails before it reaches them. One load, no system call.
+    bool forked() const noexcept { return forks != detail::fork_count.load(std::memory_order_relaxed); }
 
     std::span<const Event> result() const noexcept { return {events.get(), count}; }
 
@@ -152,19 +169,30 @@ struct IOWait::impl final : detail::event_sink {
         }
         const std::uint64_t token = make_token(fd, next_generation);
         s->generation = next_generation;
-        if (keys_by_number)
+        if (keys_by_number) {
+            // E9: an O_PATH fd can be neither read nor written; epoll refuses
+            // it (EBADF), and so must the kernels that would accept it and
+            // then never report it (poll, io_uring) or always (select).
+            if (auto ec = detail::refuse_path_only(fd)) return forget_new(fd, ec);
             if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
-        if (auto st = be->add(fd, interest, mode, token)) {
-            if (!(st == std::errc::operation_not_permitted)) return forget_new(fd, st);
-            // epoll refuses regular files and directories; poll and select
-            // call them always ready, and so do we, on every backend.
-            if (auto ec2 = detail::identify(fd, s->id)) return forget_new(fd, ec2);
-            try {
-                always_ready.push_back(fd);
-            } catch (const std::bad_alloc&) {
-                return forget_new(fd, status::from_errno(ENOMEM));
+        }
+        if (status st = be->add(fd, interest, mode, token)) {
+            if (st == std::errc::file_exists) st = add_again(fd, interest, mode, token);
+            if (!st) {
+                s->state = slot::active;
+            } else if (!(st == std::errc::operation_not_permitted)) {
+                return forget_new(fd, st);
+            } else {
+                // epoll refuses regular files and directories; poll and select
+                // call them always ready, and so do we, on every backend.
+                if (auto ec2 = detail::identify(fd, s->id)) return forget_new(fd, ec2);
+                try {
+                    always_ready.push_back(fd);
+                } catch (const std::bad_alloc&) {
+                    return forget_new(fd, status::from_errno(ENOMEM));
+                }
+                s->state = slot::always_ready;
             }
-            s->state = slot::always_ready;
         } else {
             s->state = slot::active;
         }
@@ -176,6 +204,16 @@ struct IOWait::impl final : detail::event_sink {
         if (++next_generation == waker_generation) ++next_generation;
         changed(s->state == slot::always_ready);
         return {};
+    }
+
+    // The kernel says EEXIST while we have no watch of this number (find()
+    // said so): its entry outlived a watch whose number was closed while a
+    // duplicate kept the file open (epoll), and the number names that file
+    // again. Stale: drop it and add again (C4). Off the watch path.
+    [[gnu::cold, gnu::noinline]] status add_again(native_handle fd, Interest interest, Mode mode,
+                                                  std::uint64_t token) noexcept {
+        be->remove(fd);
+        return be->add(fd, interest, mode, token);
     }
 
     status forget_new(native_handle fd, status st) noexcept {
@@ -255,8 +293,11 @@ struct IOWait::impl final : detail::event_sink {
             return;
         }
         slot* s = find(fd);
-        if (!s || s->generation != generation || s->state != slot::active || !s->armed)
-            return;  // unwatched, closed or disarmed meanwhile
+        if (!s || s->generation != generation || s->state != slot::active) {
+            stale();  // unwatched or closed meanwhile, or a kernel entry that outlived its watch
+            return;
+        }
+        if (!s->armed) return;  // disarmed meanwhile
         if (keys_by_number) {
             file_identity now;
             if (detail::identify(fd, now) || !(now == s->id)) {
@@ -267,12 +308,47 @@ struct IOWait::impl final : detail::event_sink {
         report_slot(fd, *s, flags);
     }
 
+    // An entry for no watch. Once, it may be a watch removed between the
+    // kernel's answer and this pass; in two waits running, it is a kernel
+    // entry that outlived its watch (see backend::keeps_stale_entries):
+    // rebuild the kernel set, or a level-triggered one would never let the
+    // wait sleep (C1, C4).
+    void stale() noexcept {
+        if (!keeps_stale_entries) return;
+        if (stale_batch != 0 && stale_batch + 1 == batch_) rebuild();
+        stale_batch = batch_;
+    }
+
+    [[gnu::cold, gnu::noinline]] void rebuild() noexcept {
+        std::vector<detail::rewatch> watches;
+        try {
+            if (!own_wake)
+                watches.push_back({waker.fd(), Interest::read, Mode::level, make_token(waker.fd(), waker_generation)});
+            slots.for_each([&](native_handle fd, const slot& s) {
+                if (s.state != slot::active) return;
+                watches.push_back({fd, s.armed ? s.interest : Interest::none, s.armed ? s.mode : Mode::oneshot,
+                                   make_token(fd, s.generation)});
+            });
+        } catch (const std::bad_alloc&) {
+            return;  // tried again at the next stale entry
+        }
+        if (be->rebuild(watches)) return;
+        for (const detail::rewatch& w : watches)
+            if (w.gone && w.token >> 32 != waker_generation) {
+                slot& s = *slots.get(w.fd);
+                s.state = slot::closed;  // C2: it stays until unwatch()
+                s.live = no_token;
+            }
+    }
+
     bool report_slot(native_handle fd, slot& s, unsigned flags) noexcept {
-        const unsigned done = (flags & (detail::hangup | detail::error)) ? 3u : 0u;
-        const unsigned rw = (flags | done) & unsigned(s.interest);
+        // The same reading of the flags as the inline path (R6): a peer's
+        // shutdown of its writing makes the fd readable, not writable.
+        const unsigned rw = detail::effective(flags) & unsigned(s.interest);
         if (rw == 0) return false;
         s.batch = batch_;
         s.event = std::uint32_t(out_ - first_);
+        s.flags = flags;  // merge() adds a later entry's to these, not to an earlier batch's
         *out_++ = Event{fd,
                         bool(rw & detail::readable),
                         bool(rw & detail::writable),
@@ -350,6 +426,8 @@ struct IOWait::impl final : detail::event_sink {
 
     // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
     status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if (forked()) [[unlikely]]
+            return errc::forked;
         if (timeout_ns == -1) return errc::bad_timeout;
         return wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
     }
@@ -435,8 +513,8 @@ IOWait::IOWait() {
         throw_error(ec, op, -1, {});
     }
     backend_ = be->kind();
-    impl_ = std::make_unique<impl>(std::move(be), ec);
-    if (ec) throw_error(ec, "IOWait()", -1, to_string(backend_));
+    impl_ = std::make_unique<impl>(std::move(be), ec, why);
+    if (ec) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() (" + why + ")", -1, to_string(backend_));
 }
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
@@ -446,9 +524,11 @@ IOWait::IOWait(Backend backend) : backend_(backend) {
     if (!be && !why.empty() && ec.category() == iowait_category())
         throw usage_error(
             ec, "iowait: IOWait(Backend) on " + std::string(to_string(backend)) + ": " + ec.message() + ": " + why);
+    // A kernel limit the backend could explain (select's own wake-up fd, X2).
+    if (!be && !why.empty()) throw_error(ec, "IOWait(Backend) (" + why + ")", -1, to_string(backend));
     if (!be) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
-    impl_ = std::make_unique<impl>(std::move(be), ec);
-    if (ec) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
+    impl_ = std::make_unique<impl>(std::move(be), ec, why);
+    if (ec) throw_error(ec, why.empty() ? "IOWait(Backend)" : "IOWait(Backend) (" + why + ")", -1, to_string(backend));
 }
 
 IOWait::~IOWait() = default;
@@ -464,16 +544,26 @@ static status check_args(native_handle fd, Interest interest) noexcept {
     return {};
 }
 
+// Moved from, forked, or bad arguments: the checks before the lock.
+// A template only because impl is private: the type is deduced, not named.
+template <class Impl>
+static status usable(const Impl* impl, native_handle fd, Interest interest) noexcept {
+    if (!impl) return errc::moved_from;
+    if (impl->forked()) [[unlikely]]
+        return errc::forked;
+    return check_args(fd, interest);
+}
+
 // The throwing overloads go straight to the status, so that a call that
 // succeeds makes no std::error_code at all.
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    status st = usable(impl_.get(), fd, interest);
     if (!st) st = impl_->watch(fd, interest, data, mode);
     if (st) fail(st, "watch", fd, backend_);
 }
 
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    status st = usable(impl_.get(), fd, interest);
     if (!st) st = impl_->watch(fd, interest, data, mode);
     ec = st.code();
 }
@@ -483,13 +573,13 @@ void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std:
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    status st = usable(impl_.get(), fd, interest);
     if (!st) st = impl_->modify(fd, interest, data, mode);
     if (st) fail(st, "modify", fd, backend_);
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, interest);
+    status st = usable(impl_.get(), fd, interest);
     if (!st) st = impl_->modify(fd, interest, data, mode);
     ec = st.code();
 }
@@ -501,13 +591,13 @@ void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std
 bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->supports(mode); }
 
 void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, Interest::read);
+    status st = usable(impl_.get(), fd, Interest::read);
     if (!st) st = impl_->unwatch(fd);
     ec = st.code();
 }
 
 void IOWait::unwatch(native_handle fd) {
-    status st = !impl_ ? status(errc::moved_from) : check_args(fd, Interest::read);
+    status st = usable(impl_.get(), fd, Interest::read);
     if (!st) st = impl_->unwatch(fd);
     if (st) fail(st, "unwatch", fd, backend_);
 }
@@ -536,8 +626,11 @@ std::span<const Event> IOWait::wait() {
     return impl_->result();
 }
 
+bool IOWait::batch_full() const noexcept { return impl_ && impl_->be->batch_full(); }
+
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
+    if (impl_->forked()) throw_error(errc::forked, "notify", -1, to_string(backend_));
     if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->wake();
 }
 

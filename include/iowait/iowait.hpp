@@ -40,9 +40,11 @@ constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) != 
 enum class Mode { level, oneshot, edge };
 
 // One ready file, as wait() reports it: at most one Event per fd per wait.
-// read/write are set only for the interests the watch asked for; a fd in
-// hangup or error is readable and writable for those (the next call will not
-// block: it returns EOF or the error). hangup: the peer will send no more.
+// read/write are set only for the interests the watch asked for. hangup: the
+// peer will send no more; such a fd is readable (reading returns EOF at
+// once), but writable only when there is room or when the connection is gone
+// both ways (then writing fails at once). error: readable and writable (the
+// next call returns the error).
 struct Event {
     native_handle fd;
     bool read;
@@ -70,6 +72,7 @@ enum class errc {
     wait_in_progress,     // a second wait() while one is running
     unsupported_mode,     // a Mode the backend cannot honour (edge on poll, select)
     moved_from,           // use of a moved-from IOWait
+    forked,               // use in a forked child of an IOWait made before fork() (rule F1)
 };
 const std::error_category& iowait_category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept { return {int(e), iowait_category()}; }
@@ -94,9 +97,13 @@ template <class Rep, class Period>
 std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
     using namespace std::chrono;
     const long double ns = duration<long double, std::nano>(d).count();
-    if (!(ns >= 0) || ns > (long double)(INT64_MAX - 1)) return -1;  // negative, NaN, overflow
+    // 2^63 is exact in every long double; nanoseconds::max() is just below it,
+    // or rounds to it where long double is a double: "practically forever"
+    // (292 years), accepted as INT64_MAX. Beyond that, too large.
+    if (!(ns >= 0) || ns > 0x1p63L) return -1;  // negative, NaN, overflow
+    if (ns >= 0x1p63L) return INT64_MAX;
     if constexpr (std::is_floating_point_v<Rep>)
-        return std::int64_t(std::ceil(ns));
+        return std::ceil(ns) >= 0x1p63L ? INT64_MAX : std::int64_t(std::ceil(ns));
     else
         return ceil<nanoseconds>(d).count();
 }
@@ -178,6 +185,15 @@ public:
     std::span<const Event> wait_or_signal(std::chrono::duration<Rep, Period> timeout, std::error_code& ec) noexcept {
         return wait_ns(detail::timeout_ns(timeout), true, ec);
     }
+
+    // Whether the last wait() may have left ready fds out: the kernel filled
+    // the whole batch it was given (epoll, kqueue, io_uring, afd; their batch
+    // grows, and the kernel rotates its ready list, so nothing starves: R9).
+    // A caller that wants every ready fd at once (Python's IOWait.wait())
+    // asks again with a zero timeout while this is true, and only then: false
+    // after a wait that saw every ready fd, and always on poll, select and
+    // wsapoll. For the thread that called wait(), until its next wait().
+    bool batch_full() const noexcept;
 
     // Wake a wait() in progress, or make the next one return at once, with no
     // events. Any thread; repeated calls before the wake are merged into one.

@@ -8,6 +8,8 @@ Workloads (from issue 3): select()/wait(0) with 1,000 registered socket pairs
 of which 10 are ready; register+unregister of 1,000 sockets; an asyncio echo
 round trip. Each figure is the best of several repeats (the least disturbed
 by other processes), per operation. --quick: few iterations, for CI.
+Instruction counts of one select(0), against the bare epoll.poll(0):
+instructions.py beside this file.
 """
 
 import argparse

@@ -2,78 +2,207 @@
 
 This module provides objects that watch files (sockets, pipes, anything with a
 fileno() method, or a file descriptor as an int) and wait until they are ready
-to be read or written. They all have the same interface and behave the same
-on every platform and with every kernel mechanism:
+to be read or written. They all have the same interface, and behave the same
+on every platform and with every kernel mechanism. It keeps the API of the
+original iowait module (0.1 of 2011, 0.2 of 2013), whose own tests pass
+against it, and adds what is marked "added" below. Python 3 only.
 
-* IOWait -- the best mechanism of this system (or the one named by the
-  environment variable IOWAIT_BACKEND, e.g. IOWAIT_BACKEND=poll);
-* EPollIOWait, PollIOWait, SelectIOWait, KQueueIOWait, IOUringIOWait -- one
-  mechanism each. The class attribute ``available`` says whether it can be
-  used here; creating one that is not raises NotImplementedError.
+Classes, one per kernel mechanism:
 
-Methods of every IOWait object:
+* SelectIOWait -- based on select(); file descriptors below FD_SETSIZE only;
+* PollIOWait -- based on poll();
+* EPollIOWait -- based on epoll() (Linux);
+* KQueueIOWait -- based on kqueue() (macOS, the BSDs);
+* IOUringIOWait -- based on io_uring (Linux 5.13 and later; added);
+* AFDIOWait -- based on the AFD driver's polls (Windows; sockets only; added);
+* WSAPollIOWait -- based on WSAPoll() (Windows; sockets only; added).
 
-* watch(fileobj, read=False, write=False) -- start watching fileobj, or
-  replace the interest of a file already watched. Neither read nor write is a
-  ValueError.
-* modify(fileobj, read=False, write=False) -- change the interest of a
-  watched file; KeyError if it is not watched.
-* unwatch(fileobj) -- stop watching; KeyError if it is not watched. A closed
-  socket that is still watched can be unwatched by passing the same object.
-* wait(timeout=None) -- wait until a watched file is ready, notify() is
-  called, or the timeout (seconds, int or float; 0 polls) passes. Returns a
-  list of IOEvent(fileobj, read, write) named tuples carrying the very object
-  that was watched. The GIL is released while waiting; a signal runs its
-  Python handler and the wait goes on with the time left unless the handler
-  raised (PEP 475), so Ctrl-C interrupts a wait.
-* get_watched() -- a list of (fileobj, read, write), one per watched file.
-* clear() -- unwatch everything.
-* notify() -- wake a wait() running in another thread (it returns []); with no
-  wait running, the next wait() returns [] at once.
-* close() -- release the kernel's objects; idempotent; afterwards every other
-  method raises ValueError. IOWait objects are context managers, and one
-  collected without being closed emits a ResourceWarning.
+IOWait is the best of them for this system: the class itself (on Linux,
+iowait.IOWait is iowait.EPollIOWait), or the one named by the environment
+variable IOWAIT_BACKEND (e.g. IOWAIT_BACKEND=poll, for debugging a program
+without changing it). Use IOWait rather than the others: not every mechanism
+exists everywhere. The class attribute `available` says whether a class can
+be used here; creating one that is not available raises NotImplementedError.
+available_backends() lists the mechanisms usable here, best first (added).
 
-iowait.Selector is a selectors.BaseSelector on the same engine, for asyncio:
-``asyncio.SelectorEventLoop(iowait.Selector())``.
+Every class is a subclass of AbstractIOWait, and its objects have these
+methods:
+
+* watch(file[, read[, write]])
+  watch(event)
+
+  Start watching the file for reading, writing or both (read and write are
+  False by default). An IOEvent may be given instead of the three arguments.
+  If the file is already watched, its interest is replaced. If neither read
+  nor write is true, ValueError is raised.
+
+* unwatch(file)
+
+  Stop watching the file. If it is not watched, NotWatchedError is raised: a
+  KeyError, as the original's code raised, and a ValueError, as its
+  documentation said.
+
+* wait([timeout])
+
+  Wait until watched files are ready, and return a list of IOEvent objects,
+  one for each ready file: every file that is ready, in one call. The
+  timeout is in seconds (int or float); None or no argument blocks until a
+  file is ready, 0 only polls. If no file is watched, ValueError is raised.
+
+* get_watched()
+
+  Return a list of IOEvent(file, read, write), one for each watched file,
+  with the interest it is watched for.
+
+* clear()
+
+  Stop watching every file.
+
+* close()
+
+  Release the kernel's objects; closing twice does nothing. The attribute
+  `closed` says whether it was called; afterwards every other method raises
+  ValueError. The objects are context managers (`with IOWait() as w:`), and
+  one that is collected without having been closed emits a ResourceWarning.
+
+Added by this module:
+
+* modify(file[, read[, write]]) -- change the interest of a watched file;
+  NotWatchedError if it is not watched.
+* notify() -- wake a wait() running in another thread: it returns []. With
+  no wait running, the next one returns [] at once.
+* len(w) -- the number of watched files; w.backend -- the mechanism's name.
+* wait() releases the GIL. A signal during it runs its Python handler; if
+  the handler raises (Ctrl-C: KeyboardInterrupt), so does wait(), else the
+  wait goes on with the time that is left (PEP 475).
+* Errors are the standard library's: a file descriptor is resolved as
+  select.select() resolves it (TypeError, ValueError); a file that is not
+  open is OSError (EBADF); a kernel error is the OSError subclass Python
+  itself raises for that errno (FileNotFoundError for ENOENT, ...).
+* Selector -- a selectors.BaseSelector on the same engine, for asyncio:
+  asyncio.SelectorEventLoop(iowait.Selector()).
+
+The IOEvent object is a named tuple of three fields: fileobj, read and
+write. fileobj is the very object that was watched (a file object or a file
+descriptor); read and write are booleans that say whether the file can be
+read or written without blocking. IOEvent(fileobj, read=False, write=False)
+stores read and write as booleans.
+
+A file closed while it is watched is never reported again; unwatch it (by
+the same object) before or after closing it. How the rules of this module
+differ from the original's, and why, is written in docs/behaviour.md ("In
+Python") of the iowait project.
 """
 
+import abc
 import collections
+import os
 import warnings
 
 from . import _iowait
 from ._iowait import available_backends
 from .selector import Selector
 
+__version__ = '0.3.0'
 __all__ = [
-    'IOWait', 'SelectIOWait', 'PollIOWait', 'EPollIOWait', 'KQueueIOWait',
-    'IOUringIOWait', 'IOEvent', 'Selector', 'available_backends']
-
-IOEvent = collections.namedtuple('IOEvent', 'fileobj read write')
-IOEvent.__doc__ = """One ready file: (fileobj, read, write), as wait() returns it."""
-_iowait._set_event_type(IOEvent)
-
-_available = frozenset(available_backends())
+    'IOWait', 'IOEvent', 'SelectIOWait', 'PollIOWait', 'EPollIOWait', 'KQueueIOWait',
+    'IOUringIOWait', 'AFDIOWait', 'WSAPollIOWait', 'AbstractIOWait', 'NotWatchedError', 'Selector', 'available_backends']
 
 
-class IOWait(_iowait._Poller):
-    """Waits for I/O readiness with the best mechanism of this system."""
+class IOEvent(collections.namedtuple('IOEvent', 'fileobj read write')):
+    """A file and its readiness: IOEvent(fileobj, read=False, write=False).
 
-    # None: the core's choice (the best here, or $IOWAIT_BACKEND).
-    _backend = None
-    available = bool(_available)
+    What wait() returns for each ready file, and get_watched() for each
+    watched one; watch(event) takes one. read and write are stored as bools.
+    """
 
-    def __init__(self):
-        super().__init__(self._backend)
-        self._opened = True  # __del__ must not touch a core that failed to open
+    __slots__ = ()
 
-    def __enter__(self):
+    def __new__(_cls, fileobj, read=False, write=False):  # _cls: namedtuple's own name, as in the stubs
+        return super().__new__(_cls, fileobj, bool(read), bool(write))
+
+
+class NotWatchedError(KeyError, ValueError):
+    """unwatch() or modify() of a file that is not watched."""
+
+
+_iowait._setup(IOEvent, NotWatchedError)
+
+
+class AbstractIOWait(abc.ABC):
+    """The interface of every IOWait class.
+
+    A class of one's own may derive from it: it implements watch(), unwatch(),
+    wait(), get_watched(), clear() and close(), and may call these through
+    super(), which raise ValueError once the object is closed. It gets the
+    context manager and the ResourceWarning of an unclosed object.
+    """
+
+    closed = False
+
+    def _ensure_open(self):
         if self.closed:
             raise ValueError('I/O operation on closed IOWait object')
+
+    @abc.abstractmethod
+    def watch(self, fileobj, read=False, write=False):
+        """Start watching fileobj, or replace its interest (see the module's help)."""
+        self._ensure_open()
+
+    @abc.abstractmethod
+    def unwatch(self, fileobj):
+        """Stop watching fileobj."""
+        self._ensure_open()
+
+    @abc.abstractmethod
+    def wait(self, timeout=None):
+        """Wait for the watched files; a list of IOEvent."""
+        self._ensure_open()
+
+    @abc.abstractmethod
+    def get_watched(self):
+        """A list of IOEvent, one for each watched file."""
+        self._ensure_open()
+
+    @abc.abstractmethod
+    def clear(self):
+        """Stop watching every file."""
+        self._ensure_open()
+
+    @abc.abstractmethod
+    def close(self):
+        """Release the object's resources; idempotent."""
+        self.closed = True
+
+    def __enter__(self):
+        self._ensure_open()
         return self
 
     def __exit__(self, *exc_info):
         self.close()
+
+    def __del__(self):
+        if not self.closed:
+            warnings.warn(f'unclosed {self!r}', ResourceWarning, source=self)
+            self.close()
+
+
+# The C++ class has pybind11's metaclass, AbstractIOWait has ABCMeta: a class
+# deriving from both needs a metaclass deriving from both.
+class _Meta(type(_iowait._Poller), abc.ABCMeta):
+    pass
+
+
+class _CoreIOWait(_iowait._Poller, AbstractIOWait, metaclass=_Meta):
+    # The methods are the C++ ones (_iowait._Poller), which come first in the
+    # MRO; this class adds the Python protocol around them.
+
+    _backend = None  # the core's name of the mechanism; None: its own choice
+    available = False
+
+    def __init__(self):
+        super().__init__(self._backend)
+        self._opened = True  # __del__ must not touch a core that failed to open
 
     def __del__(self):
         if getattr(self, '_opened', False) and not self.closed:
@@ -85,14 +214,38 @@ class IOWait(_iowait._Poller):
         return f'<{type(self).__name__} backend={self.backend} {state}>'
 
 
+_available = frozenset(available_backends())
+
+
 def _backend_class(name, backend, doc):
-    return type(name, (IOWait,), {
-        '__doc__': doc, '__module__': __name__, '_backend': backend,
-        'available': backend in _available})
+    return _Meta(name, (_CoreIOWait,), {
+        '__doc__': doc, '__module__': __name__, '_backend': backend, 'available': backend in _available})
 
 
+SelectIOWait = _backend_class('SelectIOWait', 'select', 'Based on select(); file descriptors below FD_SETSIZE only.')
+PollIOWait = _backend_class('PollIOWait', 'poll', 'Based on poll().')
 EPollIOWait = _backend_class('EPollIOWait', 'epoll', 'Based on epoll() (Linux).')
-PollIOWait = _backend_class('PollIOWait', 'poll', 'Based on poll() (POSIX).')
-SelectIOWait = _backend_class('SelectIOWait', 'select', 'Based on select(); fds below FD_SETSIZE only.')
-KQueueIOWait = _backend_class('KQueueIOWait', 'kqueue', 'Based on kqueue() (macOS, BSDs).')
-IOUringIOWait = _backend_class('IOUringIOWait', 'io_uring', 'Based on io_uring (Linux).')
+KQueueIOWait = _backend_class('KQueueIOWait', 'kqueue', 'Based on kqueue() (macOS, the BSDs).')
+IOUringIOWait = _backend_class('IOUringIOWait', 'io_uring', 'Based on io_uring (Linux 5.13 and later).')
+AFDIOWait = _backend_class('AFDIOWait', 'afd', "Based on the AFD driver's polls (Windows; sockets only).")
+WSAPollIOWait = _backend_class('WSAPollIOWait', 'wsapoll', 'Based on WSAPoll() (Windows; sockets only).')
+
+_by_backend = {cls._backend: cls for cls in (
+    SelectIOWait, PollIOWait, EPollIOWait, KQueueIOWait, IOUringIOWait, AFDIOWait, WSAPollIOWait)}
+
+
+def _best():
+    named = os.environ.get('IOWAIT_BACKEND')
+    if not named:
+        return next(_by_backend[b] for b in available_backends() if b in _by_backend)
+    if named in _available:
+        return _by_backend[named]
+    # A name that is not available here is an error, never a silent
+    # fallback (as in the core): creating an IOWait raises ValueError with
+    # the core's message; importing the module still works.
+    return _Meta('IOWait', (_CoreIOWait,), {
+        '__doc__': f'IOWAIT_BACKEND={named!r} names no mechanism available here: creating one raises ValueError.',
+        '__module__': __name__, '_backend': None, 'available': False})
+
+
+IOWait = _best()

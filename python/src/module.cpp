@@ -18,123 +18,20 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cerrno>
 #include <chrono>
-#include <cmath>
-#include <cstring>
 #include <iowait/iowait.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "convert.hpp"
+
 namespace py = pybind11;
 
 namespace {
 
-// IOEvent, a collections.namedtuple made in Python and handed over at import.
-PyTypeObject* event_type = nullptr;
-
-// The batch size below which the epoll core has certainly reported every
-// ready fd (its smallest batch, src/backends/epoll.cpp). Above it, select()
-// asks again, since selectors' callers expect every ready fd in one call.
-constexpr std::size_t partial_batch_hint = 64;
-
-struct watch_entry {
-    py::object obj;            // the watched object (IOWait) or its SelectorKey (Selector)
-    std::uint64_t serial = 0;  // 0: not watched; otherwise the core's user data
-    unsigned interest = 0;     // iowait::Interest bits, = selectors.EVENT_READ/WRITE
-    std::uint64_t seen = 0;    // the select() call that last reported this fd
-};
-
-[[noreturn]] void raise(PyObject* type, const std::string& what) {
-    PyErr_SetString(type, what.c_str());
-    throw py::error_already_set();
-}
-
-[[noreturn]] void raise_os_error(int err, const std::string& what) {
-    // OSError(errno, msg) picks the subclass (FileNotFoundError, ...) itself.
-    py::object e = py::reinterpret_steal<py::object>(
-        PyObject_CallFunction(PyExc_OSError, "is", err, (what + ": " + std::strerror(err)).c_str()));
-    if (!e) throw py::error_already_set();
-    PyErr_SetObject(PyExc_OSError, e.ptr());
-    throw py::error_already_set();
-}
-
-std::string call_name(const char* op, int fd) {
-    std::string s = "iowait: ";
-    s += op;
-    if (fd >= 0) s += "(fd=" + std::to_string(fd) + ")";
-    return s;
-}
-
-// Turns the core's error into the exception the standard library raises.
-[[noreturn]] void raise_error(std::error_code ec, const char* op, int fd) {
-    const std::string what = call_name(op, fd);
-    if (ec.category() == iowait::iowait_category()) {
-        switch (iowait::errc(ec.value())) {
-        case iowait::errc::already_watched:
-        case iowait::errc::not_watched: raise(PyExc_KeyError, what + ": " + ec.message());
-        case iowait::errc::fd_too_large:  // select.select()'s own words
-            raise(PyExc_ValueError, what + ": filedescriptor out of range in select()");
-        case iowait::errc::wait_in_progress: raise(PyExc_RuntimeError, what + ": " + ec.message());
-        default: raise(PyExc_ValueError, what + ": " + ec.message());
-        }
-    }
-    if (ec.category() == std::generic_category() || ec.category() == std::system_category())
-        raise_os_error(ec.value(), what);
-    raise(PyExc_RuntimeError, what + ": " + ec.message());
-}
-
-int fd_of(py::handle fileobj) {
-    const int fd = PyObject_AsFileDescriptor(fileobj.ptr());
-    if (fd < 0) throw py::error_already_set();
-    return fd;
-}
-
-unsigned interest_of(py::handle read, py::handle write) {
-    const int r = PyObject_IsTrue(read.ptr());
-    const int w = PyObject_IsTrue(write.ptr());
-    if (r < 0 || w < 0) throw py::error_already_set();
-    if (!r && !w) raise(PyExc_ValueError, "either read or write must be specified");
-    return (r ? 1u : 0u) | (w ? 2u : 0u);
-}
-
-// A timeout in seconds as whole nanoseconds, rounded up; nullopt blocks.
-// strict (IOWait.wait): a negative value is a ValueError, as in
-// select.select(); otherwise (Selector.select) it means "poll", as in
-// selectors. NaN is a ValueError and a huge value an OverflowError either way.
-std::optional<std::int64_t> timeout_ns(py::handle timeout, bool strict) {
-    if (timeout.is_none()) return std::nullopt;
-    constexpr double limit = 9.2e18;  // below INT64_MAX nanoseconds
-    double ns;
-    if (PyFloat_Check(timeout.ptr())) {
-        const double s = PyFloat_AS_DOUBLE(timeout.ptr());
-        if (std::isnan(s)) raise(PyExc_ValueError, "Invalid value NaN (not a number)");
-        ns = std::ceil(s * 1e9);
-    } else {
-        // Anything with __index__, as the standard library accepts; a str is a TypeError.
-        py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(timeout.ptr()));
-        if (!i) throw py::error_already_set();
-        int overflow = 0;
-        const long long s = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
-        if (s == -1 && PyErr_Occurred()) throw py::error_already_set();
-        ns = overflow ? double(overflow) * 2 * limit : double(s) * 1e9;
-    }
-    if (ns < 0) {
-        if (!strict) return 0;
-        // select.select()'s order: out of range first, then the sign.
-        if (ns < -limit) raise(PyExc_OverflowError, "timeout is too large");
-        raise(PyExc_ValueError, "timeout must be non-negative");
-    }
-    if (ns > limit) raise(PyExc_OverflowError, "timeout is too large");
-    return std::int64_t(ns);
-}
-
-std::optional<iowait::Backend> backend_named(const std::string& name) {
-    using B = iowait::Backend;
-    for (B b : {B::epoll, B::io_uring, B::poll, B::select, B::kqueue, B::afd, B::wsapoll})
-        if (iowait::to_string(b) == name) return b;
-    return std::nullopt;
-}
+using namespace iowait_python;
 
 class poller {
 public:
@@ -160,78 +57,77 @@ public:
     std::string backend() const { return std::string(iowait::to_string(w_ ? w_->backend() : backend_)); }
     bool closed() const { return closed_; }
     std::size_t size() const { return count_; }
+    std::uint64_t core_waits() const { return core_waits_; }
 
     // IOWait.watch: a watched fd gets its interest (and object) replaced.
+    // A watched number whose file was closed without unwatch() and taken by
+    // a new file (the core's modify says ENOENT) now watches the new file,
+    // as the original's watch() did on each of its classes.
     void watch(py::handle fileobj, py::handle read, py::handle write) {
         check_open();
-        const unsigned interest = interest_of(read, write);
-        const int fd = fd_of(fileobj);
-        if (watched(fd))
-            change(fd, interest, py::reinterpret_borrow<py::object>(fileobj), "watch");
-        else
-            add(fd, interest, py::reinterpret_borrow<py::object>(fileobj), "watch");
+        const watch_args a("watch", fileobj, read, write);
+        const unsigned interest = interest_of(a.read, a.write);
+        const handle fd = handle_of(a.fileobj);
+        auto obj = py::reinterpret_borrow<py::object>(a.fileobj);
+        if (!watched(fd)) {
+            add(fd, interest, std::move(obj), "watch");
+        } else if (change(fd, interest, obj, "watch", /*or_enoent=*/true) == ENOENT) {
+            remove(fd);
+            add(fd, interest, std::move(obj), "watch");
+        }
     }
 
     void modify(py::handle fileobj, py::handle read, py::handle write) {
         check_open();
-        const unsigned interest = interest_of(read, write);
-        const int fd = fd_of(fileobj);
-        if (!watched(fd)) raise_not_watched(fileobj);
-        change(fd, interest, py::reinterpret_borrow<py::object>(fileobj), "modify");
+        const watch_args a("modify", fileobj, read, write);
+        const unsigned interest = interest_of(a.read, a.write);
+        const handle fd = handle_of(a.fileobj);
+        if (!watched(fd)) raise_not_watched(a.fileobj);
+        change(fd, interest, py::reinterpret_borrow<py::object>(a.fileobj), "modify");
     }
 
     void unwatch(py::handle fileobj) {
         check_open();
-        int fd = PyObject_AsFileDescriptor(fileobj.ptr());
-        if (fd < 0) {
+        std::optional<handle> fd = handle_or_error(fileobj);
+        if (!fd) {
             // A closed socket or file can no longer say its fd (fileno() is
             // -1 or raises ValueError), yet must be unwatchable: look for the
             // very object, as selectors does.
             if (!PyErr_ExceptionMatches(PyExc_ValueError)) throw py::error_already_set();
             py::error_already_set original;
             fd = find_object(fileobj);
-            if (fd < 0) throw original;
+            if (!fd) throw original;
         }
-        if (!watched(fd)) raise_not_watched(fileobj);
-        remove(fd);
+        if (!watched(*fd)) raise_not_watched(fileobj);
+        remove(*fd);
     }
 
+    // IOWait.wait: [IOEvent], every ready file in one call. Nothing watched
+    // is a ValueError, as the original's documentation says: a loop over
+    // wait() whose files are all gone would otherwise sleep for ever.
     py::list wait(py::handle timeout) {
         auto t = timeout_ns(timeout, true);
         check_open();
-        wait_guard guard(*this);
-        auto events = core_wait(t);
-        py::list out(0);
-        for (const iowait::Event& e : events) {
-            const watch_entry* en = live_entry(e);
-            if (!en) continue;
-            PyObject* ev = event_type->tp_alloc(event_type, 3);
-            if (!ev) throw py::error_already_set();
-            PyTuple_SET_ITEM(ev, 0, en->obj.inc_ref().ptr());
-            PyTuple_SET_ITEM(ev, 1, py::bool_(e.read).release().ptr());
-            PyTuple_SET_ITEM(ev, 2, py::bool_(e.write).release().ptr());
-            if (PyList_Append(out.ptr(), ev) < 0) {
-                Py_DECREF(ev);
-                throw py::error_already_set();
-            }
-            Py_DECREF(ev);
-        }
-        return out;
+        if (count_ == 0) raise(PyExc_ValueError, "iowait: wait(): no file is watched");
+        return gather(t,
+                      [](const watch_entry& en, unsigned flags) { return make_event(en.obj, flags & 1, flags & 2); });
     }
 
-    // (fileobj, read, write) for each watched file, in fd order.
+    // IOEvent(fileobj, read, write) for each watched file, in fd order.
     py::list get_watched() const {
         check_open();
         py::list out;
-        for (const watch_entry& en : table_)
-            if (en.serial) out.append(py::make_tuple(en.obj, bool(en.interest & 1), bool(en.interest & 2)));
+        table_.each(
+            [&](handle, const watch_entry& en) { out.append(make_event(en.obj, en.interest & 1, en.interest & 2)); });
         return out;
     }
 
     void clear() {
         check_open();
-        for (int fd = 0; fd < int(table_.size()); ++fd)
-            if (table_[std::size_t(fd)].serial) remove(fd);
+        std::vector<handle> fds;  // first: remove() changes the table
+        table_.each([&](handle fd, const watch_entry&) { fds.push_back(fd); });
+        for (handle fd : fds)
+            if (watched(fd)) remove(fd);  // a watched object's __del__ may have unwatched another
     }
 
     void notify() {
@@ -244,8 +140,8 @@ public:
     void close() {
         if (closed_) return;
         closed_ = true;
-        std::vector<watch_entry> dropped;
-        dropped.swap(table_);  // objects released after the state is consistent
+        watch_table dropped;
+        std::swap(dropped, table_);  // objects released after the state is consistent
         count_ = 0;
         backend_ = w_->backend();
         if (waiting_)
@@ -255,24 +151,25 @@ public:
     }
 
     // Selector's side: fd already resolved by selectors' rules, key stored.
-    void reg(int fd, int events, py::object key) {
+    void reg(handle fd, int events, py::object key) {
         check_open();
         check_events(events);
         if (watched(fd)) raise(PyExc_KeyError, call_name("register", fd) + ": already registered");
         add(fd, unsigned(events), std::move(key), "register");
     }
 
-    void mod(int fd, int events, py::object key) {
+    void mod(handle fd, int events, py::object key) {
         check_open();
         check_events(events);
         if (!watched(fd)) raise(PyExc_KeyError, call_name("modify", fd) + ": not registered");
-        if (table_[std::size_t(fd)].interest == unsigned(events))
-            table_[std::size_t(fd)].obj = std::move(key);  // data only: no system call
+        watch_entry& en = *table_.find(fd);
+        if (en.interest == unsigned(events))
+            en.obj = std::move(key);  // data only: no system call
         else
             change(fd, unsigned(events), std::move(key), "modify");
     }
 
-    void unreg(int fd) {
+    void unreg(handle fd) {
         check_open();
         if (!watched(fd)) raise(PyExc_KeyError, call_name("unregister", fd) + ": not registered");
         remove(fd);
@@ -282,53 +179,34 @@ public:
     py::list select(py::handle timeout) {
         auto t = timeout_ns(timeout, false);
         check_open();
-        wait_guard guard(*this);
-        const std::uint64_t call = ++select_calls_;
-        py::list out(0);
-        auto events = core_wait(t);
-        for (;;) {
-            std::size_t fresh = 0;
-            for (const iowait::Event& e : events) {
-                watch_entry* en = live_entry(e);
-                if (!en || en->seen == call) continue;
-                en->seen = call;
-                ++fresh;
-                PyObject* pair = PyTuple_New(2);
-                if (!pair) throw py::error_already_set();
-                PyTuple_SET_ITEM(pair, 0, en->obj.inc_ref().ptr());
-                PyTuple_SET_ITEM(pair, 1, PyLong_FromLong(long((e.read ? 1 : 0) | (e.write ? 2 : 0))));
-                if (!PyTuple_GET_ITEM(pair, 1) || PyList_Append(out.ptr(), pair) < 0) {
-                    Py_DECREF(pair);
-                    throw py::error_already_set();
-                }
-                Py_DECREF(pair);
-            }
-            // epoll reports a batch at a time and moves each reported fd to
-            // the tail of its ready list: ask again until a batch brings
-            // nothing new.
-            if (events.size() < partial_batch_hint || fresh == 0 || closed_) break;
-            events = core_wait(std::int64_t(0));
-        }
-        return out;
+        return gather(t, [](const watch_entry& en, unsigned flags) {
+            py::object pair = py::reinterpret_steal<py::object>(PyTuple_New(2));
+            if (!pair) throw py::error_already_set();
+            PyTuple_SET_ITEM(pair.ptr(), 0, en.obj.inc_ref().ptr());
+            PyTuple_SET_ITEM(pair.ptr(), 1, py::int_(flags).release().ptr());
+            return pair;
+        });
     }
 
     // For the garbage collector: the watched objects often refer back to
     // their IOWait or Selector (asyncio's keys hold the loop, which holds
     // the selector); without these, such a cycle would never be collected.
     int traverse(visitproc visit, void* arg) const {
-        for (const watch_entry& en : table_) Py_VISIT(en.obj.ptr());
-        return 0;
+        int result = 0;
+        table_.each([&](handle, const watch_entry& en) {
+            if (!result && en.obj) result = visit(en.obj.ptr(), arg);
+        });
+        return result;
     }
     void clear_references() {
-        std::vector<watch_entry> dropped;
-        dropped.swap(table_);
+        watch_table dropped;
+        std::swap(dropped, table_);
         count_ = 0;
         if (w_ && !waiting_)
-            for (std::size_t fd = 0; fd < dropped.size(); ++fd)
-                if (dropped[fd].serial) {
-                    std::error_code ignored;  // the object is being destroyed: nothing to tell
-                    w_->unwatch(int(fd), ignored);
-                }
+            dropped.each([&](handle fd, const watch_entry&) {
+                std::error_code ignored;  // the object is being destroyed: nothing to tell
+                w_->unwatch(fd, ignored);
+            });
     }
 
 private:
@@ -346,6 +224,46 @@ private:
         }
     };
 
+    // One wait with every ready fd: while the core says its kernel batch came
+    // back full (epoll's and kqueue's batches are bounded; the kernel moves
+    // each reported fd to the tail of its ready list), ask again with
+    // timeout 0; when it was not full, no second system call. A fd reported twice in one call
+    // has one entry, with the readiness of both reports. make(entry, flags)
+    // builds the entry (flags: 1 read, 2 write): an IOEvent, or selectors'
+    // (key, events) pair.
+    template <class Make>
+    py::list gather(std::optional<std::int64_t> timeout, Make make) {
+        wait_guard guard(*this);
+        const std::uint64_t call = ++wait_calls_;
+        py::list out(0);
+        auto events = core_wait(timeout);
+        for (;;) {
+            std::size_t fresh = 0;
+            for (const iowait::Event& e : events) {
+                watch_entry* en = live_entry(e);
+                if (!en) continue;
+                const unsigned flags = (e.read ? 1u : 0u) | (e.write ? 2u : 0u);
+                if (en->seen != call) {
+                    en->seen = call;
+                    en->reported = flags;
+                    en->index = std::size_t(PyList_GET_SIZE(out.ptr()));
+                    ++fresh;
+                    if (PyList_Append(out.ptr(), make(*en, flags).ptr()) < 0) throw py::error_already_set();
+                } else if (flags & ~en->reported) {  // asked again, and this report adds to the first
+                    en->reported |= flags;
+                    py::object merged = make(*en, en->reported);
+                    if (PyList_SetItem(out.ptr(), Py_ssize_t(en->index), merged.release().ptr()) < 0)
+                        throw py::error_already_set();
+                }
+            }
+            // fresh == 0: the same fds again (a ready set larger than the
+            // biggest batch has come round); the next call gets the rest.
+            if (closed_ || fresh == 0 || !w_->batch_full()) break;
+            events = core_wait(std::int64_t(0));
+        }
+        return out;
+    }
+
     std::span<const iowait::Event> core_wait(std::optional<std::int64_t> timeout) {
         using clock = std::chrono::steady_clock;
         const auto deadline = clock::now() + std::chrono::nanoseconds(timeout.value_or(0));
@@ -353,12 +271,13 @@ private:
         for (;;) {
             std::error_code ec;
             std::span<const iowait::Event> events;
+            ++core_waits_;  // with the GIL, as every reader
             {
                 py::gil_scoped_release nogil;
                 events = timeout ? w_->wait_or_signal(std::chrono::nanoseconds(left), ec) : w_->wait_or_signal(ec);
             }
             if (ec != std::errc::interrupted) {
-                if (ec) raise_error(ec, "wait", -1);
+                if (ec) raise_error(ec, call_name("wait"));
                 return events;
             }
             // PEP 475: run the handlers; an exception ends the wait, else wait on.
@@ -377,61 +296,68 @@ private:
     static void check_events(int events) {
         if (events <= 0 || (events & ~3)) raise(PyExc_ValueError, "Invalid events: " + std::to_string(events));
     }
-    bool watched(int fd) const { return std::size_t(fd) < table_.size() && table_[std::size_t(fd)].serial; }
+    bool watched(handle fd) const { return table_.find(fd) != nullptr; }
 
     watch_entry* live_entry(const iowait::Event& e) {
-        if (std::size_t(e.fd) >= table_.size()) return nullptr;
-        watch_entry& en = table_[std::size_t(e.fd)];
-        return en.serial == e.data ? &en : nullptr;  // else unwatched (or rewatched) meanwhile
+        watch_entry* en = table_.find(e.fd);
+        return en && en->serial == e.data ? en : nullptr;  // else unwatched (or rewatched) meanwhile
     }
 
-    int find_object(py::handle obj) const {
-        for (std::size_t fd = 0; fd < table_.size(); ++fd)
-            if (table_[fd].serial && table_[fd].obj.is(obj)) return int(fd);
-        return -1;
+    std::optional<handle> find_object(py::handle obj) const {
+        std::optional<handle> found;
+        table_.each([&](handle fd, const watch_entry& en) {
+            if (!found && en.obj.is(obj)) found = fd;
+        });
+        return found;
     }
 
+    // iowait.NotWatchedError: a KeyError, as selectors and the original's
+    // code raise, and a ValueError, as the original's documentation says.
     [[noreturn]] static void raise_not_watched(py::handle fileobj) {
-        PyErr_SetObject(PyExc_KeyError, fileobj.ptr());
+        PyErr_SetObject(not_watched_error, fileobj.ptr());
         throw py::error_already_set();
     }
 
-    void add(int fd, unsigned interest, py::object obj, const char* op) {
+    void add(handle fd, unsigned interest, py::object obj, const char* op) {
         const std::uint64_t serial = next_serial_++;
         std::error_code ec;
         w_->watch(fd, iowait::Interest(interest), serial, iowait::Mode::level, ec);
-        if (ec) raise_error(ec, op, fd);
-        if (std::size_t(fd) >= table_.size()) table_.resize(std::size_t(fd) + 1);
-        table_[std::size_t(fd)] = {std::move(obj), serial, interest, 0};
+        if (ec) raise_error(ec, call_name(op, fd));
+        table_.make(fd) = {std::move(obj), serial, interest, 0};
         ++count_;
     }
 
-    void change(int fd, unsigned interest, py::object obj, const char* op) {
+    // or_enoent: return ENOENT (the number's watched file is gone and a new
+    // file has it) to the caller instead of raising it.
+    int change(handle fd, unsigned interest, py::object obj, const char* op, bool or_enoent = false) {
         const std::uint64_t serial = next_serial_++;
         std::error_code ec;
         w_->modify(fd, iowait::Interest(interest), serial, iowait::Mode::level, ec);
-        if (ec) raise_error(ec, op, fd);
-        watch_entry& en = table_[std::size_t(fd)];
+        if (or_enoent && ec == std::errc::no_such_file_or_directory) return ENOENT;
+        if (ec) raise_error(ec, call_name(op, fd));
+        watch_entry& en = *table_.find(fd);
         py::object old = std::exchange(en.obj, std::move(obj));
         en.serial = serial;
         en.interest = interest;
+        return 0;
     }
 
-    void remove(int fd) {
+    void remove(handle fd) {
         std::error_code ec;
         w_->unwatch(fd, ec);
-        if (ec) raise_error(ec, "unwatch", fd);
-        py::object old = std::move(table_[std::size_t(fd)].obj);  // released last: its __del__ may call us
-        table_[std::size_t(fd)] = {};
+        if (ec) raise_error(ec, call_name("unwatch", fd));
+        py::object old = std::move(table_.find(fd)->obj);  // released last: its __del__ may call us
+        table_.erase(fd);
         --count_;
     }
 
     std::optional<iowait::IOWait> w_;
     iowait::Backend backend_{};  // kept for repr after close
-    std::vector<watch_entry> table_;
+    watch_table table_;
     std::size_t count_ = 0;
     std::uint64_t next_serial_ = 1;
-    std::uint64_t select_calls_ = 0;
+    std::uint64_t wait_calls_ = 0;
+    std::uint64_t core_waits_ = 0;  // for the tests: the core's waits (wait(0): one kernel wait each)
     bool waiting_ = false;
     bool closed_ = false;
 };
@@ -454,12 +380,16 @@ PYBIND11_MODULE(_iowait, m) {
         for (iowait::Backend b : iowait::IOWait::available_backends()) out.append(std::string(iowait::to_string(b)));
         return out;
     });
-    m.def("_set_event_type", [](py::handle type) {
-        if (!PyType_Check(type.ptr()) || !PyType_IsSubtype((PyTypeObject*)type.ptr(), &PyTuple_Type))
+    m.def("_setup", [](py::handle event, py::handle not_watched) {
+        if (!PyType_Check(event.ptr()) || !PyType_IsSubtype((PyTypeObject*)event.ptr(), &PyTuple_Type))
             throw py::type_error("IOEvent must be a tuple subclass");
-        Py_INCREF(type.ptr());
-        event_type = (PyTypeObject*)type.ptr();
+        if (!PyExceptionClass_Check(not_watched.ptr())) throw py::type_error("NotWatchedError must be an exception");
+        event_type = (PyTypeObject*)event.inc_ref().ptr();
+        not_watched_error = not_watched.inc_ref().ptr();
     });
+    // For the tests: the exception an errno becomes, through the one path
+    // every kernel error of this module takes.
+    m.def("_raise_os_error", [](int err, const std::string& what) { raise_os_error(err, what); });
 
     // pybind11's own traverse/clear (for dynamic_attr's __dict__) are
     // replaced, so these visit the __dict__ and the type as pybind11 does.
@@ -481,19 +411,53 @@ PYBIND11_MODULE(_iowait, m) {
         };
     });
 
+    // Signatures written in the docstrings, as help() shows them: the
+    // defaults of read and write are False to the user (None only tells an
+    // IOEvent given alone apart).
+    py::options options;
+    options.disable_function_signatures();
     py::class_<poller>(m, "_Poller", py::dynamic_attr(), gc_setup)
         .def(py::init<const std::optional<std::string>&>(), py::arg("backend") = py::none())
-        .def_property_readonly("backend", &poller::backend)
-        .def_property_readonly("closed", &poller::closed)
-        .def("__len__", &poller::size)
-        .def("watch", &poller::watch, py::arg("fileobj"), py::arg("read") = false, py::arg("write") = false)
-        .def("modify", &poller::modify, py::arg("fileobj"), py::arg("read") = false, py::arg("write") = false)
-        .def("unwatch", &poller::unwatch, py::arg("fileobj"))
-        .def("wait", &poller::wait, py::arg("timeout") = py::none())
-        .def("get_watched", &poller::get_watched)
-        .def("clear", &poller::clear)
-        .def("notify", &poller::notify)
-        .def("close", &poller::close)
+        .def_property_readonly("backend", &poller::backend,
+                               "The kernel mechanism in use: 'epoll', 'io_uring', 'poll', 'select' or 'kqueue'.")
+        .def_property_readonly("closed", &poller::closed, "True once close() has been called.")
+        .def("__len__", &poller::size, "__len__()\n\nThe number of watched files.")
+        .def("watch", &poller::watch, py::arg("fileobj"), py::arg("read") = py::none(), py::arg("write") = py::none(),
+             "watch(fileobj, read=False, write=False)\nwatch(event)\n\n"
+             "Start watching fileobj (an object with fileno(), or a file descriptor)\n"
+             "for reading, writing or both; a file already watched gets the new\n"
+             "interest and object. An IOEvent may be given instead of the three\n"
+             "arguments (with more arguments: TypeError). Neither read nor write:\n"
+             "ValueError. A file that is not open: OSError (EBADF).")
+        .def("modify", &poller::modify, py::arg("fileobj"), py::arg("read") = py::none(), py::arg("write") = py::none(),
+             "modify(fileobj, read=False, write=False)\nmodify(event)\n\n"
+             "Change the interest of a watched file (not in the original module).\n"
+             "Not watched: NotWatchedError (a KeyError and a ValueError).")
+        .def("unwatch", &poller::unwatch, py::arg("fileobj"),
+             "unwatch(fileobj)\n\n"
+             "Stop watching fileobj. Not watched: NotWatchedError (a KeyError and a\n"
+             "ValueError). A socket closed while watched is unwatched by passing the\n"
+             "same object.")
+        .def("wait", &poller::wait, py::arg("timeout") = py::none(),
+             "wait(timeout=None)\n\n"
+             "Wait until a watched file is ready, and return a list of IOEvent, one\n"
+             "for each ready file, all of them. timeout: seconds (int or float);\n"
+             "None blocks, 0 polls; negative or NaN: ValueError. With no file\n"
+             "watched: ValueError. notify() from another thread makes it return [].\n"
+             "The GIL is released while waiting; a signal runs its handler, whose\n"
+             "exception ends the wait (PEP 475).")
+        .def("get_watched", &poller::get_watched,
+             "get_watched()\n\nA list of IOEvent(fileobj, read, write), one for each watched file.")
+        .def("clear", &poller::clear, "clear()\n\nUnwatch every file.")
+        .def("notify", &poller::notify,
+             "notify()\n\n"
+             "Wake a wait() running in another thread: it returns [] (not in the\n"
+             "original module). With no wait running, the next one returns [] at once.")
+        .def("close", &poller::close,
+             "close()\n\n"
+             "Release the kernel's objects. Idempotent; afterwards every other\n"
+             "method raises ValueError. A wait() in another thread returns [].")
+        .def_property_readonly("_core_waits", &poller::core_waits)
         .def("_register", &poller::reg)
         .def("_modify", &poller::mod)
         .def("_unregister", &poller::unreg)

@@ -9,7 +9,8 @@ import iowait
 
 BACKENDS = iowait.available_backends()
 CLASSES = {'epoll': iowait.EPollIOWait, 'poll': iowait.PollIOWait, 'select': iowait.SelectIOWait,
-           'kqueue': iowait.KQueueIOWait, 'io_uring': iowait.IOUringIOWait}
+           'kqueue': iowait.KQueueIOWait, 'io_uring': iowait.IOUringIOWait, 'afd': iowait.AFDIOWait,
+           'wsapoll': iowait.WSAPollIOWait}
 
 
 def pytest_report_header(config):

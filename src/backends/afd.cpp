@@ -234,6 +234,8 @@ public:
         report_closed_ = !failed_.empty();
     }
 
+    bool batch_full() const noexcept override { return full_; }
+
     // The kernel wait only; the completions stay in entries_ for deliver().
     status wait(const ::timespec* timeout, std::size_t& count) noexcept override {
         ULONG n = batch_;
@@ -254,6 +256,7 @@ public:
         waiting_ = false;
         if (!ok && e != WAIT_TIMEOUT) return wsa_error(int(e));
         batch_ = n;
+        full_ = n == entries_.size();
         count = n + failed_.size();
         return {};
     }
@@ -372,6 +375,7 @@ private:
     std::vector<poll_op*> free_;
     std::size_t in_flight_ = 0;
     std::vector<OVERLAPPED_ENTRY> entries_;  // the kernel's batch...
+    bool full_ = false;  // the last wait filled entries_: more may be ready (batch_full())
     ULONG batch_ = 0;                        // ...and how many of them the last wait filled
     bool report_closed_ = false;             // failed_ has entries: the next wait must not block
     std::atomic<bool> wake_posted_{false};

@@ -19,7 +19,10 @@
 //   "always ready", the answer of poll and select.
 // - A closed fd leaves the set by itself (when no duplicate keeps its file
 //   open), so removing it afterwards gives EBADF or ENOENT: the front end
-//   accepts both.
+//   accepts both. When a duplicate keeps it open, its entry stays, out of
+//   reach: rebuild() (see backend.hpp) and, for a number watched again
+//   (EEXIST), the front end's remove-and-add, get rid of it.
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -68,6 +71,9 @@ public:
     }
 
     void deliver(event_sink& sink) noexcept override { set_.deliver(sink); }
+    bool batch_full() const noexcept override { return set_.full(); }
+    bool keeps_stale_entries() const noexcept override { return true; }
+    status rebuild(std::span<rewatch> watches) noexcept override { return set_.rebuild(watches); }
 
 private:
     // No timeout and a zero one are the common cases: kept inline, the

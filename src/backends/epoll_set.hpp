@@ -6,8 +6,11 @@
 // regular files refused with EPERM).
 #pragma once
 
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -96,6 +99,32 @@ public:
         return ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, &ev) == 0 ? status{} : status::from_errno(errno);
     }
 
+    // A fresh set of the watches whose number still names the file they were
+    // made for: EPOLL_CTL_MOD on the old set finds the entry (file, fd) only
+    // then (ENOENT for a number reused by another file, EBADF for a closed
+    // one). The stale entries go with the old set. Rare: see backend.hpp.
+    [[gnu::cold]] status rebuild(std::span<rewatch> watches) noexcept {
+        unique_fd fresh(::epoll_create1(EPOLL_CLOEXEC));
+        if (!fresh) return status::from_errno(errno);
+        for (rewatch& w : watches) {
+            epoll_event ev;
+            ev.events = to_epoll(w.interest, w.mode);
+            ev.data.u64 = w.token;
+            if (::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, w.fd, &ev) != 0) {
+                w.gone = true;
+                continue;
+            }
+            if (::epoll_ctl(fresh.get(), EPOLL_CTL_ADD, w.fd, &ev) != 0) return status::from_errno(errno);
+        }
+        // The fresh set takes the old one's number: a new number would be
+        // the lowest free one, quite likely the watched number just closed,
+        // which the program may be about to dup2() its file back onto. The
+        // number staying the same also keeps io_uring's requests, which name
+        // the set by number, pointed at the right set.
+        if (::dup3(fresh.get(), epfd_.get(), O_CLOEXEC) < 0) return status::from_errno(errno);
+        return {};
+    }
+
     // Before a wait: where the kernel writes its entries, and how many fit
     // (more than last time if the last batch came back full).
     epoll_event* batch() noexcept {
@@ -106,12 +135,16 @@ public:
     // After it: how many entries the kernel wrote (0 after an error).
     void filled(int n) noexcept { ready_ = n; }
     int ready() const noexcept { return ready_; }
+    // The last wait filled the whole batch: more fds may be ready.
+    bool full() const noexcept { return ready_ == batch_size_; }
 
     // The entries of the last wait, to the sink in one pass.
     void deliver(event_sink& sink) const noexcept {
         const epoll_event* batch = batch_.data();
         sink.deliver_each(std::size_t(ready_), [batch](std::size_t i) {
-            return std::pair{batch[i].data.u64, from_epoll(batch[i].events)};
+            // A copy: epoll_event is packed on x86-64, and a reference to its
+            // u64 (pair's constructor takes one) is misaligned (UBSan).
+            return std::pair{std::uint64_t(batch[i].data.u64), from_epoll(batch[i].events)};
         });
     }
 

@@ -156,6 +156,10 @@ public:
     }
 
     void deliver(event_sink& sink) noexcept override { set_->deliver(sink); }
+    bool batch_full() const noexcept override { return set_->full(); }
+    // An epoll set keeps entries of files that outlive their number, as epoll does.
+    bool keeps_stale_entries() const noexcept override { return true; }
+    status rebuild(std::span<rewatch> watches) noexcept override { return set_->rebuild(watches); }
 
 private:
     using clock = std::chrono::steady_clock;

@@ -6,7 +6,7 @@
 // Mapping: read interest is an EVFILT_READ knote, write interest an
 // EVFILT_WRITE knote, both level-triggered, with the token in kevent.udata.
 // The kernel reports the two filters of one fd as two kevents; deliver() merges
-// them into one entry per fd. EV_EOF is hangup (EVFILT_READ: also readable,
+// them into one Event per fd, in its one pass (see there). EV_EOF is hangup (EVFILT_READ: also readable,
 // the read returns EOF at once); EV_EOF with a non-zero fflags (the socket's
 // so_error, e.g. ECONNREFUSED) is error; EV_ERROR is error.
 //
@@ -246,10 +246,14 @@ public:
         // EV_CLEAR and EV_DISPATCH are fixed when a knote is created (EV_ADD
         // on an existing knote leaves them, on every kqueue), so a new mode
         // means new knotes; a new token too (libkqueue refuses EV_ADD on an
-        // existing read or write knote unless EV_CLEAR is set). The front end
-        // changes neither often: that path probes first, then replaces the
-        // knotes with receipts, so that a failure is undone exactly.
-        if (mode != now.mode || token != now.token) {
+        // existing read or write knote unless EV_CLEAR is set). An edge
+        // watch gets new knotes on every modify() too: modify() re-arms it
+        // (rule M3), so readiness already there must be reported once. A new
+        // knote is checked as it is added, on every kqueue; an EV_CLEAR knote
+        // kept and re-enabled need not be (libkqueue reports only later
+        // edges then). That path probes first, then replaces the knotes with
+        // receipts, so that a failure is undone exactly.
+        if (mode != now.mode || token != now.token || mode == Mode::edge) {
             if (::kevent(kq_.get(), changes, n, nullptr, 0, nullptr) != 0) return last_error();
             return replace(fd, interest, mode, token);
         }
@@ -275,7 +279,7 @@ public:
             apply(added, m);
             return ec;
         }
-        now = {interest, mode, true, token};
+        record(now, interest, mode, token);
         return {};
     }
 
@@ -307,19 +311,54 @@ public:
         return {};
     }
 
-    // The two filters of one fd come as two kevents, in any order: the sink
-    // merges them into one Event (deliver_merging), in this one pass.
+    // One pass over the batch. The two filters of one fd come as two
+    // kevents: next to each other under libkqueue (one epoll event per fd),
+    // in any order in a kernel (FreeBSD queues each knote as it fires). Two
+    // neighbours with one token are merged here, and handed over as one
+    // entry. An fd with a single filter has one kevent at most and takes the
+    // sink's inline path; one with both, or with both since the last
+    // deliver() (the batch was collected before modify() dropped one), takes
+    // deliver_merging(), which merges entries that are not neighbours.
     void deliver(event_sink& sink) noexcept override {
+        std::uint64_t token = 0;
+        unsigned flags = 0;
+        bool pending = false;
         for (int i = 0; i < ready_; ++i) {
             const struct kevent& ev = batch_[std::size_t(i)];
-            if (is_user(ev))  // notify(): not a fd
+            if (is_user(ev)) {  // notify(): not a fd
                 sink.deliver(from_udata(ev.udata), 0);
-            else
-                sink.deliver_merging(from_udata(ev.udata), from_kevent(ev));
+                continue;
+            }
+            const std::uint64_t t = from_udata(ev.udata);
+            if (pending && t == token) {
+                flags |= from_kevent(ev);
+                continue;
+            }
+            if (pending) hand_over(sink, token, flags);
+            token = t;
+            flags = from_kevent(ev);
+            pending = true;
         }
+        if (pending) hand_over(sink, token, flags);
+        ++delivered_;
     }
 
+    // ready_ stays until the next wait(), which grows the batch only then. (One
+    // fd's two filters may straddle a full batch: the caller's second wait
+    // brings the other.)
+    bool batch_full() const noexcept override { return ready_ == int(batch_.size()); }
+
 private:
+    void hand_over(event_sink& sink, std::uint64_t token, unsigned flags) noexcept {
+        const auto fd = std::size_t(std::uint32_t(token));
+        const bool paired =
+            fd < watched_.size() && (watched_[fd].filters == read_write || watched_[fd].paired_through > delivered_);
+        if (paired)
+            sink.deliver_merging(token, flags);
+        else
+            sink.deliver(token, flags);
+    }
+
     // Applies n (at most 4) changes in one call and records, for each, 0 or
     // the errno in status; returns the first error. The receipts come back
     // in the order of the changes, each with EV_ERROR set and data 0 or the errno.
@@ -350,7 +389,17 @@ private:
         Mode mode = Mode::level;
         bool enabled = true;  // false after modify(fd, Interest::none)
         std::uint64_t token = 0;
+        // Had both filters until a modify() before deliver() number
+        // paired_through: that batch may hold a kevent of each.
+        std::uint64_t paired_through = 0;
     };
+    static constexpr Interest read_write = Interest::read | Interest::write;
+
+    // The knotes of a watch after modify(); see entry::paired_through.
+    void record(entry& now, Interest interest, Mode mode, std::uint64_t token) noexcept {
+        const bool had_both = now.filters == read_write || now.paired_through > delivered_;
+        now = {interest, mode, true, token, had_both ? delivered_ + 1 : 0};
+    }
 
     bool watched(native_handle fd) const {
         return std::size_t(fd) < watched_.size() && watched_[fd].filters != Interest::none;
@@ -378,7 +427,7 @@ private:
         int status[4];
         const std::error_code ec = apply(changes, n, status);
         if (!ec) {
-            now = {interest, mode, true, token};
+            record(now, interest, mode, token);
             return {};
         }
         take_back(changes, status, n);
@@ -396,7 +445,8 @@ private:
     unique_fd kq_;
     std::vector<entry> watched_;  // by fd; under the front end's lock
     std::vector<struct kevent> batch_;
-    int ready_ = 0;  // entries of batch_ the last wait filled
+    int ready_ = 0;                // entries of batch_ the last wait filled
+    std::uint64_t delivered_ = 0;  // deliver() calls so far; under the front end's lock
 };
 
 }  // namespace

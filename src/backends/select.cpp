@@ -8,7 +8,9 @@
 //
 // Quirks handled here:
 // - A fd at or above FD_SETSIZE would be written past the end of an fd_set:
-//   add() refuses it (errc::fd_too_large) instead.
+//   add() refuses it (errc::fd_too_large) instead. Our own waker's fd is no
+//   caller's mistake: when every number below FD_SETSIZE is taken, the
+//   backend cannot be made (EMFILE, with select_refusal() saying why).
 // - select() says only "readable" or "writable". To report hangup and error
 //   as the other backends do, the fds it returns are asked once more with a
 //   zero-timeout poll(), one call for all of them, made only when some are ready.
@@ -24,6 +26,7 @@
 
 #include "backend.hpp"
 #include "detail/sys_error.hpp"
+#include "detail/waker.hpp"
 
 #ifndef POLLRDHUP
 #define POLLRDHUP 0
@@ -169,6 +172,29 @@ private:
 
 }  // namespace
 
-std::unique_ptr<backend> make_select_backend(std::error_code&) { return std::make_unique<select_backend>(); }
+namespace {
+thread_local const char* refusal = "";
+}
+
+std::string select_refusal() { return refusal; }
+
+// The front end's waker, made right after this, takes the lowest free fd
+// number; at or above FD_SETSIZE select() could never watch it. A probe of
+// the same kind says now whether a lower number is free (X2), so that
+// available_backends() leaves select out when it cannot be made; the front
+// end checks the waker itself too (another thread may take the number).
+std::unique_ptr<backend> make_select_backend(std::error_code& ec) {
+    refusal = "";
+    {
+        waker probe(ec);
+        if (ec) return nullptr;
+        if (probe.fd() >= FD_SETSIZE) {
+            ec = sys_error(EMFILE);
+            refusal = select_waker_refusal;
+            return nullptr;
+        }
+    }
+    return std::make_unique<select_backend>();
+}
 
 }  // namespace iowait::detail

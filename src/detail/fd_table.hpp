@@ -36,6 +36,12 @@ public:
         if (std::size_t(fd) >= dense_.size()) dense_.resize(std::size_t(fd) + 1);
         return dense_[std::size_t(fd)];
     }
+    // f(fd, entry) for every entry made (T{} ones included); f must not add or erase.
+    template <class F>
+    void for_each(F f) {
+        for (std::size_t i = 0; i < dense_.size(); ++i) f(native_handle(i), dense_[i]);
+        for (auto& [fd, entry] : sparse_) f(fd, entry);
+    }
     // Back to T{}.
     void erase(native_handle fd) noexcept {
         if (std::size_t(fd) < dense_limit) {

@@ -22,4 +22,10 @@ struct file_identity {
 // one getsockopt(): ENOTSOCK for a handle that is not an open socket.
 std::error_code identify(native_handle fd, file_identity& id) noexcept;
 
+// EBADF for a fd that names a file without opening it for I/O (Linux's
+// O_PATH: it can be neither read nor written, and epoll refuses it so), else
+// nothing. One fcntl(); for the backends that key by number (epoll's own
+// watch path needs none). Windows: nothing, there is no such handle.
+std::error_code refuse_path_only(native_handle fd) noexcept;
+
 }  // namespace iowait::detail

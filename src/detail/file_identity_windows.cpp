@@ -23,3 +23,10 @@ std::error_code identify(native_handle fd, file_identity& id) noexcept {
 }
 
 }  // namespace iowait::detail
+
+namespace iowait::detail {
+
+// No handle names a socket without opening it: nothing to refuse.
+std::error_code refuse_path_only(native_handle) noexcept { return {}; }
+
+}  // namespace iowait::detail

@@ -1,5 +1,9 @@
 // Rules C1-C3 of docs/behaviour.md: a watched fd that the program closes
 // without unwatch(), and a new file that reuses its number.
+#ifndef _WIN32
+#include <time.h>
+#endif
+
 #include "helpers.hpp"
 
 namespace iowait::test {
@@ -127,6 +131,84 @@ TEST_P(ClosedFds, ModifyAfterTheNumberIsReusedFailsAndReportsNothing) {
     EXPECT_TRUE(wait_events(w, 20ms).empty());
     w.unwatch(fd);
     ::close(fd);
+#endif
+}
+
+#ifndef _WIN32
+// CPU time this thread has used.
+std::chrono::nanoseconds thread_cpu_time() {
+    ::timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+#endif
+
+// C1, C3 with a duplicate: the watched number is closed while a dup() keeps
+// its file open (epoll's kernel entry lives on, keyed by the file, out of
+// reach of EPOLL_CTL_DEL on the closed number). After unwatch() a wait must
+// sleep, not spin on that entry, and the number, given to the file again by
+// dup2(), can be watched and is reported.
+TEST_P(ClosedFds, ClosedWithADuplicateAliveThenUnwatchedDoesNotSpinAndCanBeWatchedAgain) {
+    IOWAIT_SKIP_ON_WINDOWS("no dup/dup2 of sockets to chosen handle values");
+#ifndef _WIN32
+    socket_pair p;
+    const int fd = p.a;
+    w.watch(fd, Interest::write, 1);  // writable at once: a stale entry would fire on every wait
+    const int duplicate = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    ASSERT_GE(duplicate, 0);
+    p.close_a();
+    w.unwatch(fd);
+    const auto cpu_before = thread_cpu_time();
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(wait_events(w, 200ms).empty());
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);
+    EXPECT_LT(thread_cpu_time() - cpu_before, 50ms) << "the wait spun instead of sleeping";
+    // The number again, for the same file, for read: watched and reported.
+    ASSERT_EQ(::dup3(duplicate, fd, O_CLOEXEC), fd);
+    w.watch(fd, Interest::read, 2);
+    EXPECT_TRUE(wait_events(w, 0ns).empty());
+    p.send_b();
+    Event e = expect_event(w, fd);
+    EXPECT_TRUE(e.read);
+    EXPECT_FALSE(e.write);
+    EXPECT_EQ(e.data, 2u);
+    // And the duplicate's number too, as a watch of its own.
+    w.watch(duplicate, Interest::read, 3);
+    auto events = wait_events(w, 1s);
+    EXPECT_EQ(events.size(), 2u);
+    w.unwatch(fd);
+    w.unwatch(duplicate);
+    ::close(fd);
+    ::close(duplicate);
+#endif
+}
+
+// C4 again, with no wait between: the number is given back to the file and
+// watched at once, while epoll's stale entry for it is still in the set.
+TEST_P(ClosedFds, ClosedWithADuplicateAliveThenUnwatchedCanBeWatchedAgainAtOnce) {
+    IOWAIT_SKIP_ON_WINDOWS("no dup/dup2 of sockets to chosen handle values");
+#ifndef _WIN32
+    socket_pair p;
+    const int fd = p.a;
+    w.watch(fd, Interest::write, 1);
+    const int duplicate = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    ASSERT_GE(duplicate, 0);
+    p.close_a();
+    w.unwatch(fd);
+    ASSERT_EQ(::dup3(duplicate, fd, O_CLOEXEC), fd);
+    w.watch(fd, Interest::read, 2);  // EEXIST from epoll before the fix
+    EXPECT_TRUE(wait_events(w, 0ns).empty());
+    p.send_b();
+    Event e = expect_event(w, fd);
+    EXPECT_TRUE(e.read);
+    EXPECT_FALSE(e.write);
+    EXPECT_EQ(e.data, 2u);
+    w.unwatch(fd);
+    const auto cpu_before = thread_cpu_time();
+    EXPECT_TRUE(wait_events(w, 100ms).empty());
+    EXPECT_LT(thread_cpu_time() - cpu_before, 50ms) << "the wait spun instead of sleeping";
+    ::close(fd);
+    ::close(duplicate);
 #endif
 }
 

@@ -148,6 +148,31 @@ TEST_P(Errors, MovedFromIsAnErrorNotACrash) {
     expect_still_works(moved);
 }
 
+// E9: an O_PATH descriptor (Linux) names a file without opening it for I/O:
+// it can be neither read nor written, so watch() refuses it with EBADF on
+// every backend (epoll's own answer), and records nothing.
+TEST_P(Errors, OPathDescriptorIsEBADFAtWatch) {
+#ifndef O_PATH
+    GTEST_SKIP() << "no O_PATH on this system (Linux only)";
+#else
+    const int fd = ::open(".", O_PATH | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    for (Interest interest : {Interest::read, Interest::write, Interest::read | Interest::write}) {
+        try {
+            w.watch(fd, interest);
+            ADD_FAILURE() << "watch of an O_PATH fd succeeded, interest " << unsigned(interest);
+            w.unwatch(fd);
+        } catch (const std::system_error& e) {
+            EXPECT_EQ(e.code(), std::errc::bad_file_descriptor) << e.what();
+            EXPECT_FALSE(dynamic_cast<const usage_error*>(&e));
+        }
+    }
+    EXPECT_EQ(usage_code([&] { w.unwatch(fd); }), errc::not_watched);
+    ::close(fd);
+    expect_still_works(w);
+#endif
+}
+
 TEST_P(Errors, FdAtOrAboveFdSetsizeIsRefusedBySelectOnlyAtWatchTime) {
     // docs/behaviour.md E7: the one per-backend difference among the errors.
     IOWAIT_SKIP_ON_WINDOWS("no select backend, and Windows' fd_set is an array of handles, not a bitmap");

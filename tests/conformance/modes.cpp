@@ -138,6 +138,36 @@ TEST_P(Modes, EdgeReportsHangup) {
     EXPECT_TRUE(e.hangup);
 }
 
+// M3: modify() re-arms an edge watch, as watch() arms one: readiness already
+// there is reported once, then only new edges (issue 13, finding 8: kqueue
+// re-enabled its knotes, which report only new edges).
+TEST_P(Modes, ModifyOfAnEdgeWatchReportsReadinessAlreadyThereOnce) {
+    REQUIRE_EDGE_OR_CHECK_REFUSAL();
+    socket_pair p;
+    w.watch(p.a, Interest::read, 1, Mode::edge);
+    p.send_b();
+    ASSERT_EQ(wait_events(w, 1s).size(), 1u);
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "data still there, but no new edge";
+    w.modify(p.a, Interest::read, 1, Mode::edge);  // the same watch: still re-armed
+    Event e = expect_event(w, p.a);
+    EXPECT_TRUE(e.read);
+    EXPECT_FALSE(e.write);
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "reported once, not while the data sits";
+    // Adding an interest re-arms the one kept too: both are reported.
+    w.modify(p.a, Interest::read | Interest::write, 2, Mode::edge);
+    e = expect_event(w, p.a);
+    EXPECT_TRUE(e.read);
+    EXPECT_TRUE(e.write);
+    EXPECT_EQ(e.data, 2u);
+    EXPECT_TRUE(wait_events(w, 20ms).empty());
+    // Write alone, the fuzzer's case: room in the buffer is reported again.
+    w.modify(p.a, Interest::write, 3, Mode::edge);
+    e = expect_event(w, p.a);
+    EXPECT_FALSE(e.read);
+    EXPECT_TRUE(e.write);
+    EXPECT_TRUE(wait_events(w, 20ms).empty());
+}
+
 TEST_P(Modes, UnknownModeIsRefused) {
     socket_pair p;
     try {

@@ -110,6 +110,29 @@ TEST_P(Readiness, HangupWhenPeerShutsDownWriting) {
     EXPECT_TRUE(e.hangup);
 }
 
+// R6: the peer's shutdown of its own writing says nothing of ours. With our
+// send buffer full, the fd is readable (EOF) with hangup, and not writable
+// (send() would fail with EAGAIN), in every mode: the oneshot watch takes
+// the front end's slow path, the level one its inline path.
+TEST_P(Readiness, PeerShutdownOfWritingIsNotWritableWhileOurBufferIsFull) {
+    for (Mode mode : {Mode::level, Mode::oneshot}) {
+        SCOPED_TRACE(to_string(mode));
+        socket_pair p;
+        fill(p.a);
+        w.watch(p.a, Interest::read | Interest::write, 0, mode);
+        EXPECT_TRUE(wait_events(w).empty());
+        ASSERT_EQ(::shutdown(p.b, shut_wr), 0);
+        Event e = expect_event(w, p.a);
+        EXPECT_TRUE(e.read);
+        EXPECT_TRUE(e.hangup);
+        EXPECT_FALSE(e.write);
+        EXPECT_FALSE(e.error);
+        char byte = 'x';
+        EXPECT_EQ(send_some(p.a, &byte, 1), -1);  // what "not writable" means
+        w.unwatch(p.a);
+    }
+}
+
 TEST_P(Readiness, HangupWhenPipeWriterCloses) {
     IOWAIT_SKIP_ON_WINDOWS("only sockets can be watched, not pipes");
 #ifndef _WIN32
@@ -280,6 +303,44 @@ TEST_P(Readiness, ManyReadyFdsAreAllReportedWithinBoundedWaits) {
         }
     }
     EXPECT_EQ(missing, 0) << "after " << waits << " waits";
+}
+
+TEST_P(Readiness, AskingAgainWhileTheBatchIsFullGathersEveryReadyFd) {
+    // R9: batch_full() says when a wait may have left ready fds out; asking
+    // again with timeout 0 while it says so gathers them all (Python's
+    // IOWait.wait() does this), and a wait that saw them all says false.
+    constexpr int count = 300;
+    std::vector<std::unique_ptr<socket_pair>> pairs;
+    for (int i = 0; i < count; ++i) {
+        pairs.push_back(std::make_unique<socket_pair>());
+        if (is(Backend::select) && pairs.back()->b >= FD_SETSIZE) GTEST_SKIP() << "fds beyond FD_SETSIZE";
+        w.watch(pairs.back()->a, Interest::read, std::uint64_t(i));
+        pairs.back()->send_b();
+    }
+    auto gather = [&](std::vector<bool>& seen) {
+        int waits = 0;
+        bool full = true;
+        for (auto timeout = std::chrono::nanoseconds(1s); full && waits < 16; timeout = 0ns) {
+            ++waits;
+            for (const Event& e : w.wait(timeout)) seen.at(std::size_t(e.data)) = true;
+            full = w.batch_full();
+        }
+        EXPECT_FALSE(full) << "still full after " << waits << " waits";
+        return waits;
+    };
+    std::vector<bool> seen(count);
+    const int waits = gather(seen);
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), true), count)
+        << "batch_full() was false with fds left, after " << waits << " waits";
+    // Of the same 300 watches, 10 stay ready: after a wait that saw all of
+    // them, one wait reports the 10 and says the batch was not full.
+    for (int i = 10; i < count; ++i) pairs[std::size_t(i)]->recv_a();
+    std::vector<bool> settle(count);
+    gather(settle);
+    std::vector<bool> ten(count);
+    EXPECT_EQ(gather(ten), 1);
+    EXPECT_EQ(std::count(ten.begin(), ten.end(), true), 10);
+    EXPECT_EQ(std::count(ten.begin(), ten.begin() + 10, true), 10);
 }
 
 }  // namespace

@@ -54,6 +54,29 @@ TEST_P(Timeout, AbsurdTimeoutsAreBadTimeoutAndLeaveTheObjectUsable) {
     EXPECT_EQ(wait_events(w, 1s).size(), 1u);
 }
 
+// T3: the largest duration of a standard type is how one writes "wait
+// forever": accepted (292 years), and a notify() from another thread ends it.
+TEST_P(Timeout, LargestDurationsWaitPracticallyForever) {
+    auto wait_notified = [&](auto timeout) {
+        std::thread notifier([&] {
+            std::this_thread::sleep_for(20ms);
+            w.notify();
+        });
+        std::error_code ec;
+        const auto events = w.wait(timeout, ec);
+        notifier.join();
+        EXPECT_FALSE(ec) << ec.message();
+        EXPECT_TRUE(events.empty());
+    };
+    wait_notified(std::chrono::nanoseconds::max());
+    wait_notified(std::chrono::steady_clock::duration::max());
+    wait_notified(std::chrono::nanoseconds(INT64_MAX - 1));
+    // Just above nanoseconds: refused, as T3 says.
+    std::error_code ec;
+    w.wait(std::chrono::seconds(INT64_MAX / 1000000000 + 1), ec);
+    EXPECT_EQ(ec, errc::bad_timeout);
+}
+
 #ifndef _WIN32
 std::atomic<int> signals_caught{0};
 void on_signal(int) { signals_caught.fetch_add(1); }

@@ -69,5 +69,65 @@ TEST_P(Fork, ChildMakesItsOwnIOWaitAndTheParentsWatchesAreUnaffected) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "notify() did not wake the parent's wait";
 }
 
+// F1: every call on an inherited IOWait fails in the child with
+// errc::forked, before it reaches the kernel, so that a child that waits on
+// it (with io_uring, that used to disarm the parent's watch for good)
+// cannot change the parent's state. Exit status: 0 when all hold.
+int child_uses_inherited(IOWait& inherited, socket_pair& p) {
+    auto is_forked = [](auto call) {
+        std::error_code ec;
+        call(ec);
+        return ec == errc::forked;
+    };
+    auto throws_forked = [](auto call) {
+        try {
+            call();
+        } catch (const usage_error& e) {
+            return e.code() == errc::forked && std::string_view(e.what()).find("fork") != std::string_view::npos;
+        }
+        return false;
+    };
+    if (!is_forked([&](std::error_code& ec) { inherited.wait(0ns, ec); })) return 1;
+    if (!is_forked([&](std::error_code& ec) { inherited.wait(ec); })) return 2;
+    if (!throws_forked([&] { inherited.wait(10ms); })) return 3;
+    if (!is_forked([&](std::error_code& ec) { inherited.watch(p.b, Interest::read, 9, ec); })) return 4;
+    if (!throws_forked([&] { inherited.watch(p.b, Interest::read); })) return 5;
+    if (!is_forked([&](std::error_code& ec) { inherited.modify(p.a, Interest::write, 9, ec); })) return 6;
+    if (!throws_forked([&] { inherited.modify(p.a, Interest::write); })) return 7;
+    if (!is_forked([&](std::error_code& ec) { inherited.unwatch(p.a, ec); })) return 8;
+    if (!throws_forked([&] { inherited.unwatch(p.a); })) return 9;
+    if (!throws_forked([&] { inherited.notify(); })) return 10;
+    return 0;
+}
+
+TEST_P(Fork, ChildsCallsOnTheInheritedIOWaitFailAndLeaveTheParentsWatch) {
+    IOWait w{GetParam()};
+    socket_pair p;
+    w.watch(p.a, Interest::read, 1);
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) ::_exit(child_uses_inherited(w, p));
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "child ended by signal " << WTERMSIG(status);
+    ASSERT_EQ(WEXITSTATUS(status), 0) << "child check #" << WEXITSTATUS(status) << " failed";
+    // The parent's watch is as it was: nothing yet, then the new byte.
+    EXPECT_TRUE(wait_events(w, 0ns).empty());
+    p.send_b();
+    auto events = wait_events(w, 1s);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].fd, p.a);
+    EXPECT_EQ(events[0].data, 1u);
+    // A second fork: the check holds for grandchildren of any generation too.
+    const pid_t pid2 = ::fork();
+    ASSERT_GE(pid2, 0);
+    if (pid2 == 0) ::_exit(child_uses_inherited(w, p));
+    ASSERT_EQ(::waitpid(pid2, &status, 0), pid2);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "second child's check #" << WEXITSTATUS(status) << " failed";
+    EXPECT_EQ(wait_events(w, 1s).size(), 1u);  // the byte is still unread: level-triggered
+}
+
 }  // namespace
 }  // namespace iowait::test
