@@ -21,9 +21,11 @@ constexpr entry compiled_in[] = {
     {Backend::epoll, make_epoll_backend},
 #endif
 #ifdef IOWAIT_HAVE_IO_URING
-    // After epoll: bench/uring_vs_epoll.cpp measured it slower here for the
-    // common workloads (figures in README.md), so it is chosen only where
-    // epoll is refused, or by name.
+    // After epoll, by measurement (bench/uring_vs_epoll.cpp, figures in
+    // README.md, "io_uring"): a wait through the ring costs a little more
+    // than epoll_wait, and the rules need every change answered at once, so
+    // the ring cannot batch them. It waits on an epoll set, so where epoll
+    // is refused it is too: in effect it is chosen only by name.
     {Backend::io_uring, make_io_uring_backend, io_uring_refusal},
 #endif
 #ifdef IOWAIT_HAVE_KQUEUE

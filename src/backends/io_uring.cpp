@@ -30,6 +30,14 @@
 //   wait returns. Else it would complete later and hand over entries as
 //   they were then, which the program may have consumed since, and its
 //   completion would run in a thread that may be waiting for something else.
+// - The wait's user-space side is a few stores: every SQ slot holds the
+//   wait request from the start (the kernel only reads SQEs), a wait writes
+//   the batch's address and size, and io_uring_enter is a raw system call.
+//
+// What the measurement chose (bench/uring_vs_epoll.cpp): as fast as epoll
+// on changes (they are epoll's), 5-8% slower on a wait that finds one fd
+// ready (the kernel's side of a ring request costs more than epoll_wait),
+// so epoll stays the first choice (src/factory.cpp).
 //
 // Threading (see backend.hpp): add/modify/remove are epoll_ctl calls, which
 // the kernel lets run during a wait, and a change reaches a wait in progress
@@ -41,14 +49,16 @@
 // - Timeouts: IORING_ENTER_EXT_ARG (5.11) takes a timespec, so nanoseconds,
 //   as epoll_pwait2. An io_uring_enter that submitted a request returns the
 //   count submitted even when a signal cut its wait short: with no
-//   completion and time left (a clock read only then), it was a signal, and
-//   wait() says EINTR, so that wait_or_signal() sees it as with epoll.
+//   completion and time left, it was a signal (the clock is read for
+//   finite timeouts only), and wait() says EINTR, so that wait_or_signal()
+//   sees it as with epoll.
 // - IOWAIT_IO_URING_SETUP_FAIL=EPERM or ENOSYS (for tests) makes ring setup
 //   fail as a kernel that forbids or lacks io_uring would.
 #include <poll.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -103,6 +113,15 @@ public:
             return ec;
         }
         set_.emplace(std::move(epfd));
+        io_uring_sqe sqe{};
+        sqe.opcode = epoll_wait_op_ ? std::uint8_t(op_epoll_wait) : std::uint8_t(IORING_OP_POLL_ADD);
+        sqe.fd = set_->fd();
+        sqe.user_data = wait_tag;
+        if (!epoll_wait_op_) sqe.poll32_events = POLLIN;
+        std::memcpy(wait_sqe_, &sqe, sizeof sqe);
+        // Every slot holds the wait request: a wait writes only the batch's
+        // address and size (the kernel only reads SQEs).
+        for (unsigned i = 0; i < ring_.slots(); ++i) std::memcpy(ring_.slot(i), wait_sqe_, sizeof sqe);
         return {};
     }
 
@@ -120,18 +139,20 @@ public:
     status remove(native_handle fd) noexcept override { return set_->remove(fd); }
 
     status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
-        int n = 0;
-        status st;
-        if (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) {
-            n = set_->wait(0);
-            if (n < 0) st = status::from_errno(errno);
-        } else {
-            st = ring_wait(timeout, n);
+        int n;
+        if (!timeout)
+            n = ring_wait();
+        else if (timeout->tv_sec == 0 && timeout->tv_nsec == 0)
+            n = zero_wait();
+        else
+            n = timed_ring_wait(*timeout);
+        if (n < 0) [[unlikely]] {
+            set_->filled(0);
+            return status::from_errno(-n);
         }
-        if (st) n = 0;
         set_->filled(n);
         count = std::size_t(n);
-        return st;
+        return {};
     }
 
     void deliver(event_sink& sink) noexcept override { set_->deliver(sink); }
@@ -163,47 +184,64 @@ private:
         return why;
     }
 
-    // One wait through the ring; n: the entries now in the set's batch.
-    status ring_wait(const std::timespec* timeout, int& n) noexcept {
-        n = 0;
-        // An SQE left unsubmitted by a failed enter is this same request: reuse it.
-        if (ring_.pending() == 0) {
-            io_uring_sqe* sqe = ring_.get_sqe();  // the SQ is empty between waits
-            sqe->fd = set_->fd();
-            sqe->user_data = wait_tag;
-            if (epoll_wait_op_) {
-                sqe->opcode = std::uint8_t(op_epoll_wait);
-                sqe->addr = std::uint64_t(reinterpret_cast<std::uintptr_t>(set_->batch()));
-                sqe->len = std::uint32_t(set_->capacity());
-            } else {
-                sqe->opcode = IORING_OP_POLL_ADD;
-                sqe->poll32_events = POLLIN;
-            }
-        }
-        const clock::time_point entered = timeout ? clock::now() : clock::time_point{};
-        const status entered_st = ring_.enter(1, timeout);
-        if (entered_st && ring_.pending() > 0)
-            return entered_st;  // nothing submitted: the request waits for the next wait()
-        int res = 0;
-        bool done = reap(res);
-        bool interrupted = false;
-        if (!done) {
-            // A timeout or a signal. Which one matters only to wait_or_signal().
-            interrupted = !timeout || clock::now() - entered < std::chrono::seconds(timeout->tv_sec) +
-                                                                   std::chrono::nanoseconds(timeout->tv_nsec);
-            if (status cst = cancel_wait(res)) return cst;
-            if (res == -ECANCELED) res = 0;
-        }
-        if (res < 0) return status::from_errno(-res);
+    // The request that waits, in the next slot, which holds it already: the
+    // SQ is empty between waits, so there is room.
+    void arm_wait() noexcept {
+        io_uring_sqe* sqe = ring_.next_sqe();
         if (epoll_wait_op_) {
-            n = res;
-        } else if (res > 0) {
-            // The poll says the set has entries; epoll_wait takes them.
-            n = set_->wait(0);
-            if (n < 0) return status::from_errno(errno);
+            sqe->addr = std::uint64_t(reinterpret_cast<std::uintptr_t>(set_->batch()));
+            sqe->len = std::uint32_t(set_->capacity());
         }
-        if (n == 0 && interrupted) return status::from_errno(EINTR);  // the front end retries it
-        return {};
+    }
+
+    // A wait without timeout, the common case, inline: one io_uring_enter
+    // that submits the request and waits for it. Returns the entries now in
+    // the set's batch, or -errno.
+    int ring_wait() noexcept {
+        arm_wait();
+        const long r = ring_.enter(1, 1);
+        int res = 0;
+        if (r < 0 || !reap(res)) [[unlikely]]
+            return unfinished(r, nullptr, {});
+        return epoll_wait_op_ ? res : after_poll(res);
+    }
+
+    [[gnu::noinline]] int timed_ring_wait(const std::timespec& timeout) noexcept {
+        arm_wait();
+        const clock::time_point entered = clock::now();
+        const long r = ring_.enter(1, timeout);
+        int res = 0;
+        if (r < 0 || !reap(res)) return unfinished(r, &timeout, entered);
+        return epoll_wait_op_ ? res : after_poll(res);
+    }
+
+    // The enter failed, or came back without the request's completion: a
+    // timeout or a signal. No request may outlive its wait: cancel it.
+    [[gnu::noinline]] int unfinished(long r, const std::timespec* timeout, clock::time_point entered) noexcept {
+        if (r < 0 && ring_.pending() > 0) {
+            ring_.unfill();  // nothing submitted: the SQ is as before the wait
+            return int(r);
+        }
+        // Which of the two matters only to wait_or_signal().
+        const bool interrupted = !timeout || clock::now() - entered < std::chrono::seconds(timeout->tv_sec) +
+                                                                          std::chrono::nanoseconds(timeout->tv_nsec);
+        int res = 0;
+        if (const int e = cancel_wait(res)) return e;
+        if (res == -ECANCELED) res = 0;
+        if (res < 0) return res;
+        const int n = epoll_wait_op_ ? res : after_poll(res);
+        return n == 0 && interrupted ? -EINTR : n;  // the front end retries EINTR
+    }
+
+    // The poll path: the poll says the set has entries; epoll_wait takes them.
+    [[gnu::noinline]] int after_poll(int res) noexcept {
+        if (res < 0) return res;
+        return zero_wait();
+    }
+
+    int zero_wait() noexcept {
+        const int n = set_->wait(0);
+        return n < 0 ? -errno : n;
     }
 
     // The wait request's result, if it has completed; other completions
@@ -221,22 +259,34 @@ private:
 
     // Cancels the wait request and waits for its completion: cancelled, or
     // done with entries if it completed meanwhile (kept: they are fresh).
-    status cancel_wait(int& res) noexcept {
-        io_uring_sqe* sqe = ring_.get_sqe();  // room: only the wait request was in the SQ
+    // Returns 0 or -errno.
+    int cancel_wait(int& res) noexcept {
+        io_uring_sqe* sqe = ring_.next_sqe();  // room: the wait request was taken
+        std::memset(sqe, 0, sizeof *sqe);
         sqe->opcode = IORING_OP_ASYNC_CANCEL;
         sqe->addr = wait_tag;
         sqe->user_data = cancel_tag;
+        int e = 0;
         for (;;) {
             // A signal may cut this short too: enter again until the request is done.
-            const status st = ring_.enter(1, nullptr);
-            if (st && !(st == std::errc::interrupted)) return st;
-            if (reap(res)) return {};
+            const long r = ring_.enter(1);
+            if (r < 0 && r != -EINTR) {
+                if (ring_.pending() > 0) ring_.unfill();
+                e = int(r);
+                break;
+            }
+            if (reap(res)) break;
         }
+        std::memcpy(sqe, wait_sqe_, sizeof *sqe);  // taken by the kernel, or taken back: the slot is ours again
+        return e;
     }
 
     uring_ring ring_;
     std::optional<epoll_set> set_;
     bool epoll_wait_op_ = false;  // IORING_OP_EPOLL_WAIT, else POLL_ADD + epoll_wait(0)
+    // The wait request, but for the batch's address and size. Bytes: a member
+    // of type io_uring_sqe, with its zero-size array, is not standard C++.
+    alignas(io_uring_sqe) unsigned char wait_sqe_[sizeof(io_uring_sqe)] = {};
 };
 
 // Why the last make_io_uring_backend() of this thread failed.

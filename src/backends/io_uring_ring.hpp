@@ -22,10 +22,8 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <system_error>
 
-#include "detail/status.hpp"
 #include "detail/sys_error.hpp"
 #include "detail/unique_fd.hpp"
 
@@ -81,7 +79,6 @@ public:
         sq_khead_ = reinterpret_cast<unsigned*>(sq + p.sq_off.head);
         sq_ktail_ = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
         sq_mask_ = *reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
-        sq_entries_ = p.sq_entries;
         // Slot i of the index array always names SQE i, so filling SQEs in
         // ring order is all a submission needs.
         auto* array = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
@@ -109,41 +106,43 @@ public:
         return op <= probe->last_op && op < probe->ops_len && (probe->ops[op].flags & IO_URING_OP_SUPPORTED);
     }
 
-    // A zeroed SQE slot, or null when the SQ is full (submit, then ask again).
-    io_uring_sqe* get_sqe() noexcept {
-        const unsigned head = std::atomic_ref(*sq_khead_).load(std::memory_order_acquire);
-        if (sq_tail_ - head >= sq_entries_) return nullptr;
-        io_uring_sqe* sqe = static_cast<io_uring_sqe*>(sqes_) + (sq_tail_ & sq_mask_);
-        std::memset(sqe, 0, sizeof *sqe);
-        ++sq_tail_;
-        return sqe;
-    }
+    // The next SQE slot, as it was left: the caller knows there is room (it
+    // keeps at most a couple of SQEs in flight) and what the slot holds.
+    io_uring_sqe* next_sqe() noexcept { return slot(sq_tail_++); }
+    // Slot i of the SQ (taken modulo its size), and how many there are.
+    io_uring_sqe* slot(unsigned i) noexcept { return static_cast<io_uring_sqe*>(sqes_) + (i & sq_mask_); }
+    unsigned slots() const noexcept { return sq_mask_ + 1; }
 
     // SQEs filled but not yet taken by the kernel.
     unsigned pending() const noexcept { return sq_tail_ - std::atomic_ref(*sq_khead_).load(std::memory_order_acquire); }
 
-    // Publishes the filled SQEs and enters the kernel: submits them and, with
-    // wait_for > 0, waits until a CQE is there or the timeout (null: none)
-    // passes. Returns the kernel's errno (EINTR, ETIME, EBUSY...) or success.
-    status enter(unsigned wait_for, const timespec* timeout) noexcept {
+    // Takes back the SQEs the kernel has not taken (after an io_uring_enter
+    // that failed before it submitted them). The kernel reads the SQ only
+    // within io_uring_enter, and only the one thread that waits calls that.
+    void unfill() noexcept {
+        sq_tail_ = std::atomic_ref(*sq_khead_).load(std::memory_order_acquire);
         std::atomic_ref(*sq_ktail_).store(sq_tail_, std::memory_order_release);
-        const unsigned to_submit = pending();
-        unsigned flags = IORING_ENTER_GETEVENTS;
-        io_uring_getevents_arg arg{};
+    }
+
+    // Publishes the filled SQEs and enters the kernel: submits them and, with
+    // wait_for > 0, waits until a CQE is there. Returns the kernel's answer:
+    // the count submitted, or -errno (EINTR, EBUSY...).
+    long enter(unsigned wait_for) noexcept { return enter(pending(), wait_for); }
+    // The same where the caller knows how many SQEs it filled.
+    long enter(unsigned to_submit, unsigned wait_for) noexcept {
+        std::atomic_ref(*sq_ktail_).store(sq_tail_, std::memory_order_release);
+        return raw_enter(to_submit, wait_for, IORING_ENTER_GETEVENTS, nullptr, _NSIG / 8);
+    }
+    // The same with a timeout for the wait (IORING_ENTER_EXT_ARG, 5.11).
+    long enter(unsigned wait_for, const timespec& timeout) noexcept {
+        std::atomic_ref(*sq_ktail_).store(sq_tail_, std::memory_order_release);
         __kernel_timespec ts{};
-        const void* argp = nullptr;
-        std::size_t argsz = _NSIG / 8;
-        if (timeout && wait_for > 0) {
-            ts.tv_sec = timeout->tv_sec;
-            ts.tv_nsec = timeout->tv_nsec;
-            arg.sigmask_sz = _NSIG / 8;
-            arg.ts = std::uint64_t(reinterpret_cast<std::uintptr_t>(&ts));
-            argp = &arg;
-            argsz = sizeof arg;
-            flags |= IORING_ENTER_EXT_ARG;
-        }
-        const long n = ::syscall(SYS_io_uring_enter, fd_.get(), to_submit, wait_for, flags, argp, argsz);
-        return n < 0 ? status::from_errno(errno) : status{};
+        ts.tv_sec = timeout.tv_sec;
+        ts.tv_nsec = timeout.tv_nsec;
+        io_uring_getevents_arg arg{};
+        arg.sigmask_sz = _NSIG / 8;
+        arg.ts = std::uint64_t(reinterpret_cast<std::uintptr_t>(&ts));
+        return raw_enter(pending(), wait_for, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof arg);
     }
 
     // Calls f(cqe) for every CQE there, then gives their slots back.
@@ -156,6 +155,26 @@ public:
     }
 
 private:
+    // io_uring_enter without libc's syscall(): the wait path's one system
+    // call, with the kernel's -errno convention (no errno to read back).
+    long raw_enter(unsigned to_submit, unsigned wait_for, unsigned flags, const void* arg, std::size_t argsz) noexcept {
+#if defined(__x86_64__)
+        long ret;
+        register long r10 __asm__("r10") = long(flags);
+        register long r8 __asm__("r8") = long(reinterpret_cast<std::uintptr_t>(arg));
+        register long r9 __asm__("r9") = long(argsz);
+        __asm__ volatile("syscall"
+                         : "=a"(ret)
+                         : "0"(long(SYS_io_uring_enter)), "D"(long(fd_.get())), "S"(long(to_submit)),
+                           "d"(long(wait_for)), "r"(r10), "r"(r8), "r"(r9)
+                         : "rcx", "r11", "memory");
+        return ret;
+#else
+        const long n = ::syscall(SYS_io_uring_enter, fd_.get(), to_submit, wait_for, flags, arg, argsz);
+        return n < 0 ? -errno : n;
+#endif
+    }
+
     unique_fd fd_;
     std::uint32_t features_ = 0;
     void* sq_map_ = MAP_FAILED;
@@ -164,7 +183,7 @@ private:
     std::size_t sq_map_len_ = 0, cq_map_len_ = 0, sqes_len_ = 0;
     unsigned* sq_khead_ = nullptr;
     unsigned* sq_ktail_ = nullptr;
-    unsigned sq_mask_ = 0, sq_entries_ = 0;
+    unsigned sq_mask_ = 0;
     unsigned sq_tail_ = 0;  // ours: SQEs filled; the kernel's tail is published by enter()
     unsigned* cq_khead_ = nullptr;
     unsigned* cq_ktail_ = nullptr;
