@@ -60,7 +60,7 @@ struct iowait_handle {
 namespace {
 
 constexpr int errc_base = 10000;
-constexpr int windows_base = 100000;
+[[maybe_unused]] constexpr int windows_base = 100000;  // used by the Windows error mapping only
 
 // The message of the last failed call in this thread (iowait_last_error).
 thread_local std::string last_message;
