@@ -375,7 +375,7 @@ private:
     std::vector<poll_op*> free_;
     std::size_t in_flight_ = 0;
     std::vector<OVERLAPPED_ENTRY> entries_;  // the kernel's batch...
-    bool full_ = false;  // the last wait filled entries_: more may be ready (batch_full())
+    bool full_ = false;                      // the last wait filled entries_: more may be ready (batch_full())
     ULONG batch_ = 0;                        // ...and how many of them the last wait filled
     bool report_closed_ = false;             // failed_ has entries: the next wait must not block
     std::atomic<bool> wake_posted_{false};
