@@ -35,7 +35,7 @@
 //   the batch's address and size, and io_uring_enter is a raw system call.
 //
 // What the measurement chose (bench/uring_vs_epoll.cpp): as fast as epoll
-// on changes (they are epoll's), 5-8% slower on a wait that finds one fd
+// on changes (they are epoll's), 2-8% slower on a wait that finds one fd
 // ready (the kernel's side of a ring request costs more than epoll_wait),
 // so epoll stays the first choice (src/factory.cpp).
 //
