@@ -24,6 +24,7 @@ public:
         case errc::forked:
             return "this IOWait was created in the parent process and cannot be used after fork(): "
                    "make a new one in the child";
+        case errc::unsupported_source: return "this platform has no such source (signals and processes: POSIX only)";
         }
         return "unknown iowait error";
     }
@@ -37,11 +38,14 @@ public:
         case errc::wait_in_progress: return std::errc::device_or_resource_busy;
         case errc::unsupported_mode: return std::errc::operation_not_supported;
         case errc::forked: return std::errc::operation_not_permitted;
+        case errc::unsupported_source: return std::errc::operation_not_supported;
         default: return std::errc::invalid_argument;
         }
     }
 };
 }  // namespace
+
+const char* usage_error::what() const noexcept { return std::invalid_argument::what(); }
 
 const std::error_category& iowait_category() noexcept {
     static const category instance;

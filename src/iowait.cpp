@@ -16,6 +16,7 @@
 #include "detail/sys_error.hpp"
 #include "detail/waker.hpp"
 #include "factory.hpp"
+#include "sources.hpp"
 
 namespace iowait {
 
@@ -31,11 +32,14 @@ using detail::waker_generation;
 
 bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
 
-// The message names the call, the fd and the backend: "iowait: watch(fd=7) on epoll".
+// The message names the call, the fd (or source) and the backend: "iowait: watch(fd=7) on epoll".
 [[noreturn]] void throw_error(std::error_code ec, std::string_view op, native_handle fd, std::string_view backend) {
     std::string what = "iowait: ";
     what += op;
-    if (fd != native_handle(-1)) what += "(fd=" + std::to_string(fd) + ")";
+    if (detail::is_source_id(fd))
+        what += "(source=" + std::to_string(std::intptr_t(fd)) + ")";
+    else if (fd != native_handle(-1))
+        what += "(fd=" + std::to_string(fd) + ")";
     if (!backend.empty()) {
         what += " on ";
         what += backend;
@@ -67,7 +71,14 @@ struct IOWait::impl final : detail::event_sink {
     detail::small_mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
     detail::fd_table<slot> slots;
     std::vector<native_handle> always_ready;
-    // !always_ready.empty(), readable without the lock: wait() takes the lock
+    // Signals, processes, timers: made by the first watch of one (sources.hpp).
+    std::unique_ptr<detail::sources> srcs;
+    // The Events a wait may add beside the kernel's (always-ready files,
+    // sources), at least; 0 when there are none, so that the wait pays one
+    // test for both. Raised where either grows (changed(true), on_sources()),
+    // brought down again by collect_extras().
+    std::size_t extra_room = 0;
+    // need_before(), readable without the lock: wait() takes the lock
     // before the kernel wait only when there is something to do under it.
     std::atomic<bool> any_always_ready{false};
     std::uint32_t next_generation = 1;
@@ -142,10 +153,33 @@ struct IOWait::impl final : detail::event_sink {
     // consistent here and in wait(), so that either the waiter sees the flag
     // before it blocks or this sees it waiting and wakes it.
     void changed(bool now_always_ready = false) {
-        const bool any = !always_ready.empty();
+        if (now_always_ready) extras_changed();
+        const bool any = need_before();
         if (any != any_always_ready.load(std::memory_order_relaxed))
             any_always_ready.store(any, std::memory_order_seq_cst);
         if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) wake();
+    }
+
+    void extras_changed() noexcept { extra_room = always_ready.size() + (srcs ? srcs->size() : 0); }
+
+    // Work for before() under the lock: always-ready files, armed timers, a source that fired.
+    bool need_before() const noexcept { return !always_ready.empty() || (srcs && srcs->need_before_wait()); }
+
+    // A watch, modify or unwatch of a source; a change wakes the waiter,
+    // whose kernel wait may have to end sooner (a timer) or at once.
+    template <class F>
+    status on_sources(F f, bool wake_waiter) noexcept {
+        if (forked()) [[unlikely]]
+            return errc::forked;
+        std::lock_guard lock(mu);
+        if (!srcs) {
+            srcs.reset(new (std::nothrow) detail::sources(*be));
+            if (!srcs) return status::from_errno(ENOMEM);
+        }
+        const status st = f(*srcs);
+        extras_changed();
+        if (!st) changed(wake_waiter);
+        return st;
     }
 
     void wake() {
@@ -201,7 +235,7 @@ struct IOWait::impl final : detail::event_sink {
         s->armed = true;
         s->data = data;
         s->live = s->state == slot::active && mode != Mode::oneshot && !keys_by_number ? token : no_token;
-        if (++next_generation == waker_generation) ++next_generation;
+        if (++next_generation == detail::source_generation) next_generation = waker_generation + 1;
         changed(s->state == slot::always_ready);
         return {};
     }
@@ -287,6 +321,10 @@ struct IOWait::impl final : detail::event_sink {
     void deliver_slow(std::uint64_t token, unsigned flags) noexcept override {
         const auto fd = native_handle(std::uint32_t(token));
         const auto generation = std::uint32_t(token >> 32);
+        if (generation == detail::source_generation) {
+            if (srcs) srcs->ready(fd);
+            return;
+        }
         if (generation == waker_generation) {
             if (!own_wake) waker.drain();
             woken_ |= notified.exchange(false, std::memory_order_acq_rel);
@@ -421,7 +459,7 @@ struct IOWait::impl final : detail::event_sink {
             }
             ++i;
         }
-        any_always_ready.store(!always_ready.empty(), std::memory_order_release);
+        any_always_ready.store(need_before(), std::memory_order_release);
     }
 
     // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
@@ -464,21 +502,32 @@ struct IOWait::impl final : detail::event_sink {
         std::size_t promised = 0;
         if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised)) return st;
         std::lock_guard lock(mu);
-        if (promised + always_ready.size() > capacity)
-            if (auto st = reserve(promised + always_ready.size())) return st;
+        if (promised + extra_room > capacity)
+            if (auto st = reserve(promised + extra_room)) return st;
         first_ = out_ = events.get();
         dense_ = slots.dense_data();
         dense_size_ = slots.dense_size();
         ++batch_;
         be->deliver(*this);
-        if (!always_ready.empty()) collect_always_ready();
+        if (extra_room != 0) collect_extras();
         count = std::size_t(out_ - first_);
         return {};
+    }
+
+    // Off the common path: always-ready files and sources, after the kernel's batch.
+    [[gnu::noinline]] void collect_extras() noexcept {
+        if (!always_ready.empty()) collect_always_ready();
+        if (srcs) {
+            out_ = srcs->collect(out_);
+            any_always_ready.store(need_before(), std::memory_order_release);
+        }
+        extras_changed();
     }
 
     [[gnu::noinline]] std::int64_t before(std::int64_t remaining) noexcept {
         std::lock_guard lock(mu);
         if (!always_ready.empty()) remaining = 0;
+        if (srcs) remaining = srcs->before_wait(remaining);
         if (needs_before_wait) be->before_wait();
         return remaining;
     }
@@ -573,16 +622,34 @@ void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std:
     watch(fd, interest, data, Mode::level, ec);
 }
 
+// A source id (negative) goes to the sources; any other value is a fd.
+template <class Impl>  // IOWait::impl, private: named through the deduction
+static status modify_any(Impl* impl, native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
+    if (!impl) return errc::moved_from;
+    if (impl->forked()) [[unlikely]]
+        return errc::forked;
+    if (detail::is_source_id(fd))
+        return impl->on_sources([&](detail::sources& s) { return s.modify(fd, interest, data, mode); }, true);
+    if (auto st = check_args(fd, interest)) return st;
+    return impl->modify(fd, interest, data, mode);
+}
+
+template <class Impl>
+static status unwatch_any(Impl* impl, native_handle fd) {
+    if (!impl) return errc::moved_from;
+    if (impl->forked()) [[unlikely]]
+        return errc::forked;
+    if (detail::is_source_id(fd)) return impl->on_sources([&](detail::sources& s) { return s.unwatch(fd); }, false);
+    if (auto st = check_args(fd, Interest::read)) return st;
+    return impl->unwatch(fd);
+}
+
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    status st = usable(impl_.get(), fd, interest);
-    if (!st) st = impl_->modify(fd, interest, data, mode);
-    if (st) fail(st, "modify", fd, backend_);
+    if (auto st = modify_any(impl_.get(), fd, interest, data, mode)) fail(st, "modify", fd, backend_);
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    status st = usable(impl_.get(), fd, interest);
-    if (!st) st = impl_->modify(fd, interest, data, mode);
-    ec = st.code();
+    ec = modify_any(impl_.get(), fd, interest, data, mode).code();
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {
@@ -591,16 +658,65 @@ void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, std
 
 bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->supports(mode); }
 
-void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept {
-    status st = usable(impl_.get(), fd, Interest::read);
-    if (!st) st = impl_->unwatch(fd);
-    ec = st.code();
-}
+void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept { ec = unwatch_any(impl_.get(), fd).code(); }
 
 void IOWait::unwatch(native_handle fd) {
-    status st = usable(impl_.get(), fd, Interest::read);
-    if (!st) st = impl_->unwatch(fd);
-    if (st) fail(st, "unwatch", fd, backend_);
+    if (auto st = unwatch_any(impl_.get(), fd)) fail(st, "unwatch", fd, backend_);
+}
+
+// Sources: the message names the call and its argument, "watch_signal(signo=10)".
+[[noreturn, gnu::noinline, gnu::cold]] static void fail_source(status st, const std::string& op, Backend backend) {
+    throw_error(st.code(), op, -1, to_string(backend));
+}
+
+native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
+    native_handle id = -1;
+    const status st =
+        !impl_ ? status(errc::moved_from)
+               : impl_->on_sources([&](detail::sources& s) { return s.watch_signal(signo, data, mode, id); }, true);
+    ec = st.code();
+    return st ? native_handle(-1) : id;
+}
+
+native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode) {
+    std::error_code ec;
+    const native_handle id = watch_signal(signo, data, mode, ec);
+    if (ec) fail_source(ec, "watch_signal(signo=" + std::to_string(signo) + ")", backend_);
+    return id;
+}
+
+native_handle IOWait::watch_process(std::int64_t pid, std::uint64_t data, std::error_code& ec) noexcept {
+    native_handle id = -1;
+    const status st = !impl_
+                          ? status(errc::moved_from)
+                          : impl_->on_sources([&](detail::sources& s) { return s.watch_process(pid, data, id); }, true);
+    ec = st.code();
+    return st ? native_handle(-1) : id;
+}
+
+native_handle IOWait::watch_process(std::int64_t pid, std::uint64_t data) {
+    std::error_code ec;
+    const native_handle id = watch_process(pid, data, ec);
+    if (ec) fail_source(ec, "watch_process(pid=" + std::to_string(pid) + ")", backend_);
+    return id;
+}
+
+native_handle IOWait::watch_timer_ns(std::int64_t first, std::int64_t period, std::uint64_t data, Mode mode,
+                                     std::error_code& ec) noexcept {
+    native_handle id = -1;
+    const status st =
+        !impl_
+            ? status(errc::moved_from)
+            : impl_->on_sources([&](detail::sources& s) { return s.watch_timer(first, period, data, mode, id); }, true);
+    ec = st.code();
+    return st ? native_handle(-1) : id;
+}
+
+native_handle IOWait::watch_timer_ns(std::int64_t first, std::int64_t period, std::uint64_t data, Mode mode) {
+    std::error_code ec;
+    const native_handle id = watch_timer_ns(first, period, data, mode, ec);
+    if (ec) fail_source(ec, "watch_timer", backend_);
+    return id;
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept {

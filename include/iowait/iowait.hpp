@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "export.h"
+
 namespace iowait {
 
 // The handle a backend waits on: a file descriptor on POSIX, a SOCKET on Windows.
@@ -40,6 +42,8 @@ constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) != 
 enum class Mode { level, oneshot, edge };
 
 // One ready file, as wait() reports it: at most one Event per fd per wait.
+// A source (watch_signal, watch_process, watch_timer) that fired is an Event
+// too, with fd == its id, read set and the other flags clear.
 // read/write are set only for the interests the watch asked for. hangup: the
 // peer will send no more; such a fd is readable (reading returns EOF at
 // once), but writable only when there is room or when the connection is gone
@@ -73,23 +77,27 @@ enum class errc {
     unsupported_mode,     // a Mode the backend cannot honour (edge on poll, select)
     moved_from,           // use of a moved-from IOWait
     forked,               // use in a forked child of an IOWait made before fork() (rule F1)
+    unsupported_source,   // watch_signal()/watch_process() where the platform has no such source (Windows)
 };
-const std::error_category& iowait_category() noexcept;
+IOWAIT_API const std::error_category& iowait_category() noexcept;
 inline std::error_code make_error_code(errc e) noexcept { return {int(e), iowait_category()}; }
 
 // Thrown for misuse (codes of iowait_category()); kernel refusals are thrown
 // as std::system_error with the errno. Both messages name the call and fd.
-class usage_error : public std::invalid_argument {
+class IOWAIT_API usage_error : public std::invalid_argument {
 public:
     usage_error(std::error_code code, const std::string& what) : std::invalid_argument(what), code_(code) {}
     std::error_code code() const noexcept { return code_; }
+    // Defined in the library, so that the class's vtable and type_info live
+    // there once, not in every program that includes this header.
+    const char* what() const noexcept override;
 
 private:
     std::error_code code_;
 };
 
-std::string_view to_string(Backend b) noexcept;
-std::string_view to_string(Mode m) noexcept;
+IOWAIT_API std::string_view to_string(Backend b) noexcept;
+IOWAIT_API std::string_view to_string(Mode m) noexcept;
 
 namespace detail {
 // A timeout as whole nanoseconds, rounded up; -1 when it cannot be represented.
@@ -114,7 +122,7 @@ std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
 // unwatch() and notify() may be called from any thread, also while another
 // thread waits, and take effect in that wait (rules N1-N8 of the document).
 // The span returned by wait() stays valid until the next wait() on this object.
-class IOWait {
+class IOWAIT_API IOWait {
 public:
     // The best backend of this platform, or the one named by the environment
     // variable IOWAIT_BACKEND (e.g. IOWAIT_BACKEND=poll). Throws usage_error
@@ -159,6 +167,34 @@ public:
     // and was returning them (as if it had returned just before).
     void unwatch(native_handle fd);
     void unwatch(native_handle fd, std::error_code& ec) noexcept;
+
+    // Sources beside the fds (docs/behaviour.md, "Sources"): a signal, a child
+    // process, a timer. Each call returns the source's id, a handle no fd or
+    // socket ever has (negative on POSIX); its events are Events with fd == id
+    // and read set. modify(id, Interest::read, data, mode) and unwatch(id) act
+    // on a source as on a fd. Modes: level (reported each time it fires) or
+    // oneshot; edge is errc::unsupported_mode. Errors name the call and source.
+    // A signal, reported when delivered: while watched, its handler is
+    // iowait's (any thread may receive it; neither its default action nor an
+    // earlier handler runs); unwatch() restores the earlier one. POSIX only.
+    native_handle watch_signal(int signo, std::uint64_t data = 0, Mode mode = Mode::level);
+    native_handle watch_signal(int signo, std::uint64_t data, Mode mode, std::error_code& ec) noexcept;
+    // A child process (ECHILD for any other pid), reported once when it has
+    // exited (oneshot only); the caller reaps it. POSIX only.
+    native_handle watch_process(std::int64_t pid, std::uint64_t data = 0);
+    native_handle watch_process(std::int64_t pid, std::uint64_t data, std::error_code& ec) noexcept;
+    // A timer on the monotonic clock: due `first` from now, then every
+    // `period` (zero: once); periods that a late wait missed are reported once.
+    template <class R1, class P1, class R2 = R1, class P2 = P1>
+    native_handle watch_timer(std::chrono::duration<R1, P1> first, std::chrono::duration<R2, P2> period = {},
+                              std::uint64_t data = 0, Mode mode = Mode::level) {
+        return watch_timer_ns(detail::timeout_ns(first), detail::timeout_ns(period), data, mode);
+    }
+    template <class R1, class P1, class R2, class P2>
+    native_handle watch_timer(std::chrono::duration<R1, P1> first, std::chrono::duration<R2, P2> period,
+                              std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
+        return watch_timer_ns(detail::timeout_ns(first), detail::timeout_ns(period), data, mode, ec);
+    }
 
     // Wait until at least one watched fd is ready, notify() is called, or the
     // timeout passes (never earlier; rounded up to the kernel's resolution).
@@ -209,6 +245,9 @@ public:
 
 private:
     struct impl;
+    native_handle watch_timer_ns(std::int64_t first, std::int64_t period, std::uint64_t data, Mode mode);
+    native_handle watch_timer_ns(std::int64_t first, std::int64_t period, std::uint64_t data, Mode mode,
+                                 std::error_code& ec) noexcept;
     std::span<const Event> wait_ns(std::int64_t timeout_ns);  // -1: invalid, kept apart from "none"
     std::span<const Event> wait_ns(std::int64_t timeout_ns, std::error_code& ec) noexcept;
     // -2: no timeout; return_on_signal: EINTR ends the wait (wait_or_signal).

@@ -79,6 +79,15 @@ Added by this module:
   select.select() resolves it (TypeError, ValueError); a file that is not
   open is OSError (EBADF); a kernel error is the OSError subclass Python
   itself raises for that errno (FileNotFoundError for ENOENT, ...).
+* watch_signal(signo), watch_process(pid), watch_timer(first, period=0) --
+  sources beside the files: a signal (reported when delivered; while
+  watched, its default action and any Python handler do not run), a child
+  process (reported once when it has exited; reap it yourself, e.g. with
+  Popen.wait()), a timer (due `first` seconds from now, then every `period`
+  seconds; 0: once). Each returns a Source; wait() reports it as
+  IOEvent(source, True, False), and unwatch(source) stops it. clear() and
+  close() stop them too; len(w) and get_watched() count files only.
+  Signals and processes are POSIX only (NotImplementedError elsewhere).
 * Selector -- a selectors.BaseSelector on the same engine, for asyncio:
   asyncio.SelectorEventLoop(iowait.Selector()).
 
@@ -106,7 +115,8 @@ from .selector import Selector
 __version__ = '0.3.0'
 __all__ = [
     'IOWait', 'IOEvent', 'SelectIOWait', 'PollIOWait', 'EPollIOWait', 'KQueueIOWait',
-    'IOUringIOWait', 'AFDIOWait', 'WSAPollIOWait', 'AbstractIOWait', 'NotWatchedError', 'Selector', 'available_backends']
+    'IOUringIOWait', 'AFDIOWait', 'WSAPollIOWait', 'AbstractIOWait', 'NotWatchedError', 'Selector', 'Source',
+    'available_backends']
 
 
 class IOEvent(collections.namedtuple('IOEvent', 'fileobj read write')):
@@ -126,7 +136,26 @@ class NotWatchedError(KeyError, ValueError):
     """unwatch() or modify() of a file that is not watched."""
 
 
-_iowait._setup(IOEvent, NotWatchedError)
+class Source:
+    """A signal, child process or timer that an IOWait watches.
+
+    What watch_signal(), watch_process() and watch_timer() return, and what
+    wait() reports as IOEvent(source, True, False); unwatch(source) stops it.
+    kind is 'signal', 'process' or 'timer'; arg the signal number, the pid,
+    or (first, period) in seconds. Equal only to itself.
+    """
+
+    __slots__ = ('kind', 'arg')
+
+    def __init__(self, kind, arg):
+        self.kind = kind
+        self.arg = arg
+
+    def __repr__(self):
+        return f'<iowait.Source {self.kind} {self.arg!r}>'
+
+
+_iowait._setup(IOEvent, NotWatchedError, Source)
 
 
 class AbstractIOWait(abc.ABC):
@@ -208,6 +237,37 @@ class _CoreIOWait(_iowait._Poller, AbstractIOWait, metaclass=_Meta):
         if getattr(self, '_opened', False) and not self.closed:
             warnings.warn(f'unclosed {self!r}', ResourceWarning, source=self)
             self.close()
+
+    def watch_signal(self, signo):
+        """Watch a signal; a Source, reported when the signal is delivered.
+
+        While watched, the signal's handler is iowait's (in every thread):
+        neither its default action nor a Python handler runs; unwatch()
+        puts the earlier handler back. SIGKILL, SIGSTOP and the signals of
+        faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP): OSError (EINVAL).
+        """
+        source = Source('signal', signo)
+        self._watch_source('signal', signo, None, source)
+        return source
+
+    def watch_process(self, pid):
+        """Watch a child process; a Source, reported once when it has exited.
+
+        iowait does not reap it: the caller does (os.waitpid, Popen.wait).
+        A pid that is not a child of this process: ChildProcessError.
+        """
+        source = Source('process', pid)
+        self._watch_source('process', pid, None, source)
+        return source
+
+    def watch_timer(self, first, period=0):
+        """Watch a timer; a Source, due `first` seconds from now, then every
+        `period` seconds (0: once), on the monotonic clock. Periods that a
+        late wait() missed are reported once. Negative: ValueError.
+        """
+        source = Source('timer', (first, period))
+        self._watch_source('timer', first, period, source)
+        return source
 
     def __repr__(self):
         state = 'closed' if self.closed else f'watched={len(self)}'

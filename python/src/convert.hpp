@@ -22,6 +22,7 @@ namespace iowait_python {
 // watched (a KeyError and a ValueError).
 inline PyTypeObject* event_type = nullptr;
 inline PyObject* not_watched_error = nullptr;
+inline PyTypeObject* source_type = nullptr;  // iowait.Source: what unwatch() of a source gets
 
 [[noreturn]] inline void raise(PyObject* type, const std::string& what) {
     PyErr_SetString(type, what.c_str());
@@ -55,6 +56,7 @@ inline std::string call_name(const char* op, handle fd) { return call_name(op) +
         case iowait::errc::fd_too_large:  // select.select()'s own words
             raise(PyExc_ValueError, what + ": filedescriptor out of range in select()");
         case iowait::errc::wait_in_progress: raise(PyExc_RuntimeError, what + ": " + ec.message());
+        case iowait::errc::unsupported_source: raise(PyExc_NotImplementedError, what + ": " + ec.message());
         default: raise(PyExc_ValueError, what + ": " + ec.message());
         }
     }

@@ -20,6 +20,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <iowait/iowait.hpp>
 #include <optional>
 #include <string>
@@ -88,6 +89,7 @@ public:
 
     void unwatch(py::handle fileobj) {
         check_open();
+        if (PyObject_TypeCheck(fileobj.ptr(), source_type)) return unwatch_source(fileobj);
         std::optional<handle> fd = handle_or_error(fileobj);
         if (!fd) {
             // A closed socket or file can no longer say its fd (fileno() is
@@ -108,7 +110,7 @@ public:
     py::list wait(py::handle timeout) {
         auto t = timeout_ns(timeout, true);
         check_open();
-        if (count_ == 0) raise(PyExc_ValueError, "iowait: wait(): no file is watched");
+        if (count_ == 0 && sources_.empty()) raise(PyExc_ValueError, "iowait: wait(): no file is watched");
         return gather(t,
                       [](const watch_entry& en, unsigned flags) { return make_event(en.obj, flags & 1, flags & 2); });
     }
@@ -122,8 +124,45 @@ public:
         return out;
     }
 
+    // IOWait.watch_signal/watch_process/watch_timer (python/iowait): obj is
+    // the iowait.Source the caller gets back; its events are IOEvent(obj,
+    // True, False). a: the signal, the pid, or the timer's first delay in
+    // seconds; b: the timer's period (0: once).
+    void watch_source(const std::string& kind, py::handle a, py::handle b, py::object obj) {
+        check_open();
+        const std::uint64_t serial = next_serial_++;
+        std::error_code ec;
+        iowait::native_handle id = -1;
+        std::string what;
+        if (kind == "timer") {
+            const auto first = timeout_ns(a, true);
+            const auto period = timeout_ns(b, true);
+            if (!first || !period) raise(PyExc_TypeError, "watch_timer(): first and period must be numbers");
+            id = w_->watch_timer(std::chrono::nanoseconds(*first), std::chrono::nanoseconds(*period), serial,
+                                 iowait::Mode::level, ec);
+            what = "watch_timer";
+        } else {
+            py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(a.ptr()));
+            if (!i) throw py::error_already_set();
+            int overflow = 0;
+            const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+            if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+            const long long n = overflow ? -1 : v;  // out of range: the core's EINVAL
+            if (kind == "signal") {
+                id = w_->watch_signal(n < INT_MIN || n > INT_MAX ? -1 : int(n), serial, iowait::Mode::level, ec);
+                what = "watch_signal(signo=" + std::to_string(n) + ")";
+            } else {
+                id = w_->watch_process(n, serial, ec);
+                what = "watch_process(pid=" + std::to_string(n) + ")";
+            }
+        }
+        if (ec) raise_error(ec, what);
+        sources_.push_back({id, {std::move(obj), serial, 1, 0}});
+    }
+
     void clear() {
         check_open();
+        while (!sources_.empty()) unwatch_source(sources_.back().entry.obj);
         std::vector<handle> fds;  // first: remove() changes the table
         table_.each([&](handle fd, const watch_entry&) { fds.push_back(fd); });
         for (handle fd : fds)
@@ -142,6 +181,8 @@ public:
         closed_ = true;
         watch_table dropped;
         std::swap(dropped, table_);  // objects released after the state is consistent
+        std::vector<source_entry> dropped_sources;
+        dropped_sources.swap(sources_);
         count_ = 0;
         backend_ = w_->backend();
         if (waiting_)
@@ -196,12 +237,21 @@ public:
         table_.each([&](handle, const watch_entry& en) {
             if (!result && en.obj) result = visit(en.obj.ptr(), arg);
         });
-        return result;
+        if (result) return result;
+        for (const source_entry& src : sources_) Py_VISIT(src.entry.obj.ptr());
+        return 0;
     }
     void clear_references() {
         watch_table dropped;
         std::swap(dropped, table_);
+        std::vector<source_entry> dropped_sources;
+        dropped_sources.swap(sources_);
         count_ = 0;
+        if (w_ && !waiting_)
+            for (const source_entry& src : dropped_sources) {
+                std::error_code ignored;
+                w_->unwatch(src.id, ignored);
+            }
         if (w_ && !waiting_)
             dropped.each([&](handle fd, const watch_entry&) {
                 std::error_code ignored;  // the object is being destroyed: nothing to tell
@@ -299,8 +349,29 @@ private:
     bool watched(handle fd) const { return table_.find(fd) != nullptr; }
 
     watch_entry* live_entry(const iowait::Event& e) {
-        watch_entry* en = table_.find(e.fd);
-        return en && en->serial == e.data ? en : nullptr;  // else unwatched (or rewatched) meanwhile
+        if (watch_entry* en = table_.find(e.fd))
+            return en->serial == e.data ? en : nullptr;  // else unwatched (or rewatched) meanwhile
+        return live_source(e);
+    }
+
+    // A source's event: its entry, unless unwatched (or rewatched) meanwhile.
+    watch_entry* live_source(const iowait::Event& e) {
+        for (source_entry& s : sources_)
+            if (s.id == e.fd) return s.entry.serial == e.data ? &s.entry : nullptr;
+        return nullptr;
+    }
+
+    void unwatch_source(py::handle obj) {
+        for (std::size_t i = 0; i < sources_.size(); ++i) {
+            if (!sources_[i].entry.obj.is(obj)) continue;
+            std::error_code ec;
+            w_->unwatch(sources_[i].id, ec);
+            if (ec) raise_error(ec, "unwatch");
+            py::object old = std::move(sources_[i].entry.obj);  // released last: its __del__ may call us
+            sources_.erase(sources_.begin() + std::ptrdiff_t(i));
+            return;
+        }
+        raise_not_watched(obj);
     }
 
     std::optional<handle> find_object(py::handle obj) const {
@@ -354,6 +425,11 @@ private:
     std::optional<iowait::IOWait> w_;
     iowait::Backend backend_{};  // kept for repr after close
     watch_table table_;
+    struct source_entry {
+        iowait::native_handle id;  // the core's source id (negative)
+        watch_entry entry;
+    };
+    std::vector<source_entry> sources_;  // signals, processes, timers: few, searched in order
     std::size_t count_ = 0;
     std::uint64_t next_serial_ = 1;
     std::uint64_t wait_calls_ = 0;
@@ -380,7 +456,9 @@ PYBIND11_MODULE(_iowait, m) {
         for (iowait::Backend b : iowait::IOWait::available_backends()) out.append(std::string(iowait::to_string(b)));
         return out;
     });
-    m.def("_setup", [](py::handle event, py::handle not_watched) {
+    m.def("_setup", [](py::handle event, py::handle not_watched, py::handle source) {
+        if (!PyType_Check(source.ptr())) throw py::type_error("Source must be a class");
+        source_type = (PyTypeObject*)source.inc_ref().ptr();
         if (!PyType_Check(event.ptr()) || !PyType_IsSubtype((PyTypeObject*)event.ptr(), &PyTuple_Type))
             throw py::type_error("IOEvent must be a tuple subclass");
         if (!PyExceptionClass_Check(not_watched.ptr())) throw py::type_error("NotWatchedError must be an exception");
@@ -458,6 +536,7 @@ PYBIND11_MODULE(_iowait, m) {
              "Release the kernel's objects. Idempotent; afterwards every other\n"
              "method raises ValueError. A wait() in another thread returns [].")
         .def_property_readonly("_core_waits", &poller::core_waits)
+        .def("_watch_source", &poller::watch_source)
         .def("_register", &poller::reg)
         .def("_modify", &poller::mod)
         .def("_unregister", &poller::unreg)

@@ -245,6 +245,16 @@ public:
         // handed over again rather than lost: only deliver() sets its
         // poll_ops free and renews its watches.
         if (n == 0) {
+            // The last batch came back full: a bigger one, as epoll's, or a
+            // level watch set larger than the batch, whose sockets complete
+            // again as soon as they are renewed, would keep it full for ever.
+            if (full_ && entries_.size() < 4096) {
+                try {
+                    entries_.resize(entries_.size() * 2);
+                } catch (const std::bad_alloc&) {
+                    // Keep the smaller batch: completions are taken in order, nothing starves.
+                }
+            }
             const DWORD ms = report_closed_ ? 0 : DWORD(timeout_ms(timeout));
             ok = ::GetQueuedCompletionStatusEx(port_, entries_.data(), ULONG(entries_.size()), &n, ms, FALSE);
             if (!ok) {
@@ -375,7 +385,7 @@ private:
     std::vector<poll_op*> free_;
     std::size_t in_flight_ = 0;
     std::vector<OVERLAPPED_ENTRY> entries_;  // the kernel's batch...
-    bool full_ = false;  // the last wait filled entries_: more may be ready (batch_full())
+    bool full_ = false;                      // the last wait filled entries_: more may be ready (batch_full())
     ULONG batch_ = 0;                        // ...and how many of them the last wait filled
     bool report_closed_ = false;             // failed_ has entries: the next wait must not block
     std::atomic<bool> wake_posted_{false};

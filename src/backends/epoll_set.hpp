@@ -149,7 +149,10 @@ public:
     }
 
     // The common wait, inline: no timeout or a zero one.
-    int wait(int timeout_ms) noexcept { return ::epoll_wait(epfd_.get(), batch(), batch_size_, timeout_ms); }
+    int wait(int timeout_ms) noexcept {
+        epoll_event* entries = batch();  // first: it may grow batch_size_
+        return ::epoll_wait(epfd_.get(), entries, batch_size_, timeout_ms);
+    }
 
 private:
     // The last batch came back full: a bigger one saves system calls.

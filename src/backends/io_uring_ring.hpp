@@ -159,24 +159,12 @@ public:
     }
 
 private:
-    // io_uring_enter without libc's syscall(): the wait path's one system
-    // call, with the kernel's -errno convention (no errno to read back).
+    // io_uring_enter through libc's syscall(), with the kernel's -errno
+    // convention. (An inline-assembly system call saved a few instructions
+    // per wait; not worth assembly in a library, nor cppcheck's confusion.)
     long raw_enter(unsigned to_submit, unsigned wait_for, unsigned flags, const void* arg, std::size_t argsz) noexcept {
-#if defined(__x86_64__)
-        long ret;
-        register long r10 __asm__("r10") = long(flags);
-        register long r8 __asm__("r8") = long(reinterpret_cast<std::uintptr_t>(arg));
-        register long r9 __asm__("r9") = long(argsz);
-        __asm__ volatile("syscall"
-                         : "=a"(ret)
-                         : "0"(long(SYS_io_uring_enter)), "D"(long(fd_.get())), "S"(long(to_submit)),
-                           "d"(long(wait_for)), "r"(r10), "r"(r8), "r"(r9)
-                         : "rcx", "r11", "memory");
-        return ret;
-#else
         const long n = ::syscall(SYS_io_uring_enter, fd_.get(), to_submit, wait_for, flags, arg, argsz);
         return n < 0 ? -errno : n;
-#endif
     }
 
     unique_fd fd_;

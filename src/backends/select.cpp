@@ -63,8 +63,6 @@ public:
         if (watched(fd)) return sys_error(EEXIST);
         try {
             wanted_.fds.push_back(fd);
-            closed_.reserve(wanted_.fds.size());
-            details_.reserve(wanted_.fds.size());
         } catch (const std::bad_alloc&) {
             return sys_error(ENOMEM);
         }
@@ -101,6 +99,14 @@ public:
     status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
         closed_.clear();
         details_.clear();
+        // Room for every fd of the waiter's copy, taken here: these two are
+        // the waiter's own (add() runs beside it), and grow only with the set.
+        try {
+            closed_.reserve(taken_.fds.size());
+            details_.reserve(taken_.fds.size());
+        } catch (const std::bad_alloc&) {
+            return sys_error(ENOMEM);
+        }
         fd_set r = taken_.read, w = taken_.write;
         int n = ::pselect(taken_.max_fd + 1, &r, &w, nullptr, timeout, nullptr);
         if (n < 0 && errno == EBADF) {
@@ -157,7 +163,7 @@ private:
         for (int fd : taken_.fds)
             if ((FD_ISSET(fd, &taken_.read) || FD_ISSET(fd, &taken_.write)) && ::fcntl(fd, F_GETFD) < 0 &&
                 errno == EBADF) {
-                closed_.push_back(fd);  // capacity reserved in add(): cannot throw
+                closed_.push_back(fd);  // capacity reserved in wait(): cannot throw
                 FD_CLR(fd, &taken_.read);
                 FD_CLR(fd, &taken_.write);
             }

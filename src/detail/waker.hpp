@@ -28,6 +28,8 @@ public:
     }
     ~waker() { reset(); }
     native_handle fd() const noexcept { return read_; }
+    // Where signal() writes: the fd itself (eventfd) or the pipe's other end.
+    native_handle write_fd() const noexcept { return write_ != none ? write_ : read_; }
     void signal() noexcept;  // POSIX: async-signal-safe, one write()
     void drain() noexcept;   // consume every pending signal
 

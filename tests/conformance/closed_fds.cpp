@@ -143,6 +143,14 @@ std::chrono::nanoseconds thread_cpu_time() {
 }
 #endif
 
+// libkqueue (kqueue emulated over epoll, the build with IOWAIT_KQUEUE_PREFIX
+// on Linux) rather than a kernel kqueue.
+#if defined(__linux__)
+#define IOWAIT_LIBKQUEUE true
+#else
+#define IOWAIT_LIBKQUEUE false
+#endif
+
 // C1, C3 with a duplicate: the watched number is closed while a dup() keeps
 // its file open (epoll's kernel entry lives on, keyed by the file, out of
 // reach of EPOLL_CTL_DEL on the closed number). After unwatch() a wait must
@@ -151,6 +159,9 @@ std::chrono::nanoseconds thread_cpu_time() {
 TEST_P(ClosedFds, ClosedWithADuplicateAliveThenUnwatchedDoesNotSpinAndCanBeWatchedAgain) {
     IOWAIT_SKIP_ON_WINDOWS("no dup/dup2 of sockets to chosen handle values");
 #ifndef _WIN32
+    if (GetParam() == iowait::Backend::kqueue && IOWAIT_LIBKQUEUE)
+        GTEST_SKIP() << "libkqueue emulates kqueue over epoll and keeps epoll's stale entry (README, what libkqueue "
+                        "gets wrong); a real kqueue drops a fd's knotes at close()";
     socket_pair p;
     const int fd = p.a;
     w.watch(fd, Interest::write, 1);  // writable at once: a stale entry would fire on every wait
@@ -188,6 +199,9 @@ TEST_P(ClosedFds, ClosedWithADuplicateAliveThenUnwatchedDoesNotSpinAndCanBeWatch
 TEST_P(ClosedFds, ClosedWithADuplicateAliveThenUnwatchedCanBeWatchedAgainAtOnce) {
     IOWAIT_SKIP_ON_WINDOWS("no dup/dup2 of sockets to chosen handle values");
 #ifndef _WIN32
+    if (GetParam() == iowait::Backend::kqueue && IOWAIT_LIBKQUEUE)
+        GTEST_SKIP() << "libkqueue emulates kqueue over epoll and keeps epoll's stale entry (README, what libkqueue "
+                        "gets wrong); a real kqueue drops a fd's knotes at close()";
     socket_pair p;
     const int fd = p.a;
     w.watch(fd, Interest::write, 1);

@@ -6,6 +6,11 @@
 #include <cstdio>
 #include <iowait/iowait.hpp>
 
+// pkg-config's Cflags must not pin the standard: built with a later one, it stays later.
+#if defined(IOWAIT_EXPECT_AFTER_CXX20) && __cplusplus <= 202002L
+#error "the C++ standard was set back to C++20 or earlier"
+#endif
+
 int main() {
     int fds[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return 1;

@@ -1,0 +1,69 @@
+/* The C API's sources (docs/behaviour.md, "Sources"): a timer on every
+ * backend, a child's exit and a signal where the platform has them. */
+#define _POSIX_C_SOURCE 200809L /* kill, fork, waitpid under -std=c11 */
+#include "check.h"
+
+#ifndef _WIN32
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+/* T5: a timer is reported when due, never earlier, with its data; unwatch
+ * takes its id. */
+int test_timer_source(iowait_backend b) {
+    iowait_t* w;
+    iowait_fd id;
+    iowait_event ev[8];
+    int64_t start;
+    OPEN(b, w);
+    start = now_ns();
+    CHECK_CALL(iowait_watch_timer(w, 30 * MS, 0, 77, IOWAIT_LEVEL, &id));
+    CHECK_EQ(iowait_wait(w, ev, 8, PATIENCE), 1);
+    CHECK(now_ns() - start >= 30 * MS);
+    CHECK_EQ(ev[0].fd, id);
+    CHECK_EQ(ev[0].data, 77);
+    CHECK_EQ(ev[0].events, IOWAIT_READ);
+    CHECK_CALL(iowait_unwatch(w, id));
+    CHECK_EQ(iowait_unwatch(w, id), IOWAIT_E_NOT_WATCHED);
+    CHECK_EQ(iowait_watch_timer(w, 0, 0, 0, IOWAIT_LEVEL, NULL), -EINVAL);
+    iowait_destroy(w);
+    return 0;
+}
+
+/* K1, G1: a child's exit and a signal, beside each other (POSIX). */
+int test_process_and_signal_sources(iowait_backend b) {
+#ifdef _WIN32
+    iowait_t* w;
+    iowait_fd id;
+    OPEN(b, w);
+    CHECK_EQ(iowait_watch_signal(w, 2, 0, IOWAIT_LEVEL, &id), IOWAIT_E_UNSUPPORTED_SOURCE);
+    iowait_destroy(w);
+    return 0;
+#else
+    iowait_t* w;
+    iowait_fd child_id, signal_id;
+    iowait_event ev[8];
+    pid_t pid;
+    int status = 0;
+    OPEN(b, w);
+    CHECK_CALL(iowait_watch_signal(w, SIGUSR2, 5, IOWAIT_LEVEL, &signal_id));
+    pid = fork();
+    if (pid == 0) _exit(3);
+    CHECK(pid > 0);
+    CHECK_CALL(iowait_watch_process(w, pid, 6, &child_id));
+    CHECK_EQ(iowait_wait(w, ev, 8, PATIENCE), 1);
+    CHECK_EQ(ev[0].fd, child_id);
+    CHECK_EQ(ev[0].data, 6);
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    CHECK_CALL(kill(getpid(), SIGUSR2));
+    CHECK_EQ(iowait_wait(w, ev, 8, PATIENCE), 1);
+    CHECK_EQ(ev[0].fd, signal_id);
+    CHECK_EQ(ev[0].data, 5);
+    CHECK_CALL(iowait_unwatch(w, signal_id));
+    CHECK_CALL(iowait_unwatch(w, child_id));
+    iowait_destroy(w);
+    return 0;
+#endif
+}
