@@ -32,7 +32,7 @@
 //   completion would run in a thread that may be waiting for something else.
 // - The wait's user-space side is a few stores: every SQ slot holds the
 //   wait request from the start (the kernel only reads SQEs), a wait writes
-//   the batch's address and size, and io_uring_enter is a raw system call.
+//   the batch's address and size, then one io_uring_enter.
 //
 // What the measurement chose (bench/uring_vs_epoll.cpp): as fast as epoll
 // on changes (they are epoll's), 2-8% slower on a wait that finds one fd
