@@ -481,8 +481,9 @@ struct IOWait::impl final : detail::event_sink {
             st = more(timeout_ns, return_on_signal);
         } else {
             st = once(timeout_ns);
-            if (timeout_ns < 0 &&
-                ((!st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal)))
+            // EINTR is retried for a zero timeout too (T2): poll and select
+            // fail with it even then, when a signal lands during the call.
+            if ((timeout_ns < 0 && !st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal))
                 st = more(timeout_ns, return_on_signal);
         }
         waiting.store(false, std::memory_order_release);
@@ -546,7 +547,7 @@ struct IOWait::impl final : detail::event_sink {
             }
             const status st = once(remaining);
             if (st && (!(st == std::errc::interrupted) || return_on_signal)) return st;
-            if (!st && (count != 0 || woken_)) return {};
+            if (!st && (count != 0 || woken_ || timeout_ns == 0)) return {};
             if (timeout_ns > 0 && clock::now() - start >= std::chrono::nanoseconds(timeout_ns)) return {};
         }
     }

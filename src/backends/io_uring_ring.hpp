@@ -97,13 +97,17 @@ public:
     int fd() const noexcept { return fd_.get(); }
     std::uint32_t features() const noexcept { return features_; }
 
-    // Whether the kernel knows opcode `op` (IORING_REGISTER_PROBE, 5.6).
-    bool supports_op(unsigned op) const noexcept {
-        constexpr unsigned max_ops = 256;
+    // The opcodes below 64 that the kernel knows, bit i for opcode i, in
+    // one IORING_REGISTER_PROBE (5.6); 0 where the kernel cannot say.
+    std::uint64_t supported_ops() const noexcept {
+        constexpr unsigned max_ops = 64;
         alignas(io_uring_probe) unsigned char buf[sizeof(io_uring_probe) + max_ops * sizeof(io_uring_probe_op)] = {};
         auto* probe = reinterpret_cast<io_uring_probe*>(buf);
-        if (::syscall(SYS_io_uring_register, fd_.get(), IORING_REGISTER_PROBE, probe, max_ops) != 0) return false;
-        return op <= probe->last_op && op < probe->ops_len && (probe->ops[op].flags & IO_URING_OP_SUPPORTED);
+        if (::syscall(SYS_io_uring_register, fd_.get(), IORING_REGISTER_PROBE, probe, max_ops) != 0) return 0;
+        std::uint64_t ops = 0;
+        for (unsigned op = 0; op < probe->ops_len && op < max_ops && op <= probe->last_op; ++op)
+            if (probe->ops[op].flags & IO_URING_OP_SUPPORTED) ops |= std::uint64_t(1) << op;
+        return ops;
     }
 
     // The next SQE slot, as it was left: the caller knows there is room (it

@@ -110,6 +110,40 @@ TEST_P(Timeout, SignalsDuringAWaitDoNotShortenIt) {
 #endif
 }
 
+// T2 for wait(0) too: a signal that lands during the kernel call (poll and
+// select fail with EINTR then, even with a zero timeout) is no error. Found
+// by the fuzzer, whose libFuzzer runs a SIGALRM timer.
+TEST_P(Timeout, ZeroWaitsDuringASignalStormNeverFail) {
+    IOWAIT_SKIP_ON_WINDOWS("no POSIX signals: WSAPoll and GetQueuedCompletionStatusEx are never interrupted");
+#ifndef _WIN32
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;  // no SA_RESTART: the kernel wait fails with EINTR
+    struct sigaction old {};
+    ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+    signals_caught = 0;
+    socket_pair idle;  // something to poll, nothing ready
+    w.watch(idle.a, Interest::read);
+    const pthread_t waiter = ::pthread_self();
+    std::atomic<bool> done{false};
+    std::thread storm([&] {
+        while (!done) ::pthread_kill(waiter, SIGUSR1);
+    });
+    int failures = 0;
+    std::error_code first;
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < 200ms) {
+        std::error_code ec;
+        w.wait(0ns, ec);
+        if (ec && !failures++) first = ec;
+    }
+    done = true;
+    storm.join();
+    ::sigaction(SIGUSR1, &old, nullptr);
+    EXPECT_EQ(failures, 0) << "wait(0) failed, first with " << first.message();
+    EXPECT_GT(signals_caught.load(), 3) << "the storm did not reach the waiting thread";
+#endif
+}
+
 TEST_P(Timeout, WaitOrSignalEndsOnASignalAndOtherwiseWaitsAsWait) {
     IOWAIT_SKIP_ON_WINDOWS("no POSIX signals: WSAPoll and GetQueuedCompletionStatusEx are never interrupted");
 #ifndef _WIN32
