@@ -151,6 +151,13 @@ std::chrono::nanoseconds thread_cpu_time() {
 #define IOWAIT_LIBKQUEUE false
 #endif
 
+// The two stale-entry tests below: libkqueue keeps one of its own.
+#define skip_libkqueue_stale_entry()                                                                                  \
+    if (GetParam() == iowait::Backend::kqueue && IOWAIT_LIBKQUEUE)                                                    \
+        GTEST_SKIP() << "libkqueue emulates kqueue over epoll and keeps epoll's stale entry (README, what libkqueue " \
+                        "gets wrong); a real kqueue drops a fd's knotes at close()";                                  \
+    ;
+
 // C1, C3 with a duplicate: the watched number is closed while a dup() keeps
 // its file open (epoll's kernel entry lives on, keyed by the file, out of
 // reach of EPOLL_CTL_DEL on the closed number). After unwatch() a wait must
@@ -159,9 +166,7 @@ std::chrono::nanoseconds thread_cpu_time() {
 TEST_P(ClosedFds, ClosedWithADuplicateAliveThenUnwatchedDoesNotSpinAndCanBeWatchedAgain) {
     IOWAIT_SKIP_ON_WINDOWS("no dup/dup2 of sockets to chosen handle values");
 #ifndef _WIN32
-    if (GetParam() == iowait::Backend::kqueue && IOWAIT_LIBKQUEUE)
-        GTEST_SKIP() << "libkqueue emulates kqueue over epoll and keeps epoll's stale entry (README, what libkqueue "
-                        "gets wrong); a real kqueue drops a fd's knotes at close()";
+    skip_libkqueue_stale_entry();
     socket_pair p;
     const int fd = p.a;
     w.watch(fd, Interest::write, 1);  // writable at once: a stale entry would fire on every wait
@@ -199,9 +204,7 @@ TEST_P(ClosedFds, ClosedWithADuplicateAliveThenUnwatchedDoesNotSpinAndCanBeWatch
 TEST_P(ClosedFds, ClosedWithADuplicateAliveThenUnwatchedCanBeWatchedAgainAtOnce) {
     IOWAIT_SKIP_ON_WINDOWS("no dup/dup2 of sockets to chosen handle values");
 #ifndef _WIN32
-    if (GetParam() == iowait::Backend::kqueue && IOWAIT_LIBKQUEUE)
-        GTEST_SKIP() << "libkqueue emulates kqueue over epoll and keeps epoll's stale entry (README, what libkqueue "
-                        "gets wrong); a real kqueue drops a fd's knotes at close()";
+    skip_libkqueue_stale_entry();
     socket_pair p;
     const int fd = p.a;
     w.watch(fd, Interest::write, 1);
