@@ -24,6 +24,10 @@
 //   for a disarmed oneshot (M2); read/write only for the interests asked (R5);
 //   at most one event per fd (R5); the same error code for each call, the
 //   one the rules give (E1, E2, C2, E4).
+// - An input whose first byte has bit 2 set drives the sources too
+//   (signals, child processes, timers: fuzz_sources.hpp): an operation byte
+//   with bit 6 set is then a source's operation. (The named inputs of the
+//   corpus from before the sources have bit 2 clear: they mean what they did.)
 // kqueue on Linux is libkqueue: two of its bugs are let pass, narrowly
 // (libkqueue_quirks.hpp; IOWAIT_FUZZ_STRICT_LIBKQUEUE=1 shows them).
 #include <fcntl.h>
@@ -43,12 +47,19 @@
 #include <system_error>
 #include <vector>
 
+#include "fuzz_common.hpp"
+#include "fuzz_sources.hpp"
 #include "libkqueue_quirks.hpp"
 
 namespace {
 
 using namespace iowait;
 using namespace std::chrono_literals;
+using fuzz::each;
+using fuzz::fail;
+using fuzz::input;
+using fuzz::same;
+using fuzz::str;
 
 constexpr int pairs = 4;
 constexpr int ends = 2 * pairs;
@@ -81,47 +92,9 @@ struct watch_model {
     std::uint64_t data = 0;
 };
 
-[[noreturn]] void fail(const std::vector<std::string>& trace, const std::string& why) {
-    std::fprintf(stderr, "\n=== iowait differential fuzzer: %s\n=== after these operations:\n", why.c_str());
-    for (const auto& t : trace) std::fprintf(stderr, "  %s\n", t.c_str());
-    std::fflush(stderr);
-    std::abort();
-}
-
-std::string str(const Event& e) {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "{fd=%d r=%d w=%d hup=%d err=%d data=%llu}", e.fd, e.read, e.write, e.hangup,
-                  e.error, (unsigned long long)e.data);
-    return buf;
-}
-
-std::string str(const std::vector<Event>& evs) {
-    std::string s = "[";
-    for (const auto& e : evs) s += str(e) + " ";
-    return s + "]";
-}
-
-std::string str(std::error_code ec) { return ec ? ec.category().name() + std::string(":") + ec.message() : "ok"; }
-
-bool same(const Event& a, const Event& b) {
-    return a.fd == b.fd && a.read == b.read && a.write == b.write && a.hangup == b.hangup && a.error == b.error &&
-           a.data == b.data;
-}
-
-struct input {
-    const std::uint8_t* p;
-    std::size_t n;
-    bool empty() const { return n == 0; }
-    std::uint8_t byte() {
-        if (n == 0) return 0;
-        --n;
-        return *p++;
-    }
-};
-
 class session {
 public:
-    session(bool edge_run, bool without_select) : edge_run_(edge_run) {
+    session(bool edge_run, bool without_select, bool with_sources) : edge_run_(edge_run) {
         // IOWAIT_FUZZ_WITHOUT=name,...: backends left out (scripts/fuzz), e.g. while a finding is open.
         const char* without = std::getenv("IOWAIT_FUZZ_WITHOUT");
         for (Backend b : IOWait::available_backends()) {
@@ -137,9 +110,14 @@ public:
         libkqueue_quirks::wait_last(waits_);  // kqueue on Linux: see libkqueue_quirks.hpp
         for (int p = 0; p < pairs; ++p) open_pair(p, nullptr);
         open_file(-1);
+        if (with_sources) sources_.emplace(waits_, trace_);
     }
     ~session() {
+        // IOWAIT_FUZZ_TRACE=1: the decoded operations of every input, to see what a seed does.
+        if (std::getenv("IOWAIT_FUZZ_TRACE"))
+            for (const auto& t : trace_) std::fprintf(stderr, "  %s\n", t.c_str());
         waits_.clear();
+        sources_.reset();  // after the IOWaits: their last unwatch of a signal put the fuzzer's handler back
         for (int fd : fds_)
             if (fd >= 0) ::close(fd);
         for (const auto& f : files_) ::unlink(f.c_str());
@@ -154,7 +132,12 @@ public:
         int ops = 0;
         while (!in.empty() && ops++ < 400) {
             const std::uint8_t op = in.byte();
-            step(op % 11, in);
+            if (sources_ && (op & 0x40)) {
+                const fuzz::hold_numbers hold(closed_numbers());
+                sources_->step(op, in);
+            } else {
+                step(op % 11, in);
+            }
             if (op & 0x80) wait_and_compare();
         }
         wait_and_compare();
@@ -164,6 +147,14 @@ private:
     void log(std::string s) { trace_.push_back(std::move(s)); }
 
     int peer(int e) const { return e ^ 1; }
+
+    // The numbers of closed ends, which a reopen takes back (fuzz::hold_numbers).
+    std::vector<int> closed_numbers() const {
+        std::vector<int> numbers;
+        for (int e = 0; e < slots; ++e)
+            if (!model_[e].open) numbers.push_back(fds_[e]);
+        return numbers;
+    }
 
     // The fds of pair p are fds_[2p], fds_[2p+1]. A reopen puts the new pair
     // on the old numbers, so that a watch of the old file meets a new file
@@ -246,17 +237,9 @@ private:
         }
     }
 
-    // Every backend must answer the same, and what the model expects.
     template <class F>
     void each(const std::string& what, std::error_code expected, F call) {
-        log(what + " -> expect " + str(expected));
-        for (auto& w : waits_) {
-            std::error_code ec;
-            call(*w, ec);
-            if (ec != expected)
-                fail(trace_, std::string(to_string(w->backend())) + ": " + what + " returned " + str(ec) +
-                                 ", expected " + str(expected));
-        }
+        fuzz::each(waits_, trace_, what, expected, call);
     }
 
     void step(int kind, input& in) {
@@ -425,6 +408,7 @@ private:
     }
 
     void wait_and_compare() {
+        if (sources_) sources_->settle();
         log("wait(0)");
         std::vector<Event> first;
         for (std::size_t k = 0; k < waits_.size(); ++k) {
@@ -449,6 +433,7 @@ private:
         }
         log("  -> " + str(first));
         check_model(first);
+        if (sources_) sources_->check(first);
     }
 
     // libkqueue's dropped EOF (libkqueue_quirks.hpp): kqueue's event is taken
@@ -526,6 +511,7 @@ private:
     bool edge_run_;
     bool with_select_ = false;
     std::vector<std::unique_ptr<IOWait>> waits_;
+    std::optional<fuzz::source_ops> sources_;
     std::vector<int> fds_;
     std::array<end_model, slots> model_{};
     std::array<watch_model, slots> watch_{};
@@ -539,7 +525,7 @@ private:
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     input in{data, size};
     const std::uint8_t group = in.byte();
-    session s(group & 1, group & 2);
+    session s(group & 1, group & 2, group & 4);
     if (!s.usable()) return 0;  // an edge run on a build where no backend has edge
     s.run(in);
     return 0;
