@@ -1,6 +1,9 @@
 // Runs the fuzz target on given files or directories of inputs, for builds
 // without libFuzzer (g++, valgrind): ctest replays the seed corpus this way,
 // and a crash file found by a fuzzing run can be replayed in any build.
+#include <sys/wait.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -29,6 +32,11 @@ int main(int argc, char** argv) {
         std::ifstream in(f, std::ios::binary);
         const std::vector<char> bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
         LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    }
+    // Every child an input forked (fuzz_sources.hpp) was reaped by its session.
+    if (const pid_t left = ::waitpid(-1, nullptr, WNOHANG); left != -1 || errno != ECHILD) {
+        std::fprintf(stderr, "a child process was left behind (pid %d)\n", int(left));
+        return 1;
     }
     std::printf("replayed %zu inputs: OK\n", files.size());
     return 0;
