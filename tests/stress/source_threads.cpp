@@ -47,7 +47,7 @@ public:
     pthread_t waiter = ::pthread_self();
     std::atomic<bool> stop{false};
     std::atomic<std::uint32_t> seen[workers] = {};  // the highest round reported, per worker
-    std::atomic<int> rounds[workers] = {};
+    std::atomic<int> rounds[workers] = {};          // completed, per worker
     std::atomic<int> unexpected{0};
 
     // The waiter has reported worker k's source with round r (or a later one).
@@ -151,9 +151,10 @@ TEST_P(SourceThreads, WatchModifyUnwatchFromSeveralThreadsWhileOneWaitsLoseNoDel
     const auto end = clock::now() + length;
     for (int k = 0; k < workers; ++k)
         threads.emplace_back([&, k] {
-            for (std::uint32_t r = 1; clock::now() < end; r += 2) {
-                t.rounds[k].fetch_add(1);
+            // Three rounds at least, however short the run (valgrind's scale).
+            for (std::uint32_t r = 1; r < 6 || clock::now() < end; r += 2) {
                 if (!t.round(k, r)) break;
+                t.rounds[k].fetch_add(1);
             }
             running.fetch_sub(1);
         });
@@ -164,7 +165,7 @@ TEST_P(SourceThreads, WatchModifyUnwatchFromSeveralThreadsWhileOneWaitsLoseNoDel
     std::printf("%s: rounds", std::string(to_string(GetParam())).c_str());
     for (int k = 0; k < workers; ++k) {
         std::printf(" %s %d%s", worker_names[k], t.rounds[k].load(), k + 1 < workers ? "," : "\n");
-        EXPECT_GE(t.rounds[k].load(), 3) << worker_names[k] << ": too few rounds";
+        EXPECT_GE(t.rounds[k].load(), 3) << worker_names[k] << ": a round failed";
     }
 }
 
