@@ -116,10 +116,10 @@ public:
     // number cannot reach it, and reports for no watch (a busy loop if it is
     // ready). The sink's slow path sees such stale entries; when they come
     // back in consecutive waits, the front end calls rebuild() with every
-    // watch it has (the waker included): the backend makes a fresh kernel
-    // set of those still naming the file they were made for, marks the
-    // others gone, and drops the old set with the stale entries in it
-    // (libev does the same). Called with the lock held, from inside
+    // watch it has (the waker and the sources' fds included): the backend
+    // makes a fresh kernel set of those still naming the file they were made
+    // for, marks the others gone, and drops the old set with the stale
+    // entries in it (libev does the same). Called with the lock held, from inside
     // deliver(): it must not touch the batch deliver() walks. On failure the
     // old set stays as it was.
     virtual bool keeps_stale_entries() const noexcept { return false; }

@@ -367,12 +367,14 @@ struct IOWait::impl final : detail::event_sink {
                 watches.push_back({fd, s.armed ? s.interest : Interest::none, s.armed ? s.mode : Mode::oneshot,
                                    make_token(fd, s.generation)});
             });
+            // The sources' own fds too, or their signals and exits would never be heard again.
+            if (srcs) srcs->kernel_fds(watches);
         } catch (const std::bad_alloc&) {
             return;  // tried again at the next stale entry
         }
         if (be->rebuild(watches)) return;
         for (const detail::rewatch& w : watches)
-            if (w.gone && w.token >> 32 != waker_generation) {
+            if (w.gone && w.token >> 32 != waker_generation && w.token >> 32 != detail::source_generation) {
                 slot& s = *slots.get(w.fd);
                 s.state = slot::closed;  // C2: it stays until unwatch()
                 s.live = no_token;

@@ -250,6 +250,19 @@ status sources::unwatch(native_handle id) noexcept {
     return {};
 }
 
+void sources::kernel_fds(std::vector<rewatch>& out) const {
+    const auto add = [&](native_handle fd) {
+        out.push_back({fd, Interest::read, Mode::level, make_token(fd, source_generation)});
+    };
+#ifndef _WIN32
+    if (signals_.fd() != native_handle(-1)) add(signals_.fd());
+    for (const auto& s : list_)
+        if (s.what == kind::process && s.pidfd >= 0) add(s.pidfd);
+#else
+    (void)add;
+#endif
+}
+
 void sources::ready(native_handle fd) noexcept {
 #ifndef _WIN32
     if (fd == signals_.fd()) {

@@ -50,6 +50,9 @@ public:
     status modify(native_handle id, Interest interest, std::uint64_t data, Mode mode) noexcept;
     status unwatch(native_handle id) noexcept;
 
+    // Our fds in the backend's kernel set (the signals' waker, the pidfds),
+    // for the front end's rebuild() of that set: they must be in the new one.
+    void kernel_fds(std::vector<rewatch>& out) const;
     // An entry of the backend with source_generation: one of our fds is ready.
     void ready(native_handle fd) noexcept;
     // Whether the front end must call before_wait() (the lock before the

@@ -178,6 +178,25 @@ inline Event expect_event(IOWait& w, fd_t fd, std::chrono::milliseconds limit = 
     return Event{fd, false, false, false, false, 0};
 }
 
+#ifndef _WIN32
+// Makes epoll and io_uring rebuild their kernel set (backend::keeps_stale_entries,
+// rule C4): a watched number closed while a dup() keeps its file open, then
+// unwatched, leaves a kernel entry for no watch, which a writable socket
+// brings back in consecutive waits. On the other backends these are plain
+// waits. Whatever else is watched must be reported as before.
+inline void rebuild_kernel_set(IOWait& w) {
+    socket_pair p;
+    const int fd = p.a;
+    w.watch(fd, Interest::write);
+    const int duplicate = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    ASSERT_GE(duplicate, 0);
+    p.close_a();
+    w.unwatch(fd);
+    for (int i = 0; i < 3; ++i) wait_events(w, 0ns);
+    ::close(duplicate);
+}
+#endif
+
 inline std::string name_of(const testing::TestParamInfo<Backend>& info) { return std::string(to_string(info.param)); }
 
 // The fixture of every conformance test: GetParam() is the backend.

@@ -115,6 +115,23 @@ TEST_P(ProcessSource, ModifyRearmsAndUnwatchStops) {
 #endif
 }
 
+// K1 whatever the backend does with its kernel set: epoll and io_uring
+// rebuild theirs to drop a closed fd's stale entry (C4), and the pidfd
+// (or, without pidfd, the SIGCHLD waker) must be in the new set too.
+TEST_P(ProcessSource, StillReportedAfterTheBackendRebuiltItsKernelSet) {
+    IOWAIT_SKIP_ON_WINDOWS("no process sources on Windows yet (K4)");
+#ifndef _WIN32
+    child c(0);
+    ASSERT_GT(c.pid, 0);
+    const fd_t id = w.watch_process(c.pid, 9);
+    rebuild_kernel_set(w);
+    c.let_exit();
+    EXPECT_EQ(expect_event(w, id).data, 9u);
+    EXPECT_EQ(c.reap(), 0);
+    w.unwatch(id);
+#endif
+}
+
 TEST_P(ProcessSource, ErrorsNameTheProcessAndChangeNothing) {
     IOWAIT_SKIP_ON_WINDOWS("no process sources on Windows yet (K4)");
 #ifndef _WIN32

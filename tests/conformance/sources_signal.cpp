@@ -167,6 +167,20 @@ TEST_P(SignalSource, WatchAndUnwatchFromAnotherThreadReachAWaitInProgress) {
 #endif
 }
 
+// G1 whatever the backend does with its kernel set: epoll and io_uring
+// rebuild theirs to drop a closed fd's stale entry (C4), and the signals'
+// waker, an fd of the front end's, must be in the new set too.
+TEST_P(SignalSource, StillReportedAfterTheBackendRebuiltItsKernelSet) {
+    IOWAIT_SKIP_ON_WINDOWS("no POSIX signals (G6)");
+#ifndef _WIN32
+    const fd_t id = w.watch_signal(SIGUSR1, 8);
+    rebuild_kernel_set(w);
+    ::raise(SIGUSR1);
+    EXPECT_EQ(expect_event(w, id).data, 8u);
+    w.unwatch(id);
+#endif
+}
+
 TEST_P(SignalSource, ErrorsNameTheSignalAndChangeNothing) {
     IOWAIT_SKIP_ON_WINDOWS("no POSIX signals (G6)");
 #ifndef _WIN32
