@@ -26,7 +26,9 @@
 //   one the rules give (E1, E2, C2, E4).
 // - An input whose first byte has bit 2 set drives the sources too
 //   (signals, child processes, timers: fuzz_sources.hpp): an operation byte
-//   with bit 6 set is then a source's operation. (The named inputs of the
+//   with bit 6 set is then a source's operation, or the close of a socket
+//   while a dup() keeps its file (epoll's stale entry, C4, which rebuilds the
+//   kernel set with the sources' fds in it). (The named inputs of the
 //   corpus from before the sources have bit 2 clear: they mean what they did.)
 // kqueue on Linux is libkqueue: two of its bugs are let pass, narrowly
 // (libkqueue_quirks.hpp; IOWAIT_FUZZ_STRICT_LIBKQUEUE=1 shows them).
@@ -45,6 +47,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "fuzz_common.hpp"
@@ -120,6 +123,8 @@ public:
         sources_.reset();  // after the IOWaits: their last unwatch of a signal put the fuzzer's handler back
         for (int fd : fds_)
             if (fd >= 0) ::close(fd);
+        for (int fd : hidden_)
+            if (fd >= 0) ::close(fd);
         for (const auto& f : files_) ::unlink(f.c_str());
         if (!dir_.empty()) ::rmdir(dir_.c_str());
     }
@@ -133,8 +138,13 @@ public:
         while (!in.empty() && ops++ < 400) {
             const std::uint8_t op = in.byte();
             if (sources_ && (op & 0x40)) {
-                const fuzz::hold_numbers hold(closed_numbers());
-                sources_->step(op, in);
+                const int kind = (op & 0x3f) % 8;
+                if (kind == 7) {
+                    close_keeping_file(in);
+                } else {
+                    const fuzz::hold_numbers hold(closed_numbers());
+                    sources_->step(kind, in);
+                }
             } else {
                 step(op % 11, in);
             }
@@ -206,13 +216,25 @@ private:
         model_[file_slot] = end_model{};
     }
 
+    // Closes end e; a closed end whose file a dup() kept open
+    // (close_keeping_file) lets that file go now.
     void close_end(int e) {
-        if (!model_[e].open) return;
+        if (!model_[e].open) {
+            if (e != file_slot && hidden_[e] >= 0) {
+                ::close(std::exchange(hidden_[e], -1));
+                peer_closed(e);
+            }
+            return;
+        }
         ::close(fds_[e]);
         model_[e] = end_model{};
         model_[e].open = false;
         if (watch_[e].watched) watch_[e].dead = true;
-        if (e == file_slot) return;
+        if (e != file_slot) peer_closed(e);
+    }
+
+    // The file of end e is gone: what its peer sees.
+    void peer_closed(int e) {
         end_model& o = model_[peer(e)];
         if (o.open) {
             // unix_release_sock(): the peer gets SHUTDOWN_MASK; what it had
@@ -220,6 +242,28 @@ private:
             o.rcv_shut = o.send_shut = true;
             o.sends_at_peer = 0;
             o.writable = tri::yes;
+        }
+    }
+
+    // A socket's number closed while a dup() keeps its file open, then
+    // unwatched (allowed for a closed fd): epoll's kernel entry outlives the
+    // watch, keyed by the file, and two waits that meet it make epoll and
+    // io_uring rebuild their kernel set (C4), which must keep the sources'
+    // fds. The peer sees nothing until the dup goes (close_end).
+    void close_keeping_file(input& in) {
+        const int e = in.byte() % ends;
+        if (!model_[e].open) return;
+        const int fd = fds_[e];
+        hidden_[e] = ::fcntl(fd, F_DUPFD_CLOEXEC, 600);  // above every number the fuzzer reuses
+        if (hidden_[e] < 0) fail(trace_, std::string("F_DUPFD: ") + std::strerror(errno));
+        ::close(fd);
+        log("close(end " + std::to_string(e) + " fd " + std::to_string(fd) + ") while a dup keeps its file open");
+        model_[e] = end_model{};
+        model_[e].open = false;
+        if (watch_[e].watched) {
+            each("unwatch(end " + std::to_string(e) + " fd " + std::to_string(fd) + ")", {},
+                 [&](IOWait& w, std::error_code& ec) { w.unwatch(fd, ec); });
+            watch_[e] = watch_model{};
         }
     }
 
@@ -515,6 +559,7 @@ private:
     std::vector<int> fds_;
     std::array<end_model, slots> model_{};
     std::array<watch_model, slots> watch_{};
+    std::array<int, ends> hidden_ = {-1, -1, -1, -1, -1, -1, -1, -1};  // close_keeping_file's dups
     std::vector<std::string> trace_;
     std::string dir_;
     std::vector<std::string> files_;

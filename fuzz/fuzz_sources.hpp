@@ -99,8 +99,9 @@ public:
     source_ops(const source_ops&) = delete;
     source_ops& operator=(const source_ops&) = delete;
 
-    void step(std::uint8_t op, input& in) {
-        switch ((op & 0x3f) % 7) {
+    // which: 0 to 6.
+    void step(int which, input& in) {
+        switch (which) {
         case 0: watch_signal(in); break;
         case 1: raise_signal(in); break;
         case 2: child_op(in); break;
