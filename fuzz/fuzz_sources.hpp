@@ -92,7 +92,7 @@ public:
     ~source_ops() {
         for (auto& c : children_) {
             if (c.cmd >= 0) ::close(c.cmd);  // a running child exits on EOF
-            if (c.state != child::reaped) ::waitpid(c.pid, nullptr, 0);
+            if (c.state != child::reaped) reap(c.pid);
         }
         for (int k = 0; k < signal_count; ++k) ::sigaction(fuzz_signals[k], &saved_[k], nullptr);
     }
@@ -261,6 +261,15 @@ private:
         if (r) r->pending = true;
     }
 
+    // libFuzzer's SIGALRM (its -timeout) has no SA_RESTART: a blocking
+    // waitpid() would return EINTR and leave a zombie.
+    static pid_t reap(pid_t pid) {
+        pid_t r;
+        while ((r = ::waitpid(pid, nullptr, 0)) < 0 && errno == EINTR) {
+        }
+        return r;
+    }
+
     // Waits until the child has exited, without reaping it.
     void await_exit(child& c) {
         siginfo_t info{};
@@ -329,8 +338,7 @@ private:
             log("exit(pid " + std::to_string(c.pid) + ")");
             return;
         }
-        int status = 0;
-        if (::waitpid(c.pid, &status, 0) != c.pid) fail(trace_, std::string("waitpid: ") + std::strerror(errno));
+        if (reap(c.pid) != c.pid) fail(trace_, std::string("waitpid: ") + std::strerror(errno));
         c.state = child::reaped;
         log("reap(pid " + std::to_string(c.pid) + ")");
     }
