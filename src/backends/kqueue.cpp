@@ -10,6 +10,25 @@
 // the read returns EOF at once); EV_EOF with a non-zero fflags (the socket's
 // so_error, e.g. ECONNREFUSED) is error; EV_ERROR is error.
 //
+// Sources (backend::add_source): a child process is an EVFILT_PROC knote
+// (NOTE_EXIT), which the kernel drops as it reports the exit, without
+// reaping the child (kevent.data holds the status waitpid() will give); a
+// signal is an EVFILT_SIGNAL knote, EV_CLEAR so that deliveries before one
+// wait are one kevent. A knote records a signal, it does not catch it: the
+// front end's signal hub still installs its handler, so that the default
+// action does not run (FreeBSD and macOS record even an ignored signal,
+// but not an ignored SIGCHLD, and SIG_IGN on SIGCHLD reaps the children).
+// Both knotes stay enabled in every mode: the front end keeps a oneshot
+// source's report for the modify() that re-arms it, so no kernel's way of
+// re-enabling a knote matters. Timers stay in the front end, as deadlines
+// the wait's own timeout ends at (sources.hpp): EVFILT_TIMER would add a
+// kevent() to every watch, modify and unwatch and give nothing the wait's
+// timespec does not, its clock and units differ between the BSDs (macOS
+// coalesces timers with a leeway, OpenBSD before 7.3 and NetBSD before 10
+// count in milliseconds), re-arming a dispatched timer for a new mode
+// restarts it off its grid (rule T6), and FreeBSD caps its timers for the
+// whole system (kern.kq_calloutmax, 4096 by default).
+//
 // Each watch, modify and unwatch is one kevent() call carrying all of its
 // changes. They are not deferred to the next wait's kevent() call, though
 // kqueue allows it: a change must reach a wait already in progress (rule N3),
@@ -45,6 +64,12 @@
 //   thread with libkqueue_drain_pending_close(), exported by libkqueue 2.7
 //   but not declared in its header; a weak reference, so an older libkqueue
 //   still links and keeps its asynchronous release.
+// - libkqueue's EVFILT_SIGNAL is a signalfd underneath (its BUGS.md): it
+//   sees a signal only where the signal is blocked in every thread, and it
+//   blocks it in the registering thread for good. That is the limit
+//   docs/behaviour.md (G1) gives for not using signalfd at all, so there
+//   this backend declines signals and the front end's handler serves them.
+//   Its EVFILT_PROC is a pidfd, as the front end's own path on Linux.
 // - kevent.udata holds the 64-bit token: void* on most systems, intptr_t on
 //   NetBSD before 10; 32-bit systems are not supported (static_assert below).
 // sys/types.h first: the BSDs' sys/event.h uses its types without including it.
@@ -132,6 +157,9 @@ struct kevent change(int fd, Interest bit, unsigned flags, std::uint64_t token, 
     return ev;
 }
 
+// An EVFILT_SIGNAL or EVFILT_PROC knote: a source of the front end's, not a fd.
+bool is_source(const struct kevent& ev) { return ev.filter == EVFILT_SIGNAL || ev.filter == EVFILT_PROC; }
+
 #ifdef EVFILT_USER
 struct kevent user_event(unsigned flags, unsigned fflags) {
     struct kevent ev {};
@@ -196,6 +224,21 @@ public:
         ::kevent(kq_.get(), &ev, 1, nullptr, 0, nullptr);  // fails only if own_wake() did, and then it is not called
     }
 #endif
+
+    status add_source(source_kind kind, std::int64_t ident, std::uint64_t token) noexcept override {
+#ifdef __linux__
+        if (kind == source_kind::signal) return errc::unsupported_source;  // libkqueue's signalfd (see the header)
+#endif
+        struct kevent ev = source_change(kind, ident, EV_ADD | EV_CLEAR);
+        ev.fflags = kind == source_kind::process ? NOTE_EXIT : 0;
+        ev.udata = to_udata(token);
+        return apply(&ev, 1);
+    }
+
+    status remove_source(source_kind kind, std::int64_t ident) noexcept override {
+        const struct kevent ev = source_change(kind, ident, EV_DELETE);
+        return apply(&ev, 1);
+    }
 
     status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         if (interest == Interest::none) return sys_error(EINVAL);  // the front end never asks for it
@@ -329,6 +372,10 @@ public:
                 sink.deliver(from_udata(ev.udata), 0);
                 continue;
             }
+            if (is_source(ev)) {  // one knote per source: never two in a batch
+                sink.deliver(from_udata(ev.udata), readable);
+                continue;
+            }
             const std::uint64_t t = from_udata(ev.udata);
             if (pending && t == token) {
                 flags |= from_kevent(ev);
@@ -349,6 +396,14 @@ public:
     bool batch_full() const noexcept override { return ready_ == int(batch_.size()); }
 
 private:
+    static struct kevent source_change(source_kind kind, std::int64_t ident, unsigned flags) {
+        struct kevent ev {};
+        ev.ident = decltype(ev.ident)(ident);
+        ev.filter = decltype(ev.filter)(kind == source_kind::signal ? EVFILT_SIGNAL : EVFILT_PROC);
+        ev.flags = decltype(ev.flags)(flags | EV_RECEIPT);
+        return ev;
+    }
+
     void hand_over(event_sink& sink, std::uint64_t token, unsigned flags) noexcept {
         const auto fd = std::size_t(std::uint32_t(token));
         const bool paired =
