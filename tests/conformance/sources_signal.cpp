@@ -7,6 +7,7 @@
 #endif
 
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 
 #include "helpers.hpp"
@@ -164,6 +165,55 @@ TEST_P(SignalSource, WatchAndUnwatchFromAnotherThreadReachAWaitInProgress) {
     EXPECT_TRUE(wait_events(w, 20ms).empty()) << "N5/N6: no report once unwatch() returned";
     keeper.unwatch(k);
     w.unwatch(id.load());
+#endif
+}
+
+// G7: a kqueue records a signal even where it is blocked in every thread
+// (EVFILT_SIGNAL counts the attempts to deliver it), so there the kernel's
+// own report can be run alone: no handler runs, only the knote reports.
+// Under libkqueue this needs IOWAIT_LIBKQUEUE_SIGNALS=1 (its own ctest
+// entry): the backend uses libkqueue's EVFILT_SIGNAL only then, since it
+// sees nothing else. kill(), not raise(): libkqueue sees no signal sent to
+// one thread.
+TEST_P(SignalSource, KqueueReportsASignalBlockedInEveryThread) {
+    IOWAIT_SKIP_ON_WINDOWS("no POSIX signals (G6)");
+#ifndef _WIN32
+    if (GetParam() != Backend::kqueue)
+        GTEST_SKIP() << "only kqueue's EVFILT_SIGNAL sees a signal blocked in every thread; no handler runs for it (G1)";
+    if (IOWAIT_LIBKQUEUE && !std::getenv("IOWAIT_LIBKQUEUE_SIGNALS"))
+        GTEST_SKIP() << "libkqueue's EVFILT_SIGNAL (a signalfd) is used only with IOWAIT_LIBKQUEUE_SIGNALS=1, which "
+                        "Conformance/SignalSource/libkqueue_evfilt_signal sets";
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    // This test's only thread; libkqueue's own threads block every signal.
+    ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr1, &old), 0);
+    const fd_t id = w.watch_signal(SIGUSR1, 3, Mode::oneshot);
+    ::kill(::getpid(), SIGUSR1);
+    ::kill(::getpid(), SIGUSR1);
+    std::this_thread::sleep_for(50ms);  // libkqueue's thread reads its signalfd after kill() returned
+    auto events = wait_events(w, 2s);
+    EXPECT_EQ(reports(events, id), 1u) << "two deliveries before one wait: one event";
+    ::kill(::getpid(), SIGUSR1);
+    EXPECT_TRUE(wait_events(w, 50ms).empty()) << "oneshot: disarmed";
+    w.modify(id, Interest::read, 4, Mode::level);
+    EXPECT_EQ(expect_event(w, id).data, 4u) << "the delivery while disarmed, once re-armed";
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "and only once";
+    IOWait other{GetParam()};
+    const fd_t o = other.watch_signal(SIGUSR1, 5);
+    ::kill(::getpid(), SIGUSR1);
+    EXPECT_EQ(expect_event(w, id).data, 4u) << "level: each later delivery";
+    EXPECT_EQ(expect_event(other, o).data, 5u) << "G2: every IOWait that watches it";
+    w.unwatch(id);
+    other.unwatch(o);
+    ::kill(::getpid(), SIGUSR1);
+    EXPECT_TRUE(wait_events(w, 50ms).empty()) << "unwatched";
+    // Still pending (blocked, and the program's action is back): taken
+    // here, before the mask is, or it would end the process.
+    const ::timespec zero{};
+    while (::sigtimedwait(&usr1, nullptr, &zero) > 0) {
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
 #endif
 }
 
