@@ -12,12 +12,18 @@
 //
 // Sources (backend::add_source): a child process is an EVFILT_PROC knote
 // (NOTE_EXIT), which the kernel drops as it reports the exit, without
-// reaping the child (kevent.data holds the status waitpid() will give); a
+// reaping the child (kevent.data holds the status waitpid() will give). A
 // signal is an EVFILT_SIGNAL knote, EV_CLEAR so that deliveries before one
-// wait are one kevent. A knote records a signal, it does not catch it: the
+// wait are one kevent, on FreeBSD, NetBSD, OpenBSD and DragonFly, whose
+// kernels record every signal sent to the process or to one of its threads
+// (tdsendsignal, kpsignal2, ptsignal, lwpsignal). Not on macOS: XNU's
+// psignal_internal records a signal sent to the process, not one sent to a
+// thread (raise(), pthread_kill(), the SIGPIPE of a write()), which rule G1
+// must report; there the front end's handler serves signals, as on the
+// other backends. A knote records a signal, it does not catch it: the
 // front end's signal hub still installs its handler, so that the default
-// action does not run (FreeBSD and macOS record even an ignored signal,
-// but not an ignored SIGCHLD, and SIG_IGN on SIGCHLD reaps the children).
+// action does not run (the BSDs record even an ignored signal, but SIG_IGN
+// is no answer: an ignored SIGCHLD is not recorded and reaps the children).
 // Both knotes stay enabled in every mode: the front end keeps a oneshot
 // source's report for the modify() that re-arms it, so no kernel's way of
 // re-enabling a knote matters. Timers stay in the front end, as deadlines
@@ -160,6 +166,18 @@ struct kevent change(int fd, Interest bit, unsigned flags, std::uint64_t token, 
     return ev;
 }
 
+// Whether EVFILT_SIGNAL serves signal sources (see the header).
+bool native_signals() {
+#if defined(__APPLE__)
+    return false;  // it misses a signal sent to one thread
+#elif defined(__linux__)
+    static const bool asked = std::getenv("IOWAIT_LIBKQUEUE_SIGNALS") != nullptr;  // libkqueue's signalfd
+    return asked;
+#else
+    return true;
+#endif
+}
+
 // An EVFILT_SIGNAL or EVFILT_PROC knote: a source of the front end's, not a fd.
 bool is_source(const struct kevent& ev) { return ev.filter == EVFILT_SIGNAL || ev.filter == EVFILT_PROC; }
 
@@ -229,11 +247,7 @@ public:
 #endif
 
     status add_source(source_kind kind, std::int64_t ident, std::uint64_t token) noexcept override {
-#ifdef __linux__
-        // libkqueue's signalfd (see the header); a test sets the variable to run it.
-        static const bool signals = std::getenv("IOWAIT_LIBKQUEUE_SIGNALS") != nullptr;
-        if (kind == source_kind::signal && !signals) return errc::unsupported_source;
-#endif
+        if (kind == source_kind::signal && !native_signals()) return errc::unsupported_source;
         struct kevent ev = source_change(kind, ident, EV_ADD | EV_CLEAR);
         ev.fflags = kind == source_kind::process ? NOTE_EXIT : 0;
         ev.udata = to_udata(token);

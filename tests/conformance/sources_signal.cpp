@@ -171,6 +171,7 @@ TEST_P(SignalSource, WatchAndUnwatchFromAnotherThreadReachAWaitInProgress) {
 // G7: a kqueue records a signal even where it is blocked in every thread
 // (EVFILT_SIGNAL counts the attempts to deliver it), so there the kernel's
 // own report can be run alone: no handler runs, only the knote reports.
+// Not on macOS, where iowait does not use EVFILT_SIGNAL.
 // Under libkqueue this needs IOWAIT_LIBKQUEUE_SIGNALS=1 (its own ctest
 // entry): the backend uses libkqueue's EVFILT_SIGNAL only then, since it
 // sees nothing else. kill(), not raise(): libkqueue sees no signal sent to
@@ -180,6 +181,10 @@ TEST_P(SignalSource, KqueueReportsASignalBlockedInEveryThread) {
 #ifndef _WIN32
     if (GetParam() != Backend::kqueue)
         GTEST_SKIP() << "only kqueue's EVFILT_SIGNAL sees a signal blocked in every thread; no handler runs for it (G1)";
+#ifdef __APPLE__
+    GTEST_SKIP() << "macOS's EVFILT_SIGNAL misses a signal sent to one thread (raise()), so iowait's kqueue does not "
+                    "use it there: the handler serves signals, and no handler runs for a blocked one (G7)";
+#endif
     if (IOWAIT_LIBKQUEUE && !std::getenv("IOWAIT_LIBKQUEUE_SIGNALS"))
         GTEST_SKIP() << "libkqueue's EVFILT_SIGNAL (a signalfd) is used only with IOWAIT_LIBKQUEUE_SIGNALS=1, which "
                         "Conformance/SignalSource/libkqueue_evfilt_signal sets";
