@@ -299,18 +299,21 @@ status sources::unwatch(native_handle id) noexcept {
     return {};
 }
 
-void sources::ready(native_handle fd) noexcept {
-    if (is_source_id(fd)) {
+void sources::ready(std::uint32_t low) noexcept {
+    // A source id is negative: its low half sign-extends back to it (a
+    // SOCKET-sized native_handle on Windows would not).
+    if (const auto id = native_handle(std::intptr_t(std::int32_t(low))); is_source_id(id)) {
         // A native source fired; an id already unwatched finds nothing
         // (ids are never reused). Reported by collect() if armed, else
         // kept for the modify() that re-arms it.
-        if (source* s = find(fd)) {
+        if (source* s = find(id)) {
             s->fired = true;
             dirty_ = true;
         }
         return;
     }
 #ifndef _WIN32
+    const auto fd = native_handle(low);
     if (fd == signals_.fd()) {
         signals_.drain();
         dirty_ = true;
@@ -327,8 +330,6 @@ void sources::ready(native_handle fd) noexcept {
             dirty_ = true;
             return;
         }
-#else
-    (void)fd;
 #endif
 }
 

@@ -56,9 +56,9 @@ public:
     status modify(native_handle id, Interest interest, std::uint64_t data, Mode mode) noexcept;
     status unwatch(native_handle id) noexcept;
 
-    // An entry of the backend with source_generation: one of our fds is
-    // ready, or (a source id) a native source fired.
-    void ready(native_handle fd) noexcept;
+    // An entry of the backend with source_generation, given the token's low
+    // half: one of our fds is ready, or (a source id) a native source fired.
+    void ready(std::uint32_t low) noexcept;
     // Whether the front end must call before_wait() (the lock before the
     // kernel wait): a timer is armed or something is already pending.
     bool need_before_wait() const noexcept { return dirty_ || armed_timers_ != 0; }
