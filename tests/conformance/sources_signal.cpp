@@ -195,7 +195,7 @@ TEST_P(KqueueSignalSource, ReportsASignalBlockedInEveryThread) {
 #endif
     if (IOWAIT_LIBKQUEUE && !std::getenv("IOWAIT_LIBKQUEUE_SIGNALS"))
         GTEST_SKIP() << "libkqueue's EVFILT_SIGNAL (a signalfd) is used only with IOWAIT_LIBKQUEUE_SIGNALS=1, which "
-                        "Conformance/KqueueSignalSource/libkqueue_evfilt_signal sets";
+                        "Conformance/KqueueSignalSource/libkqueue_signals/kqueue sets";
     sigset_t usr1, old;
     sigemptyset(&usr1);
     sigaddset(&usr1, SIGUSR1);
