@@ -178,9 +178,6 @@ bool native_signals() {
 #endif
 }
 
-// An EVFILT_SIGNAL or EVFILT_PROC knote: a source of the front end's, not a fd.
-bool is_source(const struct kevent& ev) { return ev.filter == EVFILT_SIGNAL || ev.filter == EVFILT_PROC; }
-
 #ifdef EVFILT_USER
 struct kevent user_event(unsigned flags, unsigned fflags) {
     struct kevent ev {};
@@ -380,7 +377,10 @@ public:
     // entry. An fd with a single filter has one kevent at most and takes the
     // sink's inline path; one with both, or with both since the last
     // deliver() (the batch was collected before modify() dropped one), takes
-    // deliver_merging(), which merges entries that are not neighbours.
+    // deliver_merging(), which merges entries that are not neighbours. A
+    // source's kevent (EVFILT_SIGNAL, EVFILT_PROC) goes the fd's way at no
+    // cost to it: its token names no fd, so the sink hands it to the front
+    // end's slow path, which reads only the token.
     void deliver(event_sink& sink) noexcept override {
         std::uint64_t token = 0;
         unsigned flags = 0;
@@ -389,10 +389,6 @@ public:
             const struct kevent& ev = batch_[std::size_t(i)];
             if (is_user(ev)) {  // notify(): not a fd
                 sink.deliver(from_udata(ev.udata), 0);
-                continue;
-            }
-            if (is_source(ev)) {  // one knote per source: never two in a batch
-                sink.deliver(from_udata(ev.udata), readable);
                 continue;
             }
             const std::uint64_t t = from_udata(ev.udata);
