@@ -30,8 +30,8 @@
 // the wait's own timeout ends at (sources.hpp): EVFILT_TIMER would add a
 // kevent() to every watch, modify and unwatch and give nothing the wait's
 // timespec does not, its clock and units differ between the BSDs (macOS
-// coalesces timers with a leeway, OpenBSD before 7.3 and NetBSD before 10
-// count in milliseconds), re-arming a dispatched timer for a new mode
+// coalesces timers with a leeway; older OpenBSD and NetBSD count in
+// milliseconds only), re-arming a dispatched timer for a new mode
 // restarts it off its grid (rule T6), and FreeBSD caps its timers for the
 // whole system (kern.kq_calloutmax, 4096 by default).
 //
