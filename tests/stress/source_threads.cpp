@@ -167,6 +167,7 @@ TEST_P(SourceThreads, WatchModifyUnwatchFromSeveralThreadsWhileOneWaitsLoseNoDel
         std::printf(" %s %d%s", worker_names[k], t.rounds[k].load(), k + 1 < workers ? "," : "\n");
         EXPECT_GE(t.rounds[k].load(), 3) << worker_names[k] << ": a round failed";
     }
+    std::fflush(stdout);  // not in the next test's forked children (valgrind flushes theirs)
 }
 
 }  // namespace
