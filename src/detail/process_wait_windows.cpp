@@ -5,8 +5,9 @@
 // and in Wine, and its callback wakes either backend through the same socket.
 #include "detail/process_wait.hpp"
 
-#include <windows.h>
 #include <winsock2.h>
+// after winsock2.h, which it would otherwise contradict
+#include <windows.h>
 
 #include <atomic>
 #include <new>

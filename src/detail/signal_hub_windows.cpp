@@ -20,8 +20,9 @@
 // called with that mutex held: the system may hold its own lock of the
 // handler list while it runs the handlers (ReactOS and Wine do), and the two
 // would then wait for each other.
-#include <windows.h>
 #include <winsock2.h>
+// after winsock2.h, which it would otherwise contradict
+#include <windows.h>
 
 #include <atomic>
 #include <csignal>

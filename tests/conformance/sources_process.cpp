@@ -4,6 +4,7 @@
 // iowait_test_child.exe (child_windows.cpp), built beside this program.
 #ifdef _WIN32
 #include <winsock2.h>
+// after winsock2.h, which it would otherwise contradict
 #include <windows.h>
 #else
 #include <signal.h>
