@@ -39,4 +39,11 @@ void detach(int place) noexcept;
 status add(int place, int signo) noexcept;
 void remove(int place, int signo) noexcept;
 
+// The handler alone, for a kernel that reports the signal itself (kqueue's
+// EVFILT_SIGNAL): the default action must not run while it is watched, and
+// the program's action comes back with the last release() of the process,
+// as with remove(). No subscriber is written to.
+status hold(int signo) noexcept;
+void release(int signo) noexcept;
+
 }  // namespace iowait::detail::signal_hub

@@ -100,24 +100,36 @@ void detach(int place) noexcept {
     table[place] = {};
 }
 
-status add(int place, int signo) noexcept {
+// No kernel here reports a console event by itself: a hold alone keeps the
+// handler installed, which then leaves the event to the next handler (no
+// subscriber wants it); it only spans a use of add() (sources.cpp).
+status hold(int signo) noexcept {
     if (signo != SIGINT && signo != SIGBREAK) return errc::unsupported_source;
     std::lock_guard config(config_mu);
     if (users[signo] == 0 && watched == 0 && !::SetConsoleCtrlHandler(on_console_event, TRUE))
         return std::error_code(int(::GetLastError()), std::system_category());
     if (users[signo]++ == 0) ++watched;
+    return {};
+}
+
+void release(int signo) noexcept {
+    std::lock_guard config(config_mu);
+    if (--users[signo] == 0 && --watched == 0) ::SetConsoleCtrlHandler(on_console_event, FALSE);
+}
+
+status add(int place, int signo) noexcept {
+    if (auto st = hold(signo)) return st;
     std::lock_guard lock(mu);
     table[place].mask |= bit(signo);
     return {};
 }
 
 void remove(int place, int signo) noexcept {
-    std::lock_guard config(config_mu);
     {
         std::lock_guard lock(mu);
         table[place].mask &= ~bit(signo);
     }
-    if (--users[signo] == 0 && --watched == 0) ::SetConsoleCtrlHandler(on_console_event, FALSE);
+    release(signo);
 }
 
 }  // namespace iowait::detail::signal_hub
