@@ -13,6 +13,7 @@
 #endif
 
 #include <atomic>
+#include <memory>
 #include <thread>
 
 #include "helpers.hpp"
@@ -168,6 +169,35 @@ TEST_P(ProcessSource, UnwatchAsTheChildExitsReportsNothingAfterIt) {
         ASSERT_TRUE(c.wait_exited());
         EXPECT_TRUE(wait_events(w, 5ms).empty()) << "round " << i;
         EXPECT_EQ(c.reap(), 0);
+    }
+}
+
+// Exits close together: each watch is reported once, with its own data, even
+// when they wake the IOWait through one waker (Windows, the SIGCHLD fallback).
+TEST_P(ProcessSource, ManyChildrenExitingTogetherAreEachReportedOnce) {
+    constexpr int n = 6;
+    std::vector<std::unique_ptr<child>> children;
+    std::vector<fd_t> ids;
+    for (int i = 0; i < n; ++i) {
+        children.push_back(std::make_unique<child>(i));
+        ASSERT_GT(children.back()->pid, 0);
+        ids.push_back(w.watch_process(children.back()->pid, std::uint64_t(100 + i)));
+    }
+    for (auto& c : children) c->let_exit();
+    std::vector<int> seen(n, 0);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::count(seen.begin(), seen.end(), 1) < n && std::chrono::steady_clock::now() < deadline)
+        for (const Event& e : wait_events(w, 50ms)) {
+            const auto i = std::find(ids.begin(), ids.end(), e.fd) - ids.begin();
+            ASSERT_LT(i, n) << "an event for no watch";
+            EXPECT_EQ(e.data, std::uint64_t(100 + i));
+            ++seen[std::size_t(i)];
+        }
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "each once";
+    for (int i = 0; i < n; ++i) {
+        EXPECT_EQ(seen[std::size_t(i)], 1) << "child " << i;
+        w.unwatch(ids[std::size_t(i)]);
+        EXPECT_EQ(children[std::size_t(i)]->reap(), i);
     }
 }
 
