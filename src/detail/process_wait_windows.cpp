@@ -60,6 +60,8 @@ status process_wait_start(std::int64_t pid, native_handle wake_fd, process_wait*
     }
     w->process = process;
     w->wake_fd = wake_fd;
+    // Once: an exit happens once. In the wait thread: the callback only
+    // sends a byte on a non-blocking socket, not worth a worker thread.
     if (!::RegisterWaitForSingleObject(&w->wait, process, on_exit, w, INFINITE,
                                        WT_EXECUTEONLYONCE | WT_EXECUTEINWAITTHREAD)) {
         const DWORD e = ::GetLastError();
