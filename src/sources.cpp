@@ -63,6 +63,8 @@ bool has_exited(std::int64_t pid) noexcept {
 }  // namespace
 
 sources::~sources() {
+    for (auto& s : list_)
+        if (s.native) drop_native(s);
 #ifdef _WIN32
     for (auto& s : list_) process_wait_stop(s.wait);  // before signals_ closes: no callback writes to it
 #else
@@ -123,6 +125,24 @@ void sources::drop_signal(int signo) noexcept {
     if (--signal_users_[signo] == 0) signal_hub::remove(place_, signo);
 }
 
+status sources::watch_native(source& s, backend::source_kind as, std::int64_t ident) noexcept {
+    const status st = be_.add_source(as, ident, make_token(peek_id(), source_generation));
+    s.native = !st;
+    return st;
+}
+
+void sources::drop_native(const source& s) noexcept {
+    // ENOENT for a process the kernel dropped as it reported the exit: gone either way.
+    if (s.what == kind::process) {
+        be_.remove_source(backend::source_kind::process, s.pid);
+        return;
+    }
+    be_.remove_source(backend::source_kind::signal, s.signo);
+#ifndef _WIN32
+    signal_hub::release(s.signo);  // after the knote: the disposition holds until nothing reports it
+#endif
+}
+
 status sources::watch_signal(int signo, std::uint64_t data, Mode mode, native_handle& id) noexcept {
     if (!valid_mode(mode)) return errc::unsupported_mode;
     if (!signal_hub::watchable(signo)) return status::from_errno(EINVAL);
@@ -131,15 +151,27 @@ status sources::watch_signal(int signo, std::uint64_t data, Mode mode, native_ha
     // Counted before the handler is installed: deliveries from here on are
     // reported, earlier ones (another IOWait's) are not.
     const std::uint64_t seen = signal_hub::count(signo);
-    if (auto st = use_signal(signo)) return st;
     source s{};
     s.what = kind::signal;
     s.mode = mode;
     s.data = data;
     s.signo = signo;
     s.seen = seen;
+    // The handler before the kernel's report: a knote alone would let the
+    // default action run (a kqueue records the signal, it does not catch it).
+    if (auto st = signal_hub::hold(signo)) return st;
+    if (auto st = watch_native(s, backend::source_kind::signal, signo)) {
+        // Not native: the handler and the waker. The hold is dropped after
+        // use_signal() took its own, so that the action is not swapped twice.
+        const status own = st == errc::unsupported_source ? use_signal(signo) : st;
+        signal_hub::release(signo);
+        if (own) return own;
+    }
     if (auto st = insert(s)) {
-        drop_signal(signo);
+        if (s.native)
+            drop_native(s);
+        else
+            drop_signal(signo);
         return st;
     }
     id = list_.back().id;
@@ -162,8 +194,20 @@ status sources::watch_process(std::int64_t pid, std::uint64_t data, native_handl
     s.mode = Mode::oneshot;
     s.data = data;
     s.pid = pid;
-    s.pidfd = open_pidfd(pid);
-    if (s.pidfd >= 0) {
+    s.pidfd = -2;  // neither a pidfd nor the SIGCHLD fallback, unless set below
+    const status native = watch_native(s, backend::source_kind::process, pid);
+    if (!native) {
+        // The knote first, then the check, as below: a child that had exited
+        // already is reported by the next wait whatever the kernel makes of it.
+        s.fired = has_exited(pid);
+        dirty_ = dirty_ || s.fired;
+    } else if (native == std::errc::no_such_process && has_exited(pid)) {
+        // macOS refuses EVFILT_PROC for a zombie (ESRCH): it has exited.
+        s.fired = true;
+        dirty_ = true;
+    } else if (!(native == errc::unsupported_source)) {
+        return native;
+    } else if (s.pidfd = open_pidfd(pid); s.pidfd >= 0) {
         if (auto st = be_.add(s.pidfd, Interest::read, Mode::level, make_token(s.pidfd, source_generation))) {
             ::close(s.pidfd);
             return st;
@@ -177,10 +221,12 @@ status sources::watch_process(std::int64_t pid, std::uint64_t data, native_handl
         dirty_ = dirty_ || s.fired;
     }
     if (auto st = insert(s)) {
-        if (s.pidfd >= 0) {
+        if (s.native) {
+            drop_native(s);
+        } else if (s.pidfd >= 0) {
             be_.remove(s.pidfd);
             ::close(s.pidfd);
-        } else {
+        } else if (s.pidfd == -1) {
             drop_signal(SIGCHLD);
         }
         return st;
@@ -226,11 +272,15 @@ status sources::modify(native_handle id, Interest interest, std::uint64_t data, 
 status sources::unwatch(native_handle id) noexcept {
     source* s = find(id);
     if (!s) return std::intptr_t(id) >= -1 - std::intptr_t(issued_) ? status(errc::not_watched) : errc::bad_fd;
-    if (s->what == kind::signal) drop_signal(s->signo);
+    if (s->native)
+        drop_native(*s);
+    else if (s->what == kind::signal)
+        drop_signal(s->signo);
 #ifdef _WIN32
-    if (s->what == kind::process) process_wait_stop(s->wait);
+    else if (s->what == kind::process)
+        process_wait_stop(s->wait);
 #else
-    if (s->what == kind::process) {
+    else if (s->what == kind::process) {
         if (s->pidfd >= 0) {
             be_.remove(s->pidfd);
             ::close(s->pidfd);
@@ -244,7 +294,20 @@ status sources::unwatch(native_handle id) noexcept {
     return {};
 }
 
-void sources::ready(native_handle fd) noexcept {
+void sources::ready(std::uint32_t low) noexcept {
+    // A source id is negative: its low half sign-extends back to it (a
+    // SOCKET-sized native_handle on Windows would not).
+    if (const auto id = native_handle(std::intptr_t(std::int32_t(low))); is_source_id(id)) {
+        // A native source fired; an id already unwatched finds nothing
+        // (ids are never reused). Reported by collect() if armed, else
+        // kept for the modify() that re-arms it.
+        if (source* s = find(id)) {
+            s->fired = true;
+            dirty_ = true;
+        }
+        return;
+    }
+    const auto fd = native_handle(low);
     if (fd == signals_.fd()) {
         signals_.drain();
         dirty_ = true;
@@ -284,6 +347,13 @@ Event* sources::collect(Event* out) noexcept {
     for (auto& s : list_) {
         switch (s.what) {
         case kind::signal:
+            if (s.native) {
+                if (s.fired && s.armed) {
+                    s.fired = false;
+                    fire(s, out);
+                }
+                break;
+            }
             if (s.armed && dirty_) {
                 const std::uint64_t c = signal_hub::count(s.signo);
                 if (c != s.seen) {

@@ -10,6 +10,11 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#endif
+#ifdef __linux__
+#include <sys/syscall.h>
 #endif
 
 #include <atomic>
@@ -199,6 +204,37 @@ TEST_P(ProcessSource, ManyChildrenExitingTogetherAreEachReportedOnce) {
         w.unwatch(ids[std::size_t(i)]);
         EXPECT_EQ(children[std::size_t(i)]->reap(), i);
     }
+}
+
+// K3: where the kernel watches the child itself (a pidfd; kqueue's
+// EVFILT_PROC, also on libkqueue with IOWAIT_NO_PIDFD set) iowait installs
+// no SIGCHLD handler; only the fallback does.
+TEST_P(ProcessSource, SIGCHLDStaysTheProgramsWhereTheKernelWatchesTheChild) {
+    IOWAIT_SKIP_ON_WINDOWS("no process sources on Windows yet (K4)");
+#ifndef _WIN32
+    bool kernel_watches = GetParam() == Backend::kqueue;
+#if defined(__linux__) && defined(SYS_pidfd_open)
+    if (!kernel_watches && !std::getenv("IOWAIT_NO_PIDFD")) {
+        const long fd = ::syscall(SYS_pidfd_open, ::getpid(), 0u);
+        kernel_watches = fd >= 0;
+        if (fd >= 0) ::close(int(fd));
+    }
+#endif
+    struct sigaction before {};
+    ASSERT_EQ(::sigaction(SIGCHLD, nullptr, &before), 0);
+    child c(0);
+    const fd_t id = w.watch_process(c.pid, 1);
+    struct sigaction during {};
+    ASSERT_EQ(::sigaction(SIGCHLD, nullptr, &during), 0);
+    if (kernel_watches)
+        EXPECT_EQ(during.sa_handler, before.sa_handler) << "the kernel reports the exit: SIGCHLD is the program's";
+    else
+        EXPECT_NE(during.sa_handler, before.sa_handler) << "the fallback: SIGCHLD marks the sources for waitid()";
+    c.let_exit();
+    EXPECT_EQ(expect_event(w, id).data, 1u);
+    w.unwatch(id);
+    EXPECT_EQ(c.reap(), 0);
+#endif
 }
 
 TEST_P(ProcessSource, ErrorsNameTheProcessAndChangeNothing) {

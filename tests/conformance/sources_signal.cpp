@@ -12,7 +12,9 @@
 #endif
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <thread>
 
 #include "helpers.hpp"
@@ -215,6 +217,67 @@ TEST_P(SignalSource, WatchAndUnwatchFromAnotherThreadReachAWaitInProgress) {
     deliver(GetParam(), sig2);
     EXPECT_TRUE(wait_events(w, 20ms).empty()) << "N5/N6: no report once unwatch() returned";
     keeper.unwatch(k);
+}
+
+// A rule of kqueue's alone: run where kqueue is built in, and nowhere else.
+std::vector<Backend> kqueue_if_built() {
+    const auto all = IOWait::available_backends();
+    if (std::find(all.begin(), all.end(), Backend::kqueue) == all.end()) return {};
+    return {Backend::kqueue};
+}
+using KqueueSignalSource = ConformanceTest;
+INSTANTIATE_TEST_SUITE_P(Conformance, KqueueSignalSource, testing::ValuesIn(kqueue_if_built()), name_of);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(KqueueSignalSource);
+
+// G7: a kqueue records a signal even where it is blocked in every thread
+// (EVFILT_SIGNAL counts the attempts to deliver it), so there the kernel's
+// own report can be run alone: no handler runs, only the knote reports.
+// Not on macOS, where iowait does not use EVFILT_SIGNAL.
+// Under libkqueue this needs IOWAIT_LIBKQUEUE_SIGNALS=1 (its own ctest
+// entry): the backend uses libkqueue's EVFILT_SIGNAL only then, since it
+// sees nothing else. kill(), not raise(): libkqueue sees no signal sent to
+// one thread.
+TEST_P(KqueueSignalSource, ReportsASignalBlockedInEveryThread) {
+#ifndef _WIN32
+#ifdef __APPLE__
+    GTEST_SKIP() << "macOS's EVFILT_SIGNAL misses a signal sent to one thread (raise()), so iowait's kqueue does not "
+                    "use it there: the handler serves signals, and no handler runs for a blocked one (G7)";
+#endif
+    if (IOWAIT_LIBKQUEUE && !std::getenv("IOWAIT_LIBKQUEUE_SIGNALS"))
+        GTEST_SKIP() << "libkqueue's EVFILT_SIGNAL (a signalfd) is used only with IOWAIT_LIBKQUEUE_SIGNALS=1, which "
+                        "Conformance/KqueueSignalSource/libkqueue_signals/kqueue sets";
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    // This test's only thread; libkqueue's own threads block every signal.
+    ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr1, &old), 0);
+    const fd_t id = w.watch_signal(SIGUSR1, 3, Mode::oneshot);
+    ::kill(::getpid(), SIGUSR1);
+    ::kill(::getpid(), SIGUSR1);
+    std::this_thread::sleep_for(50ms);  // libkqueue's thread reads its signalfd after kill() returned
+    auto events = wait_events(w, 2s);
+    EXPECT_EQ(reports(events, id), 1u) << "two deliveries before one wait: one event";
+    ::kill(::getpid(), SIGUSR1);
+    EXPECT_TRUE(wait_events(w, 50ms).empty()) << "oneshot: disarmed";
+    w.modify(id, Interest::read, 4, Mode::level);
+    EXPECT_EQ(expect_event(w, id).data, 4u) << "the delivery while disarmed, once re-armed";
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "and only once";
+    IOWait other{GetParam()};
+    const fd_t o = other.watch_signal(SIGUSR1, 5);
+    ::kill(::getpid(), SIGUSR1);
+    EXPECT_EQ(expect_event(w, id).data, 4u) << "level: each later delivery";
+    EXPECT_EQ(expect_event(other, o).data, 5u) << "G2: every IOWait that watches it";
+    w.unwatch(id);
+    other.unwatch(o);
+    ::kill(::getpid(), SIGUSR1);
+    EXPECT_TRUE(wait_events(w, 50ms).empty()) << "unwatched";
+    // Still pending (blocked, and the program's action is back): taken
+    // here, before the mask is, or it would end the process.
+    const ::timespec zero{};
+    while (::sigtimedwait(&usr1, nullptr, &zero) > 0) {
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+#endif
 }
 
 TEST_P(SignalSource, ErrorsNameTheSignalAndChangeNothing) {
