@@ -4,17 +4,18 @@
 #include <chrono>
 #include <climits>
 
+#include "detail/signal_hub.hpp"
 #include "detail/sys_error.hpp"
 
-#ifndef _WIN32
+#ifdef _WIN32
+#include "detail/process_wait.hpp"
+#else
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
-
-#include "detail/signal_hub.hpp"
 #endif
 #ifdef __linux__
 #include <sys/syscall.h>
@@ -64,19 +65,21 @@ bool has_exited(std::int64_t pid) noexcept {
 sources::~sources() {
     for (auto& s : list_)
         if (s.native) drop_native(s);
-#ifndef _WIN32
+#ifdef _WIN32
+    for (auto& s : list_) process_wait_stop(s.wait);  // before signals_ closes: no callback writes to it
+#else
     for (auto& s : list_)
         if (s.pidfd >= 0) {
             be_.remove(s.pidfd);
             ::close(s.pidfd);
         }
+#endif
     if (place_ >= 0) {
         for (int signo = 1; signo <= 64; ++signo)
             if (signal_users_[signo] != 0) signal_hub::remove(place_, signo);
         signal_hub::detach(place_);
     }
     if (signals_.fd() != native_handle(-1)) be_.remove(signals_.fd());
-#endif
 }
 
 sources::source* sources::find(native_handle id) noexcept {
@@ -96,18 +99,18 @@ status sources::insert(source s) noexcept {
     return {};
 }
 
+status sources::use_waker() noexcept {
+    if (signals_.fd() != native_handle(-1)) return {};
+    std::error_code ec;
+    waker w(ec);
+    if (ec) return ec;
+    if (auto st = be_.add(w.fd(), Interest::read, Mode::level, make_token(w.fd(), source_generation))) return st;
+    signals_ = std::move(w);
+    return {};
+}
+
 status sources::use_signal(int signo) noexcept {
-#ifdef _WIN32
-    (void)signo;
-    return errc::unsupported_source;
-#else
-    if (signals_.fd() == native_handle(-1)) {
-        std::error_code ec;
-        waker w(ec);
-        if (ec) return ec;
-        if (auto st = be_.add(w.fd(), Interest::read, Mode::level, make_token(w.fd(), source_generation))) return st;
-        signals_ = std::move(w);
-    }
+    if (auto st = use_waker()) return st;
     if (place_ < 0) {
         place_ = signal_hub::attach(signals_.write_fd());
         if (place_ < 0) return status::from_errno(EMFILE);
@@ -116,15 +119,10 @@ status sources::use_signal(int signo) noexcept {
         if (auto st = signal_hub::add(place_, signo)) return st;
     ++signal_users_[signo];
     return {};
-#endif
 }
 
 void sources::drop_signal(int signo) noexcept {
-#ifndef _WIN32
     if (--signal_users_[signo] == 0) signal_hub::remove(place_, signo);
-#else
-    (void)signo;
-#endif
 }
 
 status sources::watch_native(source& s, backend::source_kind as, std::int64_t ident) noexcept {
@@ -146,10 +144,6 @@ void sources::drop_native(const source& s) noexcept {
 }
 
 status sources::watch_signal(int signo, std::uint64_t data, Mode mode, native_handle& id) noexcept {
-#ifdef _WIN32
-    (void)signo, (void)data, (void)mode, (void)id;
-    return errc::unsupported_source;
-#else
     if (!valid_mode(mode)) return errc::unsupported_mode;
     if (!signal_hub::watchable(signo)) return status::from_errno(EINVAL);
     for (auto& s : list_)
@@ -182,17 +176,15 @@ status sources::watch_signal(int signo, std::uint64_t data, Mode mode, native_ha
     }
     id = list_.back().id;
     return {};
-#endif
 }
 
 status sources::watch_process(std::int64_t pid, std::uint64_t data, native_handle& id) noexcept {
-#ifdef _WIN32
-    (void)pid, (void)data, (void)id;
-    return errc::unsupported_source;
-#else
     if (pid <= 0 || pid > INT_MAX) return status::from_errno(EINVAL);
     for (auto& s : list_)
         if (s.what == kind::process && s.pid == pid) return errc::already_watched;
+#ifdef _WIN32
+    return watch_process_windows(pid, data, id);
+#else
     siginfo_t info{};
     // Only a child: waitid() tells its exit without reaping it, on every
     // POSIX system, and the caller is the one that reaps it.
@@ -280,11 +272,14 @@ status sources::modify(native_handle id, Interest interest, std::uint64_t data, 
 status sources::unwatch(native_handle id) noexcept {
     source* s = find(id);
     if (!s) return std::intptr_t(id) >= -1 - std::intptr_t(issued_) ? status(errc::not_watched) : errc::bad_fd;
-#ifndef _WIN32
     if (s->native)
         drop_native(*s);
     else if (s->what == kind::signal)
         drop_signal(s->signo);
+#ifdef _WIN32
+    else if (s->what == kind::process)
+        process_wait_stop(s->wait);
+#else
     else if (s->what == kind::process) {
         if (s->pidfd >= 0) {
             be_.remove(s->pidfd);
@@ -303,12 +298,10 @@ void sources::kernel_fds(std::vector<rewatch>& out) const {
     const auto add = [&](native_handle fd) {
         out.push_back({fd, Interest::read, Mode::level, make_token(fd, source_generation)});
     };
-#ifndef _WIN32
     if (signals_.fd() != native_handle(-1)) add(signals_.fd());
+#ifndef _WIN32
     for (const auto& s : list_)
         if (s.what == kind::process && s.pidfd >= 0) add(s.pidfd);
-#else
-    (void)add;
 #endif
 }
 
@@ -325,13 +318,13 @@ void sources::ready(std::uint32_t low) noexcept {
         }
         return;
     }
-#ifndef _WIN32
     const auto fd = native_handle(low);
     if (fd == signals_.fd()) {
         signals_.drain();
         dirty_ = true;
         return;
     }
+#ifndef _WIN32
     for (auto& s : list_)
         if (s.what == kind::process && s.pidfd == fd) {
             // Readable from the exit on, for ever: out of the kernel set at
@@ -372,7 +365,6 @@ Event* sources::collect(Event* out) noexcept {
                 }
                 break;
             }
-#ifndef _WIN32
             if (s.armed && dirty_) {
                 const std::uint64_t c = signal_hub::count(s.signo);
                 if (c != s.seen) {
@@ -380,10 +372,11 @@ Event* sources::collect(Event* out) noexcept {
                     fire(s, out);
                 }
             }
-#endif
             break;
         case kind::process:
-#ifndef _WIN32
+#ifdef _WIN32
+            if (!s.fired && s.wait && dirty_) s.fired = process_wait_exited(s.wait);
+#else
             if (!s.fired && s.pidfd == -1 && dirty_) s.fired = has_exited(s.pid);
 #endif
             if (s.fired && s.armed) fire(s, out);

@@ -12,6 +12,10 @@
 // - processes: a pidfd (Linux 5.3+) the backend watches; without pidfd, the
 //   SIGCHLD of the signal hub marks the sources dirty and collect() asks
 //   waitid(WNOHANG | WNOWAIT), which neither reaps nor blocks.
+// - Windows: console control events stand for SIGINT and SIGBREAK
+//   (signal_hub_windows.cpp), and a process's handle is waited on by the
+//   thread pool (detail/process_wait.hpp); both write to the same waker, a
+//   socket, which afd and wsapoll watch like any other.
 // - natively, where the backend takes the source (backend::add_source:
 //   kqueue's EVFILT_SIGNAL and EVFILT_PROC): the kernel reports it, and
 //   only its bookkeeping stays here (modes, re-arming, what fired while
@@ -34,6 +38,8 @@
 #include "iowait/iowait.hpp"
 
 namespace iowait::detail {
+
+class process_wait;
 
 constexpr std::uint32_t source_generation = ~std::uint32_t(0);  // no watch has it
 
@@ -88,11 +94,17 @@ private:
         int pidfd = -1;           // process: -1 where SIGCHLD and waitid() do it
         std::int64_t due = 0;     // timer: the next deadline (steady clock, ns)
         std::int64_t period = 0;  // timer: 0 for once
+
+        // process, Windows: the thread pool's wait; null if it had exited at the watch
+        process_wait* wait = nullptr;
     };
     source* find(native_handle id) noexcept;
     native_handle peek_id() const noexcept { return native_handle(-2 - std::intptr_t(issued_)); }
     native_handle next_id() noexcept { return native_handle(-2 - std::intptr_t(issued_++)); }
     status insert(source s) noexcept;
+    // sources_windows.cpp: after the checks that are the same everywhere.
+    status watch_process_windows(std::int64_t pid, std::uint64_t data, native_handle& id) noexcept;
+    status use_waker() noexcept;            // signals_, made and watched by the first user
     status use_signal(int signo) noexcept;  // this IOWait's share of the hub
     void drop_signal(int signo) noexcept;
     status watch_native(source& s, backend::source_kind as, std::int64_t ident) noexcept;
@@ -106,7 +118,7 @@ private:
     bool dirty_ = false;  // something may have fired that no deadline says
     std::size_t armed_timers_ = 0;
     std::int64_t next_due_ = 0;  // the earliest deadline of an armed timer
-    waker signals_;              // written by the hub's handler
+    waker signals_;              // written by the hub's handler; on Windows by process waits too
     int place_ = -1;             // in the hub
     int signal_users_[65] = {};  // watches of each signal, internal SIGCHLD included
 };

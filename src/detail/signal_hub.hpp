@@ -1,5 +1,6 @@
-// The process-wide part of signal sources (POSIX): one handler, installed
-// with sigaction() for each signal some IOWait watches, that counts the
+// The process-wide part of signal sources: one handler, installed with
+// sigaction() for each signal some IOWait watches (signal_hub.cpp; on Windows
+// a console control handler, signal_hub_windows.cpp), that counts the
 // delivery and writes to the waker of every IOWait that watches the signal.
 //
 // Why a handler and not signalfd: signalfd only sees a signal that is
@@ -13,6 +14,7 @@
 #include <cstdint>
 
 #include "detail/status.hpp"
+#include "iowait/iowait.hpp"
 
 namespace iowait::detail::signal_hub {
 
@@ -28,7 +30,7 @@ std::uint64_t count(int signo) noexcept;
 // attach() returns its place in the hub's fixed table, or -1 (EMFILE: 64
 // IOWaits watch signals already). detach() waits for handlers that may still
 // write to the fd, so that the caller may then close it.
-int attach(int write_fd) noexcept;
+int attach(native_handle write_fd) noexcept;
 void detach(int place) noexcept;
 
 // Makes the subscriber receive signo; the first subscription in the process
