@@ -67,6 +67,8 @@ struct rewatch {
     bool gone = false;
 };
 
+class epoll_set;  // src/backends/epoll_set.hpp (Linux)
+
 class backend {
 public:
     virtual ~backend() = default;
@@ -124,6 +126,11 @@ public:
     // old set stays as it was.
     virtual bool keeps_stale_entries() const noexcept { return false; }
     virtual status rebuild(std::span<rewatch> /*watches*/) noexcept { return {}; }
+    // The epoll set behind a backend whose add/modify/remove are exactly the
+    // set's and whose deliver() is exactly the set's pass (epoll, io_uring),
+    // asked once: the front end then makes those calls itself, inline, with
+    // no virtual call per change or per wait. Null for every other backend.
+    virtual epoll_set* epoll_set_of() noexcept { return nullptr; }
 };
 
 // Each returns null when the kernel refuses the backend, with the reason in ec.

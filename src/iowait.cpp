@@ -5,10 +5,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <string>
 
 #include "backend.hpp"
+#ifdef __linux__
+#include "backends/epoll_set.hpp"
+#endif
 #include "detail/fd_table.hpp"
 #include "detail/file_identity.hpp"
 #include "detail/fork_count.hpp"
@@ -66,6 +70,12 @@ struct IOWait::impl final : detail::event_sink {
     const bool needs_before_wait;
     const bool keeps_stale_entries;
     const unsigned supported_modes;  // bit 1 << Mode for each mode the backend honours
+#ifdef __linux__
+    // The set of epoll and io_uring (backend::epoll_set_of): changes and
+    // the pass over a batch are made here, inline; epoll's waits too.
+    detail::epoll_set* const eset;
+    const bool epoll_waits;
+#endif
     // detail::fork_count when this was made: a child's differs (rule F1).
     const std::uint32_t forks = detail::watch_forks();
     detail::small_mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
@@ -99,7 +109,13 @@ struct IOWait::impl final : detail::event_sink {
           needs_before_wait(be->needs_before_wait()),
           keeps_stale_entries(be->keeps_stale_entries()),
           supported_modes((be->supports(Mode::level) ? 1u : 0u) | (be->supports(Mode::oneshot) ? 2u : 0u) |
-                          (be->supports(Mode::edge) ? 4u : 0u)) {
+                          (be->supports(Mode::edge) ? 4u : 0u))
+#ifdef __linux__
+          ,
+          eset(be->epoll_set_of()),
+          epoll_waits(eset && be->kind() == Backend::epoll)
+#endif
+    {
         own_wake = be->own_wake(make_token(0, waker_generation));
         if (!own_wake) {
             waker = detail::waker(ec);
@@ -182,6 +198,26 @@ struct IOWait::impl final : detail::event_sink {
         return st;
     }
 
+    // The backend's changes, without a virtual call for epoll and io_uring.
+    status be_add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept {
+#ifdef __linux__
+        if (eset) return eset->add(fd, interest, mode, token);
+#endif
+        return be->add(fd, interest, mode, token);
+    }
+    status be_modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept {
+#ifdef __linux__
+        if (eset) return eset->modify(fd, interest, mode, token);
+#endif
+        return be->modify(fd, interest, mode, token);
+    }
+    status be_remove(native_handle fd) noexcept {
+#ifdef __linux__
+        if (eset) return eset->remove(fd);
+#endif
+        return be->remove(fd);
+    }
+
     void wake() {
         if (own_wake)
             be->wake();
@@ -210,7 +246,7 @@ struct IOWait::impl final : detail::event_sink {
             if (auto ec = detail::refuse_path_only(fd)) return forget_new(fd, ec);
             if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
         }
-        if (status st = be->add(fd, interest, mode, token)) {
+        if (status st = be_add(fd, interest, mode, token)) {
             if (st == std::errc::file_exists) st = add_again(fd, interest, mode, token);
             if (!st) {
                 s->state = slot::active;
@@ -231,11 +267,12 @@ struct IOWait::impl final : detail::event_sink {
             s->state = slot::active;
         }
         s->interest = interest;
+        s->interest_row = std::uint16_t(unsigned(interest) << 6);
         s->mode = mode;
         s->armed = true;
         s->data = data;
         s->live = s->state == slot::active && mode != Mode::oneshot && !keys_by_number ? token : no_token;
-        if (++next_generation == detail::source_generation) next_generation = waker_generation + 1;
+        if (++next_generation == waker_generation) next_generation = 1;
         changed(s->state == slot::always_ready);
         return {};
     }
@@ -246,8 +283,8 @@ struct IOWait::impl final : detail::event_sink {
     // again. Stale: drop it and add again (C4). Off the watch path.
     [[gnu::cold, gnu::noinline]] status add_again(native_handle fd, Interest interest, Mode mode,
                                                   std::uint64_t token) noexcept {
-        be->remove(fd);
-        return be->add(fd, interest, mode, token);
+        be_remove(fd);
+        return be_add(fd, interest, mode, token);
     }
 
     status forget_new(native_handle fd, status st) noexcept {
@@ -274,7 +311,7 @@ struct IOWait::impl final : detail::event_sink {
             if (!(now == s->id)) return detail::sys_error(ENOENT);
         }
         if (s->state == slot::active)
-            if (auto st = be->modify(fd, interest, mode, make_token(fd, s->generation))) return st;
+            if (auto st = be_modify(fd, interest, mode, make_token(fd, s->generation))) return st;
         const bool rearmed_always_ready = s->state == slot::always_ready && !s->armed;
         if (rearmed_always_ready) {
             try {
@@ -284,6 +321,7 @@ struct IOWait::impl final : detail::event_sink {
             }
         }
         s->interest = interest;
+        s->interest_row = std::uint16_t(unsigned(interest) << 6);
         s->data = data;
         s->mode = mode;
         s->armed = true;
@@ -297,7 +335,7 @@ struct IOWait::impl final : detail::event_sink {
         slot* s = find(fd);
         if (!s) return errc::not_watched;
         if (s->state == slot::active) {
-            auto st = be->remove(fd);
+            auto st = be_remove(fd);
             // EBADF: closed, so the kernel dropped it; ENOENT: the number now
             // names a file the kernel never saw. Either way it is gone.
             if (st && !(st == std::errc::bad_file_descriptor) && !(st == std::errc::no_such_file_or_directory))
@@ -310,7 +348,7 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     void forget_closed(native_handle fd, slot& s) {
-        if (s.state == slot::active) be->remove(fd);
+        if (s.state == slot::active) be_remove(fd);
         if (s.state == slot::always_ready && s.armed) std::erase(always_ready, fd);
         s.state = slot::closed;
         s.live = no_token;
@@ -399,7 +437,7 @@ struct IOWait::impl final : detail::event_sink {
             // Emulated oneshot: disarm in the kernel set now, under the lock,
             // or a level-triggered kernel would wake every wait for nothing.
             if (s.state == slot::active && !native_oneshot)
-                be->modify(fd, Interest::none, Mode::oneshot, make_token(fd, s.generation));
+                be_modify(fd, Interest::none, Mode::oneshot, make_token(fd, s.generation));
         }
         return true;
     }
@@ -500,7 +538,20 @@ struct IOWait::impl final : detail::event_sink {
         ::timespec ts;
         if (remaining >= 0) ts = detail::to_timespec(remaining);
         std::size_t promised = 0;
-        if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised)) return st;
+#ifdef __linux__
+        if (epoll_waits && remaining <= 0) {
+            // epoll_backend::wait() for the common timeouts, without the virtual call.
+            const int n = eset->wait(remaining < 0 ? -1 : 0);
+            if (n < 0) [[unlikely]] {
+                eset->filled(0);
+                return status::from_errno(errno);
+            }
+            eset->filled(n);
+            promised = std::size_t(n);
+        } else
+#endif
+            if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised))
+            return st;
         std::lock_guard lock(mu);
         if (promised + extra_room > capacity)
             if (auto st = reserve(promised + extra_room)) return st;
@@ -508,11 +559,58 @@ struct IOWait::impl final : detail::event_sink {
         dense_ = slots.dense_data();
         dense_size_ = slots.dense_size();
         ++batch_;
-        be->deliver(*this);
+#ifdef __linux__
+        if (eset)
+            pass_epoll();
+        else
+#endif
+            be->deliver(*this);
         if (extra_room != 0) collect_extras();
         count = std::size_t(out_ - first_);
         return {};
     }
+
+#ifdef __linux__
+    // epoll_set::deliver(), here so that the common entry costs no call:
+    // the first entry the inline path cannot take ends the loop, and the
+    // rest of the batch goes through the sink out of line.
+    void pass_epoll() noexcept {
+        const epoll_event* const batch = eset->entries();
+        const epoll_event* const end = batch + eset->ready();
+        const slot* dense = dense_;
+        // The table's size is a power of two (fd_table): a token of a fd
+        // beyond it lands, masked, on a slot whose live token differs (its
+        // fd does), so one compare checks both. Empty, it has no slot to land on.
+        if (dense_size_ == 0) return pass_epoll_rest(0);
+        const std::size_t mask = dense_size_ - 1;
+        Event* out = out_;
+        for (const epoll_event* e = batch; e != end; ++e) {
+            const std::uint64_t token = e->data.u64;
+            const slot& s = dense[std::size_t(token) & mask];
+            if (s.live != token) [[unlikely]] {
+                out_ = out;
+                pass_epoll_rest(std::size_t(e - batch));
+                return;
+            }
+            const detail::event_bools b = detail::epoll_tables.bools[s.interest_row | detail::epoll_index(e->events)];
+            // read and write both false: nothing for this watch. One test of both.
+            std::uint16_t rw;
+            std::memcpy(&rw, &b, sizeof rw);
+            if (rw != 0) [[likely]] {
+                *out = Event{native_handle(std::uint32_t(token)), b.read, b.write, b.hangup, b.error, s.data};
+                ++out;
+            }
+        }
+        out_ = out;
+    }
+
+    [[gnu::noinline]] void pass_epoll_rest(std::size_t from) noexcept {
+        const epoll_event* batch = eset->entries();
+        const std::size_t n = std::size_t(eset->ready());
+        for (std::size_t i = from; i < n; ++i)
+            deliver(std::uint64_t(batch[i].data.u64), detail::from_epoll(batch[i].events));
+    }
+#endif
 
     // Off the common path: always-ready files and sources, after the kernel's batch.
     [[gnu::noinline]] void collect_extras() noexcept {

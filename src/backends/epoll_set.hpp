@@ -75,6 +75,25 @@ inline unsigned from_epoll(std::uint32_t ev) noexcept {
     return epoll_low_bits.flags[ev & 31] | ((ev & EPOLLRDHUP) >> 11);
 }
 
+// For the front end's pass (src/iowait.cpp): the Event's four bools for
+// every (interest, epoll bits), so that an entry costs one table load from
+// the kernel's bits to the Event, with no ready_flag in between.
+// epoll reports only the bits a watch asked for (EPOLLIN, EPOLLOUT,
+// EPOLLRDHUP: see to_epoll) and EPOLLERR and EPOLLHUP: the five low bits
+// and EPOLLRDHUP, which the shift brings onto bit 5, where no other bit lands.
+constexpr unsigned epoll_index(std::uint32_t ev) noexcept { return (ev | ev >> 8) & 63; }
+static_assert(EPOLLRDHUP >> 8 == 32 && ((EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP) >> 8) == 0);
+struct epoll_event_tables {
+    event_bools bools[4 * 64];  // [interest << 6 | epoll_index(events)]
+    constexpr epoll_event_tables() : bools{} {
+        for (unsigned interest = 0; interest < 4; ++interest)
+            for (unsigned i = 0; i < 64; ++i)
+                bools[interest << 6 | i] =
+                    tables.bools[interest << 5 | from_low_bits(i & 31) | (i & 32 ? unsigned(hangup) : 0u)];
+    }
+};
+inline constexpr epoll_event_tables epoll_tables{};
+
 class epoll_set {
 public:
     // Room for a hundred ready fds in the first wait of a fresh IOWait (3 KiB).
@@ -135,6 +154,8 @@ public:
     // After it: how many entries the kernel wrote (0 after an error).
     void filled(int n) noexcept { ready_ = n; }
     int ready() const noexcept { return ready_; }
+    // The entries of the last wait.
+    const epoll_event* entries() const noexcept { return batch_.data(); }
     // The last wait filled the whole batch: more fds may be ready.
     bool full() const noexcept { return ready_ == batch_size_; }
 
