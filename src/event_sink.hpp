@@ -88,7 +88,7 @@ struct slot {
     bool armed = false;  // set by watch(); false once a oneshot (or always-ready edge) watch has reported
     // unsigned(interest) << 6, kept with it: the watch's row of the epoll
     // pass's table (epoll_tables in backends/epoll_set.hpp), one OR per event.
-    std::uint16_t interest_row = 0;
+    std::uint8_t interest_row = 0;
     Interest interest = Interest::none;
     Mode mode = Mode::level;
     std::uint32_t batch = 0;  // deliver_merging(): the batch that last reported this slot...

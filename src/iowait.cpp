@@ -116,6 +116,7 @@ struct IOWait::impl final : detail::event_sink {
           epoll_waits(eset && be->kind() == Backend::epoll)
 #endif
     {
+        any_always_ready.store(needs_before_wait, std::memory_order_relaxed);
         own_wake = be->own_wake(make_token(0, waker_generation));
         if (!own_wake) {
             waker = detail::waker(ec);
@@ -179,7 +180,9 @@ struct IOWait::impl final : detail::event_sink {
     void extras_changed() noexcept { extra_room = always_ready.size() + (srcs ? srcs->size() : 0); }
 
     // Work for before() under the lock: always-ready files, armed timers, a source that fired.
-    bool need_before() const noexcept { return !always_ready.empty() || (srcs && srcs->need_before_wait()); }
+    bool need_before() const noexcept {
+        return needs_before_wait || !always_ready.empty() || (srcs && srcs->need_before_wait());
+    }
 
     // A watch, modify or unwatch of a source; a change wakes the waiter,
     // whose kernel wait may have to end sooner (a timer) or at once.
@@ -225,11 +228,42 @@ struct IOWait::impl final : detail::event_sink {
             waker.signal();
     }
 
-    // The entry is made first, so that a table that cannot grow fails the
-    // watch before the kernel hears of it; a refusal then erases it.
     status watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
         if (!supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
+#ifdef __linux__
+        // The common case, inline: epoll's set (epoll, io_uring), a number
+        // the table has room for and no watch of, the kernel says yes. Its
+        // answer needs no wake-up of a waiter (the set is the kernel's) and
+        // leaves the always-ready list as it was, so changed() has nothing to do.
+        if (eset && std::size_t(fd) < slots.dense_size()) {
+            slot& s = slots.dense_at(fd);
+            if (s.state == slot::free) {
+                // The entry first, so that only the lock is live across the
+                // system call; added() redoes it for a refusal.
+                const std::uint32_t generation = next_generation;
+                if (++next_generation == waker_generation) next_generation = 1;
+                const std::uint64_t token = make_token(fd, generation);
+                s.live = mode != Mode::oneshot ? token : no_token;
+                s.data = data;
+                s.generation = generation;
+                s.state = slot::active;
+                s.armed = true;
+                s.interest_row = std::uint8_t(unsigned(interest) << 6);
+                s.interest = interest;
+                s.mode = mode;
+                if (const status st = eset->add(fd, interest, mode, token)) [[unlikely]]
+                    return refused(fd, st);
+                return {};
+            }
+        }
+#endif
+        return watch_locked(fd, interest, data, mode);
+    }
+
+    // The entry is made first, so that a table that cannot grow fails the
+    // watch before the kernel hears of it; a refusal then erases it.
+    [[gnu::noinline]] status watch_locked(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
         if (find(fd)) return errc::already_watched;
         slot* s;
         try {
@@ -246,7 +280,20 @@ struct IOWait::impl final : detail::event_sink {
             if (auto ec = detail::refuse_path_only(fd)) return forget_new(fd, ec);
             if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
         }
-        if (status st = be_add(fd, interest, mode, token)) {
+        return added(fd, *s, be_add(fd, interest, mode, token), token, interest, data, mode);
+    }
+
+    // The fast path's add failed: the rest as watch_locked() does it, from the entry.
+    [[gnu::noinline]] status refused(native_handle fd, status st) {
+        slot& s = slots.dense_at(fd);
+        return added(fd, s, st, make_token(fd, s.generation), s.interest, s.data, s.mode);
+    }
+
+    // The rest of a watch, given the kernel's answer to the add.
+    [[gnu::noinline]] status added(native_handle fd, slot& slot_, status st, std::uint64_t token, Interest interest,
+                                   std::uint64_t data, Mode mode) {
+        slot* s = &slot_;
+        if (st) {
             if (st == std::errc::file_exists) st = add_again(fd, interest, mode, token);
             if (!st) {
                 s->state = slot::active;
@@ -267,7 +314,7 @@ struct IOWait::impl final : detail::event_sink {
             s->state = slot::active;
         }
         s->interest = interest;
-        s->interest_row = std::uint16_t(unsigned(interest) << 6);
+        s->interest_row = std::uint8_t(unsigned(interest) << 6);
         s->mode = mode;
         s->armed = true;
         s->data = data;
@@ -321,7 +368,7 @@ struct IOWait::impl final : detail::event_sink {
             }
         }
         s->interest = interest;
-        s->interest_row = std::uint16_t(unsigned(interest) << 6);
+        s->interest_row = std::uint8_t(unsigned(interest) << 6);
         s->data = data;
         s->mode = mode;
         s->armed = true;
@@ -534,7 +581,7 @@ struct IOWait::impl final : detail::event_sink {
         woken_ = false;
         // The lock before the kernel wait only where there is work under it:
         // epoll reads its set in the kernel and needs nothing done.
-        if (needs_before_wait || any_always_ready.load(std::memory_order_seq_cst)) remaining = before(remaining);
+        if (any_always_ready.load(std::memory_order_seq_cst)) remaining = before(remaining);
         ::timespec ts;
         if (remaining >= 0) ts = detail::to_timespec(remaining);
         std::size_t promised = 0;
@@ -556,15 +603,17 @@ struct IOWait::impl final : detail::event_sink {
         if (promised + extra_room > capacity)
             if (auto st = reserve(promised + extra_room)) return st;
         first_ = out_ = events.get();
-        dense_ = slots.dense_data();
-        dense_size_ = slots.dense_size();
         ++batch_;
 #ifdef __linux__
-        if (eset)
+        if (eset) {
             pass_epoll();
-        else
+        } else
 #endif
+        {
+            dense_ = slots.dense_data();
+            dense_size_ = slots.dense_size();
             be->deliver(*this);
+        }
         if (extra_room != 0) collect_extras();
         count = std::size_t(out_ - first_);
         return {};
@@ -577,12 +626,11 @@ struct IOWait::impl final : detail::event_sink {
     void pass_epoll() noexcept {
         const epoll_event* const batch = eset->entries();
         const epoll_event* const end = batch + eset->ready();
-        const slot* dense = dense_;
         // The table's size is a power of two (fd_table): a token of a fd
         // beyond it lands, masked, on a slot whose live token differs (its
-        // fd does), so one compare checks both. Empty, it has no slot to land on.
-        if (dense_size_ == 0) return pass_epoll_rest(0);
-        const std::size_t mask = dense_size_ - 1;
+        // fd does), so one compare checks both.
+        const slot* dense = slots.lookup();
+        const std::size_t mask = slots.lookup_mask();
         Event* out = out_;
         for (const epoll_event* e = batch; e != end; ++e) {
             const std::uint64_t token = e->data.u64;
@@ -592,7 +640,7 @@ struct IOWait::impl final : detail::event_sink {
                 pass_epoll_rest(std::size_t(e - batch));
                 return;
             }
-            const detail::event_bools b = detail::epoll_tables.bools[s.interest_row | detail::epoll_index(e->events)];
+            const detail::event_bools b = detail::epoll_tables.bools[detail::epoll_index(e->events, s.interest_row)];
             // read and write both false: nothing for this watch. One test of both.
             std::uint16_t rw;
             std::memcpy(&rw, &b, sizeof rw);
@@ -605,6 +653,8 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     [[gnu::noinline]] void pass_epoll_rest(std::size_t from) noexcept {
+        dense_ = slots.dense_data();
+        dense_size_ = slots.dense_size();
         const epoll_event* batch = eset->entries();
         const std::size_t n = std::size_t(eset->ready());
         for (std::size_t i = from; i < n; ++i)

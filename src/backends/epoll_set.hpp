@@ -79,10 +79,14 @@ inline unsigned from_epoll(std::uint32_t ev) noexcept {
 // every (interest, epoll bits), so that an entry costs one table load from
 // the kernel's bits to the Event, with no ready_flag in between.
 // epoll reports only the bits a watch asked for (EPOLLIN, EPOLLOUT,
-// EPOLLRDHUP: see to_epoll) and EPOLLERR and EPOLLHUP: the five low bits
-// and EPOLLRDHUP, which the shift brings onto bit 5, where no other bit lands.
-constexpr unsigned epoll_index(std::uint32_t ev) noexcept { return (ev | ev >> 8) & 63; }
-static_assert(EPOLLRDHUP >> 8 == 32 && ((EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP) >> 8) == 0);
+// EPOLLRDHUP: see to_epoll) and EPOLLERR and EPOLLHUP: in the low byte, and
+// EPOLLRDHUP in the second, on the bit (5) that no other takes in the first;
+// row (interest << 6) takes bits 6 and 7, which none of these has.
+constexpr unsigned epoll_index(std::uint32_t ev, std::uint8_t row) noexcept {
+    return unsigned(std::uint8_t(ev) | std::uint8_t(ev >> 8) | row);
+}
+static_assert(EPOLLRDHUP >> 8 == 32 && ((EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP) >> 8) == 0 &&
+              ((EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP) & 0xe0) == 0);
 struct epoll_event_tables {
     event_bools bools[4 * 64];  // [interest << 6 | epoll_index(events)]
     constexpr epoll_event_tables() : bools{} {

@@ -56,6 +56,14 @@ public:
         auto it = sparse_.find(fd);
         return it == sparse_.end() ? nullptr : &it->second;
     }
+    // For a lookup with no test of the size, where an entry that is not
+    // there must compare unequal anyway: lookup()[fd & lookup_mask()] is the
+    // entry of fd, if it has one, else some other entry (the dense part's
+    // size is a power of two), or a T{} while there is none.
+    const T* lookup() const noexcept { return lookup_; }
+    std::size_t lookup_mask() const noexcept { return mask_; }
+    // The entry of a fd below dense_size().
+    T& dense_at(native_handle fd) noexcept { return dense_[std::size_t(fd)]; }
     // The entries of the handles below dense_limit, indexed by handle: 0 or
     // a power of two of them.
     const T* dense_data() const noexcept { return dense_; }
@@ -102,10 +110,15 @@ private:
 #endif
         dense_ = grown;
         size_ = n;
+        lookup_ = grown;
+        mask_ = n - 1;
     }
 
+    inline static const T empty_{};
     T* dense_ = nullptr;
     std::size_t size_ = 0;
+    const T* lookup_ = &empty_;
+    std::size_t mask_ = 0;
     std::unordered_map<native_handle, T> sparse_;
 };
 
