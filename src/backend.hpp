@@ -31,6 +31,11 @@
 //   The sink may call back modify(fd, Interest::none, ...) (emulated
 //   oneshot) and remove(fd) (closed fd) during deliver(): a backend's pass
 //   must not walk a structure those change.
+// - epoll and io_uring, whose changes and batch are an epoll set's
+//   (epoll_set_of()), are the exception for speed: the front end calls the
+//   set's add/modify/remove and makes the pass over its batch itself, inline
+//   (src/iowait.cpp, pass_epoll), and for epoll the no-timeout and zero
+//   waits too; their add/modify/remove/deliver must stay exactly the set's.
 // - Errors are errno values in the generic category, or iowait::errc values.
 //   add() returns errc-like `not_pollable` (EPERM) for a file the kernel
 //   refuses to poll (epoll and regular files); the front end then treats the

@@ -69,7 +69,7 @@ struct IOWait::impl final : detail::event_sink {
     const bool native_oneshot;
     const bool needs_before_wait;
     const bool keeps_stale_entries;
-    const unsigned supported_modes;  // bit 1 << Mode for each mode the backend honours
+    const bool supported_modes[3];  // [Mode]: the backend honours it
 #ifdef __linux__
     // The set of epoll and io_uring (backend::epoll_set_of): changes and
     // the pass over a batch are made here, inline; epoll's waits too.
@@ -108,8 +108,7 @@ struct IOWait::impl final : detail::event_sink {
           native_oneshot(be->native_oneshot()),
           needs_before_wait(be->needs_before_wait()),
           keeps_stale_entries(be->keeps_stale_entries()),
-          supported_modes((be->supports(Mode::level) ? 1u : 0u) | (be->supports(Mode::oneshot) ? 2u : 0u) |
-                          (be->supports(Mode::edge) ? 4u : 0u))
+          supported_modes{be->supports(Mode::level), be->supports(Mode::oneshot), be->supports(Mode::edge)}
 #ifdef __linux__
           ,
           eset(be->epoll_set_of()),
@@ -132,7 +131,7 @@ struct IOWait::impl final : detail::event_sink {
         if (!ec) ec = reserve(64).code();
     }
 
-    bool supports(Mode mode) const noexcept { return unsigned(mode) < 3 && (supported_modes >> unsigned(mode) & 1); }
+    bool supports(Mode mode) const noexcept { return unsigned(mode) < 3 && supported_modes[unsigned(mode)]; }
 
     // Made before a fork() and used in the child (F1): its kernel objects
     // are the parent's too (epoll's set, io_uring's ring, the waker), so
@@ -548,7 +547,7 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
-    status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+    [[gnu::always_inline]] status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (forked()) [[unlikely]]
             return errc::forked;
         if (timeout_ns == -1) return errc::bad_timeout;
@@ -559,7 +558,7 @@ struct IOWait::impl final : detail::event_sink {
     // being retried, so that the caller can run its own signal handlers.
     // The common case (an event or notify() on the first kernel wait) runs
     // once() and returns; the loop with the clock is out of the way in more().
-    status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+    [[gnu::always_inline]] status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
         status st;
         if (timeout_ns > 0) {
@@ -576,15 +575,12 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     // One kernel wait and one pass over its answer; remaining < 0: no timeout.
-    status once(std::int64_t remaining) noexcept {
+    [[gnu::always_inline]] status once(std::int64_t remaining) noexcept {
         count = 0;
         woken_ = false;
         // The lock before the kernel wait only where there is work under it:
         // epoll reads its set in the kernel and needs nothing done.
         if (any_always_ready.load(std::memory_order_seq_cst)) remaining = before(remaining);
-        ::timespec ts;
-        if (remaining >= 0) ts = detail::to_timespec(remaining);
-        std::size_t promised = 0;
 #ifdef __linux__
         if (epoll_waits && remaining <= 0) {
             // epoll_backend::wait() for the common timeouts, without the virtual call.
@@ -594,36 +590,54 @@ struct IOWait::impl final : detail::event_sink {
                 return status::from_errno(errno);
             }
             eset->filled(n);
-            promised = std::size_t(n);
-        } else
+            return collect_epoll(std::size_t(n));
+        }
 #endif
-            if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised))
-            return st;
+        ::timespec ts;
+        if (remaining >= 0) ts = detail::to_timespec(remaining);
+        std::size_t promised = 0;
+        if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised)) return st;
+#ifdef __linux__
+        if (eset) return collect_epoll(promised);
+#endif
         std::lock_guard lock(mu);
         if (promised + extra_room > capacity)
             if (auto st = reserve(promised + extra_room)) return st;
         first_ = out_ = events.get();
         ++batch_;
-#ifdef __linux__
-        if (eset) {
-            pass_epoll();
-        } else
-#endif
-        {
-            dense_ = slots.dense_data();
-            dense_size_ = slots.dense_size();
-            be->deliver(*this);
-        }
+        dense_ = slots.dense_data();
+        dense_size_ = slots.dense_size();
+        be->deliver(*this);
         if (extra_room != 0) collect_extras();
         count = std::size_t(out_ - first_);
         return {};
     }
 
 #ifdef __linux__
+    // The pass of once() over an epoll set's batch: the sink's members are
+    // written only where the slow path or the extras need them.
+    [[gnu::always_inline]] status collect_epoll(std::size_t promised) noexcept {
+        std::lock_guard lock(mu);
+        if (promised + extra_room > capacity)
+            if (auto st = reserve(promised + extra_room)) return st;
+        ++batch_;
+        Event* const first = events.get();
+        Event* out = pass_epoll(first);
+        if (extra_room != 0) [[unlikely]] {
+            first_ = first;
+            out_ = out;
+            collect_extras();
+            out = out_;
+        }
+        count = std::size_t(out - first);
+        return {};
+    }
+
     // epoll_set::deliver(), here so that the common entry costs no call:
     // the first entry the inline path cannot take ends the loop, and the
-    // rest of the batch goes through the sink out of line.
-    void pass_epoll() noexcept {
+    // rest of the batch goes through the sink out of line. Returns the end
+    // of the Events written.
+    [[gnu::always_inline]] Event* pass_epoll(Event* const first) noexcept {
         const epoll_event* const batch = eset->entries();
         const epoll_event* const end = batch + eset->ready();
         // The table's size is a power of two (fd_table): a token of a fd
@@ -631,14 +645,15 @@ struct IOWait::impl final : detail::event_sink {
         // fd does), so one compare checks both.
         const slot* dense = slots.lookup();
         const std::size_t mask = slots.lookup_mask();
-        Event* out = out_;
+        Event* out = first;
         for (const epoll_event* e = batch; e != end; ++e) {
             const std::uint64_t token = e->data.u64;
             const slot& s = dense[std::size_t(token) & mask];
             if (s.live != token) [[unlikely]] {
+                first_ = first;
                 out_ = out;
                 pass_epoll_rest(std::size_t(e - batch));
-                return;
+                return out_;
             }
             const detail::event_bools b = detail::epoll_tables.bools[detail::epoll_index(e->events, s.interest_row)];
             // read and write both false: nothing for this watch. One test of both.
@@ -649,7 +664,7 @@ struct IOWait::impl final : detail::event_sink {
                 ++out;
             }
         }
-        out_ = out;
+        return out;
     }
 
     [[gnu::noinline]] void pass_epoll_rest(std::size_t from) noexcept {
