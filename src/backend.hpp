@@ -46,6 +46,11 @@
 //   after each report with modify(fd, Interest::none, ...), which every
 //   backend must accept: the fd stays registered and nothing, not even a
 //   hangup or error, is reported until the next modify().
+// - Sources (sources.hpp): by default the front end makes each signal and
+//   process source of its own, through fds it hands to add() like any other.
+//   A kernel that watches one itself (kqueue's EVFILT_SIGNAL, EVFILT_PROC)
+//   takes it in add_source(); everything else (modes, re-arming, what
+//   fired while disarmed, the signal's disposition) stays in the front end.
 #pragma once
 
 #include <ctime>
@@ -130,6 +135,18 @@ public:
     // deliver(): it must not touch the batch deliver() walks. On failure the
     // old set stays as it was.
     virtual bool keeps_stale_entries() const noexcept { return false; }
+    // A signal (ident: its number) or a child process (ident: its pid, for
+    // its exit) the kernel reports itself: each time it fires, deliver()
+    // hands over one entry with `token` (at most one per source per batch),
+    // whose generation is source_generation, so that it takes the sink's
+    // slow path. A process is reported once and then dropped by the kernel.
+    // errc::unsupported_source (the default): the front end does it itself.
+    // remove_source() may find it gone already (ENOENT: a process reported).
+    enum class source_kind : std::uint8_t { signal, process };
+    virtual status add_source(source_kind /*kind*/, std::int64_t /*ident*/, std::uint64_t /*token*/) noexcept {
+        return errc::unsupported_source;
+    }
+    virtual status remove_source(source_kind /*kind*/, std::int64_t /*ident*/) noexcept { return {}; }
     virtual status rebuild(std::span<rewatch> /*watches*/) noexcept { return {}; }
     // The epoll set behind a backend whose add/modify/remove are exactly the
     // set's and whose deliver() is exactly the set's pass (epoll, io_uring),

@@ -24,7 +24,8 @@ public:
         case errc::forked:
             return "this IOWait was created in the parent process and cannot be used after fork(): "
                    "make a new one in the child";
-        case errc::unsupported_source: return "this platform has no such source (signals and processes: POSIX only)";
+        case errc::unsupported_source:
+            return "this platform has no such source (Windows: signals other than SIGINT and SIGBREAK)";
         }
         return "unknown iowait error";
     }

@@ -406,7 +406,7 @@ struct IOWait::impl final : detail::event_sink {
         const auto fd = native_handle(std::uint32_t(token));
         const auto generation = std::uint32_t(token >> 32);
         if (generation == detail::source_generation) {
-            if (srcs) srcs->ready(fd);
+            if (srcs) srcs->ready(std::uint32_t(token));
             return;
         }
         if (generation == waker_generation) {

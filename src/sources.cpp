@@ -4,17 +4,18 @@
 #include <chrono>
 #include <climits>
 
+#include "detail/signal_hub.hpp"
 #include "detail/sys_error.hpp"
 
-#ifndef _WIN32
+#ifdef _WIN32
+#include "detail/process_wait.hpp"
+#else
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
-
-#include "detail/signal_hub.hpp"
 #endif
 #ifdef __linux__
 #include <sys/syscall.h>
@@ -62,19 +63,23 @@ bool has_exited(std::int64_t pid) noexcept {
 }  // namespace
 
 sources::~sources() {
-#ifndef _WIN32
+    for (auto& s : list_)
+        if (s.native) drop_native(s);
+#ifdef _WIN32
+    for (auto& s : list_) process_wait_stop(s.wait);  // before signals_ closes: no callback writes to it
+#else
     for (auto& s : list_)
         if (s.pidfd >= 0) {
             be_.remove(s.pidfd);
             ::close(s.pidfd);
         }
+#endif
     if (place_ >= 0) {
         for (int signo = 1; signo <= 64; ++signo)
             if (signal_users_[signo] != 0) signal_hub::remove(place_, signo);
         signal_hub::detach(place_);
     }
     if (signals_.fd() != native_handle(-1)) be_.remove(signals_.fd());
-#endif
 }
 
 sources::source* sources::find(native_handle id) noexcept {
@@ -94,18 +99,18 @@ status sources::insert(source s) noexcept {
     return {};
 }
 
+status sources::use_waker() noexcept {
+    if (signals_.fd() != native_handle(-1)) return {};
+    std::error_code ec;
+    waker w(ec);
+    if (ec) return ec;
+    if (auto st = be_.add(w.fd(), Interest::read, Mode::level, make_token(w.fd(), source_generation))) return st;
+    signals_ = std::move(w);
+    return {};
+}
+
 status sources::use_signal(int signo) noexcept {
-#ifdef _WIN32
-    (void)signo;
-    return errc::unsupported_source;
-#else
-    if (signals_.fd() == native_handle(-1)) {
-        std::error_code ec;
-        waker w(ec);
-        if (ec) return ec;
-        if (auto st = be_.add(w.fd(), Interest::read, Mode::level, make_token(w.fd(), source_generation))) return st;
-        signals_ = std::move(w);
-    }
+    if (auto st = use_waker()) return st;
     if (place_ < 0) {
         place_ = signal_hub::attach(signals_.write_fd());
         if (place_ < 0) return status::from_errno(EMFILE);
@@ -114,22 +119,31 @@ status sources::use_signal(int signo) noexcept {
         if (auto st = signal_hub::add(place_, signo)) return st;
     ++signal_users_[signo];
     return {};
-#endif
 }
 
 void sources::drop_signal(int signo) noexcept {
-#ifndef _WIN32
     if (--signal_users_[signo] == 0) signal_hub::remove(place_, signo);
-#else
-    (void)signo;
+}
+
+status sources::watch_native(source& s, backend::source_kind as, std::int64_t ident) noexcept {
+    const status st = be_.add_source(as, ident, make_token(peek_id(), source_generation));
+    s.native = !st;
+    return st;
+}
+
+void sources::drop_native(const source& s) noexcept {
+    // ENOENT for a process the kernel dropped as it reported the exit: gone either way.
+    if (s.what == kind::process) {
+        be_.remove_source(backend::source_kind::process, s.pid);
+        return;
+    }
+    be_.remove_source(backend::source_kind::signal, s.signo);
+#ifndef _WIN32
+    signal_hub::release(s.signo);  // after the knote: the disposition holds until nothing reports it
 #endif
 }
 
 status sources::watch_signal(int signo, std::uint64_t data, Mode mode, native_handle& id) noexcept {
-#ifdef _WIN32
-    (void)signo, (void)data, (void)mode, (void)id;
-    return errc::unsupported_source;
-#else
     if (!valid_mode(mode)) return errc::unsupported_mode;
     if (!signal_hub::watchable(signo)) return status::from_errno(EINVAL);
     for (auto& s : list_)
@@ -137,30 +151,40 @@ status sources::watch_signal(int signo, std::uint64_t data, Mode mode, native_ha
     // Counted before the handler is installed: deliveries from here on are
     // reported, earlier ones (another IOWait's) are not.
     const std::uint64_t seen = signal_hub::count(signo);
-    if (auto st = use_signal(signo)) return st;
     source s{};
     s.what = kind::signal;
     s.mode = mode;
     s.data = data;
     s.signo = signo;
     s.seen = seen;
+    // The handler before the kernel's report: a knote alone would let the
+    // default action run (a kqueue records the signal, it does not catch it).
+    if (auto st = signal_hub::hold(signo)) return st;
+    if (auto st = watch_native(s, backend::source_kind::signal, signo)) {
+        // Not native: the handler and the waker. The hold is dropped after
+        // use_signal() took its own, so that the action is not swapped twice.
+        const status own = st == errc::unsupported_source ? use_signal(signo) : st;
+        signal_hub::release(signo);
+        if (own) return own;
+    }
     if (auto st = insert(s)) {
-        drop_signal(signo);
+        if (s.native)
+            drop_native(s);
+        else
+            drop_signal(signo);
         return st;
     }
     id = list_.back().id;
     return {};
-#endif
 }
 
 status sources::watch_process(std::int64_t pid, std::uint64_t data, native_handle& id) noexcept {
-#ifdef _WIN32
-    (void)pid, (void)data, (void)id;
-    return errc::unsupported_source;
-#else
     if (pid <= 0 || pid > INT_MAX) return status::from_errno(EINVAL);
     for (auto& s : list_)
         if (s.what == kind::process && s.pid == pid) return errc::already_watched;
+#ifdef _WIN32
+    return watch_process_windows(pid, data, id);
+#else
     siginfo_t info{};
     // Only a child: waitid() tells its exit without reaping it, on every
     // POSIX system, and the caller is the one that reaps it.
@@ -170,8 +194,20 @@ status sources::watch_process(std::int64_t pid, std::uint64_t data, native_handl
     s.mode = Mode::oneshot;
     s.data = data;
     s.pid = pid;
-    s.pidfd = open_pidfd(pid);
-    if (s.pidfd >= 0) {
+    s.pidfd = -2;  // neither a pidfd nor the SIGCHLD fallback, unless set below
+    const status native = watch_native(s, backend::source_kind::process, pid);
+    if (!native) {
+        // The knote first, then the check, as below: a child that had exited
+        // already is reported by the next wait whatever the kernel makes of it.
+        s.fired = has_exited(pid);
+        dirty_ = dirty_ || s.fired;
+    } else if (native == std::errc::no_such_process && has_exited(pid)) {
+        // macOS refuses EVFILT_PROC for a zombie (ESRCH): it has exited.
+        s.fired = true;
+        dirty_ = true;
+    } else if (!(native == errc::unsupported_source)) {
+        return native;
+    } else if (s.pidfd = open_pidfd(pid); s.pidfd >= 0) {
         if (auto st = be_.add(s.pidfd, Interest::read, Mode::level, make_token(s.pidfd, source_generation))) {
             ::close(s.pidfd);
             return st;
@@ -185,10 +221,12 @@ status sources::watch_process(std::int64_t pid, std::uint64_t data, native_handl
         dirty_ = dirty_ || s.fired;
     }
     if (auto st = insert(s)) {
-        if (s.pidfd >= 0) {
+        if (s.native) {
+            drop_native(s);
+        } else if (s.pidfd >= 0) {
             be_.remove(s.pidfd);
             ::close(s.pidfd);
-        } else {
+        } else if (s.pidfd == -1) {
             drop_signal(SIGCHLD);
         }
         return st;
@@ -234,9 +272,15 @@ status sources::modify(native_handle id, Interest interest, std::uint64_t data, 
 status sources::unwatch(native_handle id) noexcept {
     source* s = find(id);
     if (!s) return std::intptr_t(id) >= -1 - std::intptr_t(issued_) ? status(errc::not_watched) : errc::bad_fd;
-#ifndef _WIN32
-    if (s->what == kind::signal) drop_signal(s->signo);
-    if (s->what == kind::process) {
+    if (s->native)
+        drop_native(*s);
+    else if (s->what == kind::signal)
+        drop_signal(s->signo);
+#ifdef _WIN32
+    else if (s->what == kind::process)
+        process_wait_stop(s->wait);
+#else
+    else if (s->what == kind::process) {
         if (s->pidfd >= 0) {
             be_.remove(s->pidfd);
             ::close(s->pidfd);
@@ -250,13 +294,26 @@ status sources::unwatch(native_handle id) noexcept {
     return {};
 }
 
-void sources::ready(native_handle fd) noexcept {
-#ifndef _WIN32
+void sources::ready(std::uint32_t low) noexcept {
+    // A source id is negative: its low half sign-extends back to it (a
+    // SOCKET-sized native_handle on Windows would not).
+    if (const auto id = native_handle(std::intptr_t(std::int32_t(low))); is_source_id(id)) {
+        // A native source fired; an id already unwatched finds nothing
+        // (ids are never reused). Reported by collect() if armed, else
+        // kept for the modify() that re-arms it.
+        if (source* s = find(id)) {
+            s->fired = true;
+            dirty_ = true;
+        }
+        return;
+    }
+    const auto fd = native_handle(low);
     if (fd == signals_.fd()) {
         signals_.drain();
         dirty_ = true;
         return;
     }
+#ifndef _WIN32
     for (auto& s : list_)
         if (s.what == kind::process && s.pidfd == fd) {
             // Readable from the exit on, for ever: out of the kernel set at
@@ -268,8 +325,6 @@ void sources::ready(native_handle fd) noexcept {
             dirty_ = true;
             return;
         }
-#else
-    (void)fd;
 #endif
 }
 
@@ -292,7 +347,13 @@ Event* sources::collect(Event* out) noexcept {
     for (auto& s : list_) {
         switch (s.what) {
         case kind::signal:
-#ifndef _WIN32
+            if (s.native) {
+                if (s.fired && s.armed) {
+                    s.fired = false;
+                    fire(s, out);
+                }
+                break;
+            }
             if (s.armed && dirty_) {
                 const std::uint64_t c = signal_hub::count(s.signo);
                 if (c != s.seen) {
@@ -300,10 +361,11 @@ Event* sources::collect(Event* out) noexcept {
                     fire(s, out);
                 }
             }
-#endif
             break;
         case kind::process:
-#ifndef _WIN32
+#ifdef _WIN32
+            if (!s.fired && s.wait && dirty_) s.fired = process_wait_exited(s.wait);
+#else
             if (!s.fired && s.pidfd == -1 && dirty_) s.fired = has_exited(s.pid);
 #endif
             if (s.fired && s.armed) fire(s, out);

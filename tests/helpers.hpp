@@ -191,6 +191,14 @@ protected:
 
 // Runs the test suite `suite` (an alias of ConformanceTest) on every backend
 // this build and kernel can use; names read Conformance/<suite>.<test>/<backend>.
+// libkqueue (kqueue emulated over epoll, the build with IOWAIT_KQUEUE_PREFIX
+// on Linux) rather than a kernel kqueue.
+#if defined(__linux__)
+#define IOWAIT_LIBKQUEUE true
+#else
+#define IOWAIT_LIBKQUEUE false
+#endif
+
 #define IOWAIT_CONFORMANCE(suite)                                                                         \
     INSTANTIATE_TEST_SUITE_P(Conformance, suite, testing::ValuesIn(iowait::IOWait::available_backends()), \
                              iowait::test::name_of)

@@ -134,9 +134,11 @@ IOWAIT_API int iowait_unwatch(iowait_t* w, iowait_fd fd);
  * *id a handle no fd has; its events come as any other, with fd == *id, read
  * set and the data given; iowait_modify() and iowait_unwatch() take the id.
  * A signal: reported when delivered; its default action does not run while
- * it is watched (POSIX; IOWAIT_E_UNSUPPORTED_SOURCE on Windows). */
+ * it is watched (Windows: SIGINT and SIGBREAK, from console control events;
+ * other signals IOWAIT_E_UNSUPPORTED_SOURCE). */
 IOWAIT_API int iowait_watch_signal(iowait_t* w, int signo, uint64_t data, iowait_mode mode, iowait_fd* id);
-/* A child process: reported once when it exits; the caller reaps it. */
+/* A child process: reported once when it exits; the caller reaps it
+ * (Windows: any process the caller may open, by id). */
 IOWAIT_API int iowait_watch_process(iowait_t* w, int64_t pid, uint64_t data, iowait_fd* id);
 /* A timer: due first_ns from now, then every period_ns (0: once). */
 IOWAIT_API int iowait_watch_timer(iowait_t* w, int64_t first_ns, int64_t period_ns, uint64_t data, iowait_mode mode,

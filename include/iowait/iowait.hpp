@@ -176,11 +176,14 @@ public:
     // oneshot; edge is errc::unsupported_mode. Errors name the call and source.
     // A signal, reported when delivered: while watched, its handler is
     // iowait's (any thread may receive it; neither its default action nor an
-    // earlier handler runs); unwatch() restores the earlier one. POSIX only.
+    // earlier handler runs); unwatch() restores the earlier one. Windows:
+    // SIGINT and SIGBREAK, from console control events (CTRL_C_EVENT,
+    // CTRL_BREAK_EVENT); other signals errc::unsupported_source.
     native_handle watch_signal(int signo, std::uint64_t data = 0, Mode mode = Mode::level);
     native_handle watch_signal(int signo, std::uint64_t data, Mode mode, std::error_code& ec) noexcept;
     // A child process (ECHILD for any other pid), reported once when it has
-    // exited (oneshot only); the caller reaps it. POSIX only.
+    // exited (oneshot only); the caller reaps it. Windows: any process the
+    // caller may open, by id (ESRCH if none); the caller's handles stay its own.
     native_handle watch_process(std::int64_t pid, std::uint64_t data = 0);
     native_handle watch_process(std::int64_t pid, std::uint64_t data, std::error_code& ec) noexcept;
     // A timer on the monotonic clock: due `first` from now, then every

@@ -87,7 +87,8 @@ Added by this module:
   seconds; 0: once). Each returns a Source; wait() reports it as
   IOEvent(source, True, False), and unwatch(source) stops it. clear() and
   close() stop them too; len(w) and get_watched() count files only.
-  Signals and processes are POSIX only (NotImplementedError elsewhere).
+  Windows: SIGINT and SIGBREAK only (console control events; other signals
+  NotImplementedError), and any process by pid, not only a child.
 * Selector -- a selectors.BaseSelector on the same engine, for asyncio:
   asyncio.SelectorEventLoop(iowait.Selector()).
 
@@ -255,6 +256,7 @@ class _CoreIOWait(_iowait._Poller, AbstractIOWait, metaclass=_Meta):
 
         iowait does not reap it: the caller does (os.waitpid, Popen.wait).
         A pid that is not a child of this process: ChildProcessError.
+        Windows: any process this one may open (ProcessLookupError if none).
         """
         source = Source('process', pid)
         self._watch_source('process', pid, None, source)

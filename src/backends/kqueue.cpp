@@ -10,6 +10,31 @@
 // the read returns EOF at once); EV_EOF with a non-zero fflags (the socket's
 // so_error, e.g. ECONNREFUSED) is error; EV_ERROR is error.
 //
+// Sources (backend::add_source): a child process is an EVFILT_PROC knote
+// (NOTE_EXIT), which the kernel drops as it reports the exit, without
+// reaping the child (kevent.data holds the status waitpid() will give). A
+// signal is an EVFILT_SIGNAL knote, EV_CLEAR so that deliveries before one
+// wait are one kevent, on FreeBSD, NetBSD, OpenBSD and DragonFly, whose
+// kernels record every signal sent to the process or to one of its threads
+// (tdsendsignal, kpsignal2, ptsignal, lwpsignal). Not on macOS: XNU's
+// psignal_internal records a signal sent to the process, not one sent to a
+// thread (raise(), pthread_kill(), the SIGPIPE of a write()), which rule G1
+// must report; there the front end's handler serves signals, as on the
+// other backends. A knote records a signal, it does not catch it: the
+// front end's signal hub still installs its handler, so that the default
+// action does not run (the BSDs record even an ignored signal, but SIG_IGN
+// is no answer: an ignored SIGCHLD is not recorded and reaps the children).
+// Both knotes stay enabled in every mode: the front end keeps a oneshot
+// source's report for the modify() that re-arms it, so no kernel's way of
+// re-enabling a knote matters. Timers stay in the front end, as deadlines
+// the wait's own timeout ends at (sources.hpp): EVFILT_TIMER would add a
+// kevent() to every watch, modify and unwatch and give nothing the wait's
+// timespec does not, its clock and units differ between the BSDs (macOS
+// coalesces timers with a leeway; older OpenBSD and NetBSD count in
+// milliseconds only), re-arming a dispatched timer for a new mode
+// restarts it off its grid (rule T6), and FreeBSD caps its timers for the
+// whole system (kern.kq_calloutmax, 4096 by default).
+//
 // Each watch, modify and unwatch is one kevent() call carrying all of its
 // changes. They are not deferred to the next wait's kevent() call, though
 // kqueue allows it: a change must reach a wait already in progress (rule N3),
@@ -45,6 +70,14 @@
 //   thread with libkqueue_drain_pending_close(), exported by libkqueue 2.7
 //   but not declared in its header; a weak reference, so an older libkqueue
 //   still links and keeps its asynchronous release.
+// - libkqueue's EVFILT_SIGNAL is a signalfd underneath (its BUGS.md): it
+//   sees a signal only where the signal is blocked in every thread, and it
+//   blocks it in the registering thread for good. That is the limit
+//   docs/behaviour.md (G1) gives for not using signalfd at all, so there
+//   this backend declines signals and the front end's handler serves them
+//   (IOWAIT_LIBKQUEUE_SIGNALS=1 makes it take them, for the one test that
+//   blocks the signal everywhere: the native path run on Linux).
+//   Its EVFILT_PROC is a pidfd, as the front end's own path on Linux.
 // - kevent.udata holds the 64-bit token: void* on most systems, intptr_t on
 //   NetBSD before 10; 32-bit systems are not supported (static_assert below).
 // sys/types.h first: the BSDs' sys/event.h uses its types without including it.
@@ -56,6 +89,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -132,6 +166,18 @@ struct kevent change(int fd, Interest bit, unsigned flags, std::uint64_t token, 
     return ev;
 }
 
+// Whether EVFILT_SIGNAL serves signal sources (see the header).
+bool native_signals() {
+#if defined(__APPLE__)
+    return false;  // it misses a signal sent to one thread
+#elif defined(__linux__)
+    static const bool asked = std::getenv("IOWAIT_LIBKQUEUE_SIGNALS") != nullptr;  // libkqueue's signalfd
+    return asked;
+#else
+    return true;
+#endif
+}
+
 #ifdef EVFILT_USER
 struct kevent user_event(unsigned flags, unsigned fflags) {
     struct kevent ev {};
@@ -196,6 +242,19 @@ public:
         ::kevent(kq_.get(), &ev, 1, nullptr, 0, nullptr);  // fails only if own_wake() did, and then it is not called
     }
 #endif
+
+    status add_source(source_kind kind, std::int64_t ident, std::uint64_t token) noexcept override {
+        if (kind == source_kind::signal && !native_signals()) return errc::unsupported_source;
+        struct kevent ev = source_change(kind, ident, EV_ADD | EV_CLEAR);
+        ev.fflags = kind == source_kind::process ? NOTE_EXIT : 0;
+        ev.udata = to_udata(token);
+        return apply(&ev, 1);
+    }
+
+    status remove_source(source_kind kind, std::int64_t ident) noexcept override {
+        const struct kevent ev = source_change(kind, ident, EV_DELETE);
+        return apply(&ev, 1);
+    }
 
     status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         if (interest == Interest::none) return sys_error(EINVAL);  // the front end never asks for it
@@ -318,7 +377,10 @@ public:
     // entry. An fd with a single filter has one kevent at most and takes the
     // sink's inline path; one with both, or with both since the last
     // deliver() (the batch was collected before modify() dropped one), takes
-    // deliver_merging(), which merges entries that are not neighbours.
+    // deliver_merging(), which merges entries that are not neighbours. A
+    // source's kevent (EVFILT_SIGNAL, EVFILT_PROC) goes the fd's way at no
+    // cost to it: its token names no fd, so the sink hands it to the front
+    // end's slow path, which reads only the token.
     void deliver(event_sink& sink) noexcept override {
         std::uint64_t token = 0;
         unsigned flags = 0;
@@ -349,6 +411,14 @@ public:
     bool batch_full() const noexcept override { return ready_ == int(batch_.size()); }
 
 private:
+    static struct kevent source_change(source_kind kind, std::int64_t ident, unsigned flags) {
+        struct kevent ev {};
+        ev.ident = decltype(ev.ident)(ident);
+        ev.filter = decltype(ev.filter)(kind == source_kind::signal ? EVFILT_SIGNAL : EVFILT_PROC);
+        ev.flags = decltype(ev.flags)(flags | EV_RECEIPT);
+        return ev;
+    }
+
     void hand_over(event_sink& sink, std::uint64_t token, unsigned flags) noexcept {
         const auto fd = std::size_t(std::uint32_t(token));
         const bool paired =

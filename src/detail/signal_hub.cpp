@@ -98,8 +98,10 @@ void detach(int place) noexcept {
     }
 }
 
-status add(int place, int signo) noexcept {
-    std::lock_guard lock(mu);
+namespace {
+
+// The first user of signo in the process installs the handler; mu held.
+status hold_locked(int signo) noexcept {
     if (users[signo] == 0) {
         struct sigaction sa {};
         sa.sa_handler = on_signal;
@@ -107,11 +109,25 @@ status add(int place, int signo) noexcept {
         // SA_RESTART: the program's other blocking calls are not cut short by
         // a signal that, unwatched, would have been ignored or fatal; the
         // kernel wait is interrupted all the same (epoll_wait, poll are never
-        // restarted), and the front end then sees the waker.
+        // restarted), and the front end then sees the waker (or the kernel's own
+        // report, kqueue's EVFILT_SIGNAL).
         sa.sa_flags = SA_RESTART;
         if (::sigaction(signo, &sa, &saved[signo]) != 0) return status::from_errno(errno);
     }
     ++users[signo];
+    return {};
+}
+
+// The last user puts the program's action back; mu held.
+void release_locked(int signo) noexcept {
+    if (--users[signo] == 0) ::sigaction(signo, &saved[signo], nullptr);
+}
+
+}  // namespace
+
+status add(int place, int signo) noexcept {
+    std::lock_guard lock(mu);
+    if (auto st = hold_locked(signo)) return st;
     table[place].mask.fetch_or(bit(signo));
     return {};
 }
@@ -119,7 +135,17 @@ status add(int place, int signo) noexcept {
 void remove(int place, int signo) noexcept {
     std::lock_guard lock(mu);
     table[place].mask.fetch_and(~bit(signo));
-    if (--users[signo] == 0) ::sigaction(signo, &saved[signo], nullptr);
+    release_locked(signo);
+}
+
+status hold(int signo) noexcept {
+    std::lock_guard lock(mu);
+    return hold_locked(signo);
+}
+
+void release(int signo) noexcept {
+    std::lock_guard lock(mu);
+    release_locked(signo);
 }
 
 }  // namespace iowait::detail::signal_hub

@@ -1,5 +1,6 @@
-// The process-wide part of signal sources (POSIX): one handler, installed
-// with sigaction() for each signal some IOWait watches, that counts the
+// The process-wide part of signal sources: one handler, installed with
+// sigaction() for each signal some IOWait watches (signal_hub.cpp; on Windows
+// a console control handler, signal_hub_windows.cpp), that counts the
 // delivery and writes to the waker of every IOWait that watches the signal.
 //
 // Why a handler and not signalfd: signalfd only sees a signal that is
@@ -13,6 +14,7 @@
 #include <cstdint>
 
 #include "detail/status.hpp"
+#include "iowait/iowait.hpp"
 
 namespace iowait::detail::signal_hub {
 
@@ -28,7 +30,7 @@ std::uint64_t count(int signo) noexcept;
 // attach() returns its place in the hub's fixed table, or -1 (EMFILE: 64
 // IOWaits watch signals already). detach() waits for handlers that may still
 // write to the fd, so that the caller may then close it.
-int attach(int write_fd) noexcept;
+int attach(native_handle write_fd) noexcept;
 void detach(int place) noexcept;
 
 // Makes the subscriber receive signo; the first subscription in the process
@@ -36,5 +38,12 @@ void detach(int place) noexcept;
 // (remove) puts that action back.
 status add(int place, int signo) noexcept;
 void remove(int place, int signo) noexcept;
+
+// The handler alone, for a kernel that reports the signal itself (kqueue's
+// EVFILT_SIGNAL): the default action must not run while it is watched, and
+// the program's action comes back with the last release() of the process,
+// as with remove(). No subscriber is written to.
+status hold(int signo) noexcept;
+void release(int signo) noexcept;
 
 }  // namespace iowait::detail::signal_hub

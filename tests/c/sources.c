@@ -3,8 +3,11 @@
 #define _POSIX_C_SOURCE 200809L /* kill, fork, waitpid under -std=c11 */
 #include "check.h"
 
-#ifndef _WIN32
+#include <errno.h>
 #include <signal.h>
+#ifdef _WIN32
+#include <process.h> /* _getpid */
+#else
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
@@ -31,13 +34,22 @@ int test_timer_source(iowait_backend b) {
     return 0;
 }
 
-/* K1, G1: a child's exit and a signal, beside each other (POSIX). */
+/* K1, G1: a child's exit and a signal, beside each other (POSIX). Windows
+ * (G6, K4; their delivery is tested in C++): SIGINT is watched, SIGTERM is no
+ * source; this process, running, is watched and not reported. */
 int test_process_and_signal_sources(iowait_backend b) {
 #ifdef _WIN32
     iowait_t* w;
-    iowait_fd id;
+    iowait_fd signal_id, process_id, id;
+    iowait_event ev[8];
     OPEN(b, w);
-    CHECK_EQ(iowait_watch_signal(w, 2, 0, IOWAIT_LEVEL, &id), IOWAIT_E_UNSUPPORTED_SOURCE);
+    CHECK_EQ(iowait_watch_signal(w, SIGTERM, 0, IOWAIT_LEVEL, &id), IOWAIT_E_UNSUPPORTED_SOURCE);
+    CHECK_CALL(iowait_watch_signal(w, SIGINT, 1, IOWAIT_LEVEL, &signal_id));
+    CHECK_CALL(iowait_watch_process(w, _getpid(), 2, &process_id));
+    CHECK_EQ(iowait_watch_process(w, 1, 0, &id), -ESRCH);
+    CHECK_EQ(iowait_wait(w, ev, 8, 20 * MS), 0);
+    CHECK_CALL(iowait_unwatch(w, process_id));
+    CHECK_CALL(iowait_unwatch(w, signal_id));
     iowait_destroy(w);
     return 0;
 #else

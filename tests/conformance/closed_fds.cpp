@@ -143,14 +143,6 @@ std::chrono::nanoseconds thread_cpu_time() {
 }
 #endif
 
-// libkqueue (kqueue emulated over epoll, the build with IOWAIT_KQUEUE_PREFIX
-// on Linux) rather than a kernel kqueue.
-#if defined(__linux__)
-#define IOWAIT_LIBKQUEUE true
-#else
-#define IOWAIT_LIBKQUEUE false
-#endif
-
 // The two stale-entry tests below: libkqueue keeps one of its own.
 #define skip_libkqueue_stale_entry()                                                                                  \
     if (GetParam() == iowait::Backend::kqueue && IOWAIT_LIBKQUEUE)                                                    \
