@@ -41,13 +41,15 @@ TEST_P(TimerSource, PeriodicTimerEndsEachBlockingWaitAtItsDeadline) {
 
 TEST_P(TimerSource, PeriodsMissedByALateWaitAreReportedOnceOnTheTimersOwnGrid) {
     const auto start = clock_type::now();
-    const fd_t id = w.watch_timer(0ms, 10ms, 1);
-    std::this_thread::sleep_for(55ms);  // ticks at 0, 10, ... 50 all missed
+    // A period long enough that the second wait comes before the next tick
+    // even on a loaded machine (20 ms of slack).
+    const fd_t id = w.watch_timer(0ms, 40ms, 1);
+    std::this_thread::sleep_for(220ms);  // ticks at 0, 40, ... 200 all missed
     auto events = wait_events(w);
     EXPECT_EQ(events.size(), 1u) << "one report for every missed tick";
-    EXPECT_TRUE(wait_events(w).empty()) << "the next tick (60 ms) is not due yet";
+    EXPECT_TRUE(wait_events(w).empty()) << "the next tick (240 ms) is not due yet";
     expect_event(w, id);
-    EXPECT_GE(clock_type::now() - start, 60ms) << "the grid is the timer's, not the late wait's";
+    EXPECT_GE(clock_type::now() - start, 240ms) << "the grid is the timer's, not the late wait's";
     w.unwatch(id);
 }
 
