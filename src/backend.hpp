@@ -31,6 +31,11 @@
 //   The sink may call back modify(fd, Interest::none, ...) (emulated
 //   oneshot) and remove(fd) (closed fd) during deliver(): a backend's pass
 //   must not walk a structure those change.
+// - epoll and io_uring, whose changes and batch are an epoll set's
+//   (epoll_set_of()), are the exception for speed: the front end calls the
+//   set's add/modify/remove and makes the pass over its batch itself, inline
+//   (src/iowait.cpp, pass_epoll), and for epoll the no-timeout and zero
+//   waits too; their add/modify/remove/deliver must stay exactly the set's.
 // - Errors are errno values in the generic category, or iowait::errc values.
 //   add() returns errc-like `not_pollable` (EPERM) for a file the kernel
 //   refuses to poll (epoll and regular files); the front end then treats the
@@ -71,6 +76,8 @@ struct rewatch {
     std::uint64_t token;
     bool gone = false;
 };
+
+class epoll_set;  // src/backends/epoll_set.hpp (Linux)
 
 class backend {
 public:
@@ -141,6 +148,11 @@ public:
     }
     virtual status remove_source(source_kind /*kind*/, std::int64_t /*ident*/) noexcept { return {}; }
     virtual status rebuild(std::span<rewatch> /*watches*/) noexcept { return {}; }
+    // The epoll set behind a backend whose add/modify/remove are exactly the
+    // set's and whose deliver() is exactly the set's pass (epoll, io_uring),
+    // asked once: the front end then makes those calls itself, inline, with
+    // no virtual call per change or per wait. Null for every other backend.
+    virtual epoll_set* epoll_set_of() noexcept { return nullptr; }
 };
 
 // Each returns null when the kernel refuses the backend, with the reason in ec.

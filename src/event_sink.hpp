@@ -62,8 +62,10 @@ struct event_tables {
 };
 inline constexpr event_tables tables{};
 
-// A token no watch has: generations start at 1 and the waker's is 0.
-constexpr std::uint64_t no_token = ~std::uint64_t(0);
+// A token no watch has: every generation is above 0 (the waker's and the
+// sources' included), so no token is 0, and a zeroed slot (fd_table's
+// "nothing here") matches no kernel entry.
+constexpr std::uint64_t no_token = 0;
 
 // One watched fd. The generation tells this watch from an earlier one of the
 // same number, so an event collected before an unwatch() is never reported
@@ -77,14 +79,18 @@ struct slot {
     };
     // The kernel's token while the watch is active, armed, level or edge, and
     // the backend tells reused numbers apart itself; no_token otherwise, so
-    // that every other case takes the slow path.
+    // that every other case takes the slow path. Every member's default is
+    // zero bytes (see fd_table).
     std::uint64_t live = no_token;
     std::uint64_t data = 0;
     std::uint32_t generation = 0;
     state_t state = free;
+    bool armed = false;  // set by watch(); false once a oneshot (or always-ready edge) watch has reported
+    // unsigned(interest) << 6, kept with it: the watch's row of the epoll
+    // pass's table (epoll_tables in backends/epoll_set.hpp), one OR per event.
+    std::uint8_t interest_row = 0;
     Interest interest = Interest::none;
     Mode mode = Mode::level;
-    bool armed = true;        // false once a oneshot (or always-ready edge) watch has reported
     std::uint32_t batch = 0;  // deliver_merging(): the batch that last reported this slot...
     std::uint32_t event = 0;  // ...the index of its Event in that batch, and its flags so far
     unsigned flags = 0;
@@ -93,7 +99,8 @@ struct slot {
 // A power of two, so that the inline path finds a slot with a shift.
 static_assert(sizeof(slot) == 64);
 
-constexpr std::uint32_t waker_generation = 0;  // watches start at 1
+// Watches take 1 to waker_generation - 1; sources.hpp's source_generation is the one above.
+constexpr std::uint32_t waker_generation = ~std::uint32_t(0) - 1;
 
 // A Windows handle fits in 32 bits: the kernel keeps handle values below 2^32
 // so that 32- and 64-bit processes can share them, hence the cast is lossless.

@@ -5,10 +5,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <string>
 
 #include "backend.hpp"
+#ifdef __linux__
+#include "backends/epoll_set.hpp"
+#endif
 #include "detail/fd_table.hpp"
 #include "detail/file_identity.hpp"
 #include "detail/fork_count.hpp"
@@ -65,7 +69,13 @@ struct IOWait::impl final : detail::event_sink {
     const bool native_oneshot;
     const bool needs_before_wait;
     const bool keeps_stale_entries;
-    const unsigned supported_modes;  // bit 1 << Mode for each mode the backend honours
+    const bool supported_modes[3];  // [Mode]: the backend honours it
+#ifdef __linux__
+    // The set of epoll and io_uring (backend::epoll_set_of): changes and
+    // the pass over a batch are made here, inline; epoll's waits too.
+    detail::epoll_set* const eset;
+    const bool epoll_waits;
+#endif
     // detail::fork_count when this was made: a child's differs (rule F1).
     const std::uint32_t forks = detail::watch_forks();
     detail::small_mutex mu;  // guards slots, always_ready and the backend's add/modify/remove
@@ -98,8 +108,14 @@ struct IOWait::impl final : detail::event_sink {
           native_oneshot(be->native_oneshot()),
           needs_before_wait(be->needs_before_wait()),
           keeps_stale_entries(be->keeps_stale_entries()),
-          supported_modes((be->supports(Mode::level) ? 1u : 0u) | (be->supports(Mode::oneshot) ? 2u : 0u) |
-                          (be->supports(Mode::edge) ? 4u : 0u)) {
+          supported_modes{be->supports(Mode::level), be->supports(Mode::oneshot), be->supports(Mode::edge)}
+#ifdef __linux__
+          ,
+          eset(be->epoll_set_of()),
+          epoll_waits(eset && be->kind() == Backend::epoll)
+#endif
+    {
+        any_always_ready.store(needs_before_wait, std::memory_order_relaxed);
         own_wake = be->own_wake(make_token(0, waker_generation));
         if (!own_wake) {
             waker = detail::waker(ec);
@@ -115,7 +131,7 @@ struct IOWait::impl final : detail::event_sink {
         if (!ec) ec = reserve(64).code();
     }
 
-    bool supports(Mode mode) const noexcept { return unsigned(mode) < 3 && (supported_modes >> unsigned(mode) & 1); }
+    bool supports(Mode mode) const noexcept { return unsigned(mode) < 3 && supported_modes[unsigned(mode)]; }
 
     // Made before a fork() and used in the child (F1): its kernel objects
     // are the parent's too (epoll's set, io_uring's ring, the waker), so
@@ -163,7 +179,9 @@ struct IOWait::impl final : detail::event_sink {
     void extras_changed() noexcept { extra_room = always_ready.size() + (srcs ? srcs->size() : 0); }
 
     // Work for before() under the lock: always-ready files, armed timers, a source that fired.
-    bool need_before() const noexcept { return !always_ready.empty() || (srcs && srcs->need_before_wait()); }
+    bool need_before() const noexcept {
+        return needs_before_wait || !always_ready.empty() || (srcs && srcs->need_before_wait());
+    }
 
     // A watch, modify or unwatch of a source; a change wakes the waiter,
     // whose kernel wait may have to end sooner (a timer) or at once.
@@ -182,6 +200,26 @@ struct IOWait::impl final : detail::event_sink {
         return st;
     }
 
+    // The backend's changes, without a virtual call for epoll and io_uring.
+    status be_add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept {
+#ifdef __linux__
+        if (eset) return eset->add(fd, interest, mode, token);
+#endif
+        return be->add(fd, interest, mode, token);
+    }
+    status be_modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept {
+#ifdef __linux__
+        if (eset) return eset->modify(fd, interest, mode, token);
+#endif
+        return be->modify(fd, interest, mode, token);
+    }
+    status be_remove(native_handle fd) noexcept {
+#ifdef __linux__
+        if (eset) return eset->remove(fd);
+#endif
+        return be->remove(fd);
+    }
+
     void wake() {
         if (own_wake)
             be->wake();
@@ -189,11 +227,42 @@ struct IOWait::impl final : detail::event_sink {
             waker.signal();
     }
 
-    // The entry is made first, so that a table that cannot grow fails the
-    // watch before the kernel hears of it; a refusal then erases it.
     status watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
         if (!supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
+#ifdef __linux__
+        // The common case, inline: epoll's set (epoll, io_uring), a number
+        // the table has room for and no watch of, the kernel says yes. Its
+        // answer needs no wake-up of a waiter (the set is the kernel's) and
+        // leaves the always-ready list as it was, so changed() has nothing to do.
+        if (eset && std::size_t(fd) < slots.dense_size()) {
+            slot& s = slots.dense_at(fd);
+            if (s.state == slot::free) {
+                // The entry first, so that only the lock is live across the
+                // system call; added() redoes it for a refusal.
+                const std::uint32_t generation = next_generation;
+                if (++next_generation == waker_generation) next_generation = 1;
+                const std::uint64_t token = make_token(fd, generation);
+                s.live = mode != Mode::oneshot ? token : no_token;
+                s.data = data;
+                s.generation = generation;
+                s.state = slot::active;
+                s.armed = true;
+                s.interest_row = std::uint8_t(unsigned(interest) << 6);
+                s.interest = interest;
+                s.mode = mode;
+                if (const status st = eset->add(fd, interest, mode, token)) [[unlikely]]
+                    return refused(fd, st);
+                return {};
+            }
+        }
+#endif
+        return watch_locked(fd, interest, data, mode);
+    }
+
+    // The entry is made first, so that a table that cannot grow fails the
+    // watch before the kernel hears of it; a refusal then erases it.
+    [[gnu::noinline]] status watch_locked(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
         if (find(fd)) return errc::already_watched;
         slot* s;
         try {
@@ -210,7 +279,20 @@ struct IOWait::impl final : detail::event_sink {
             if (auto ec = detail::refuse_path_only(fd)) return forget_new(fd, ec);
             if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
         }
-        if (status st = be->add(fd, interest, mode, token)) {
+        return added(fd, *s, be_add(fd, interest, mode, token), token, interest, data, mode);
+    }
+
+    // The fast path's add failed: the rest as watch_locked() does it, from the entry.
+    [[gnu::noinline]] status refused(native_handle fd, status st) {
+        slot& s = slots.dense_at(fd);
+        return added(fd, s, st, make_token(fd, s.generation), s.interest, s.data, s.mode);
+    }
+
+    // The rest of a watch, given the kernel's answer to the add.
+    [[gnu::noinline]] status added(native_handle fd, slot& slot_, status st, std::uint64_t token, Interest interest,
+                                   std::uint64_t data, Mode mode) {
+        slot* s = &slot_;
+        if (st) {
             if (st == std::errc::file_exists) st = add_again(fd, interest, mode, token);
             if (!st) {
                 s->state = slot::active;
@@ -231,11 +313,12 @@ struct IOWait::impl final : detail::event_sink {
             s->state = slot::active;
         }
         s->interest = interest;
+        s->interest_row = std::uint8_t(unsigned(interest) << 6);
         s->mode = mode;
         s->armed = true;
         s->data = data;
         s->live = s->state == slot::active && mode != Mode::oneshot && !keys_by_number ? token : no_token;
-        if (++next_generation == detail::source_generation) next_generation = waker_generation + 1;
+        if (++next_generation == waker_generation) next_generation = 1;
         changed(s->state == slot::always_ready);
         return {};
     }
@@ -246,8 +329,8 @@ struct IOWait::impl final : detail::event_sink {
     // again. Stale: drop it and add again (C4). Off the watch path.
     [[gnu::cold, gnu::noinline]] status add_again(native_handle fd, Interest interest, Mode mode,
                                                   std::uint64_t token) noexcept {
-        be->remove(fd);
-        return be->add(fd, interest, mode, token);
+        be_remove(fd);
+        return be_add(fd, interest, mode, token);
     }
 
     status forget_new(native_handle fd, status st) noexcept {
@@ -274,7 +357,7 @@ struct IOWait::impl final : detail::event_sink {
             if (!(now == s->id)) return detail::sys_error(ENOENT);
         }
         if (s->state == slot::active)
-            if (auto st = be->modify(fd, interest, mode, make_token(fd, s->generation))) return st;
+            if (auto st = be_modify(fd, interest, mode, make_token(fd, s->generation))) return st;
         const bool rearmed_always_ready = s->state == slot::always_ready && !s->armed;
         if (rearmed_always_ready) {
             try {
@@ -284,6 +367,7 @@ struct IOWait::impl final : detail::event_sink {
             }
         }
         s->interest = interest;
+        s->interest_row = std::uint8_t(unsigned(interest) << 6);
         s->data = data;
         s->mode = mode;
         s->armed = true;
@@ -297,7 +381,7 @@ struct IOWait::impl final : detail::event_sink {
         slot* s = find(fd);
         if (!s) return errc::not_watched;
         if (s->state == slot::active) {
-            auto st = be->remove(fd);
+            auto st = be_remove(fd);
             // EBADF: closed, so the kernel dropped it; ENOENT: the number now
             // names a file the kernel never saw. Either way it is gone.
             if (st && !(st == std::errc::bad_file_descriptor) && !(st == std::errc::no_such_file_or_directory))
@@ -310,7 +394,7 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     void forget_closed(native_handle fd, slot& s) {
-        if (s.state == slot::active) be->remove(fd);
+        if (s.state == slot::active) be_remove(fd);
         if (s.state == slot::always_ready && s.armed) std::erase(always_ready, fd);
         s.state = slot::closed;
         s.live = no_token;
@@ -401,7 +485,7 @@ struct IOWait::impl final : detail::event_sink {
             // Emulated oneshot: disarm in the kernel set now, under the lock,
             // or a level-triggered kernel would wake every wait for nothing.
             if (s.state == slot::active && !native_oneshot)
-                be->modify(fd, Interest::none, Mode::oneshot, make_token(fd, s.generation));
+                be_modify(fd, Interest::none, Mode::oneshot, make_token(fd, s.generation));
         }
         return true;
     }
@@ -465,7 +549,7 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
-    status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+    [[gnu::always_inline]] status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (forked()) [[unlikely]]
             return errc::forked;
         if (timeout_ns == -1) return errc::bad_timeout;
@@ -476,7 +560,7 @@ struct IOWait::impl final : detail::event_sink {
     // being retried, so that the caller can run its own signal handlers.
     // The common case (an event or notify() on the first kernel wait) runs
     // once() and returns; the loop with the clock is out of the way in more().
-    status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+    [[gnu::always_inline]] status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
         status st;
         if (timeout_ns > 0) {
@@ -493,28 +577,107 @@ struct IOWait::impl final : detail::event_sink {
     }
 
     // One kernel wait and one pass over its answer; remaining < 0: no timeout.
-    status once(std::int64_t remaining) noexcept {
+    [[gnu::always_inline]] status once(std::int64_t remaining) noexcept {
         count = 0;
         woken_ = false;
         // The lock before the kernel wait only where there is work under it:
         // epoll reads its set in the kernel and needs nothing done.
-        if (needs_before_wait || any_always_ready.load(std::memory_order_seq_cst)) remaining = before(remaining);
+        if (any_always_ready.load(std::memory_order_seq_cst)) remaining = before(remaining);
+#ifdef __linux__
+        if (epoll_waits && remaining <= 0) {
+            // epoll_backend::wait() for the common timeouts, without the virtual call.
+            const int n = eset->wait(remaining < 0 ? -1 : 0);
+            if (n < 0) [[unlikely]] {
+                eset->filled(0);
+                return status::from_errno(errno);
+            }
+            eset->filled(n);
+            return collect_epoll(std::size_t(n));
+        }
+#endif
         ::timespec ts;
         if (remaining >= 0) ts = detail::to_timespec(remaining);
         std::size_t promised = 0;
         if (auto st = be->wait(remaining < 0 ? nullptr : &ts, promised)) return st;
+#ifdef __linux__
+        if (eset) return collect_epoll(promised);
+#endif
         std::lock_guard lock(mu);
         if (promised + extra_room > capacity)
             if (auto st = reserve(promised + extra_room)) return st;
         first_ = out_ = events.get();
+        ++batch_;
         dense_ = slots.dense_data();
         dense_size_ = slots.dense_size();
-        ++batch_;
         be->deliver(*this);
         if (extra_room != 0) collect_extras();
         count = std::size_t(out_ - first_);
         return {};
     }
+
+#ifdef __linux__
+    // The pass of once() over an epoll set's batch: the sink's members are
+    // written only where the slow path or the extras need them.
+    [[gnu::always_inline]] status collect_epoll(std::size_t promised) noexcept {
+        std::lock_guard lock(mu);
+        if (promised + extra_room > capacity)
+            if (auto st = reserve(promised + extra_room)) return st;
+        ++batch_;
+        Event* const first = events.get();
+        Event* out = pass_epoll(first);
+        if (extra_room != 0) [[unlikely]] {
+            first_ = first;
+            out_ = out;
+            collect_extras();
+            out = out_;
+        }
+        count = std::size_t(out - first);
+        return {};
+    }
+
+    // epoll_set::deliver(), here so that the common entry costs no call:
+    // the first entry the inline path cannot take ends the loop, and the
+    // rest of the batch goes through the sink out of line. Returns the end
+    // of the Events written.
+    [[gnu::always_inline]] Event* pass_epoll(Event* const first) noexcept {
+        const epoll_event* const batch = eset->entries();
+        const epoll_event* const end = batch + eset->ready();
+        // The table's size is a power of two (fd_table): a token of a fd
+        // beyond it lands, masked, on a slot whose live token differs (its
+        // fd does), so one compare checks both.
+        const slot* dense = slots.lookup();
+        const std::size_t mask = slots.lookup_mask();
+        Event* out = first;
+        for (const epoll_event* e = batch; e != end; ++e) {
+            const std::uint64_t token = e->data.u64;
+            const slot& s = dense[std::size_t(token) & mask];
+            if (s.live != token) [[unlikely]] {
+                first_ = first;
+                out_ = out;
+                pass_epoll_rest(std::size_t(e - batch));
+                return out_;
+            }
+            const detail::event_bools b = detail::epoll_tables.bools[detail::epoll_index(e->events, s.interest_row)];
+            // read and write both false: nothing for this watch. One test of both.
+            std::uint16_t rw;
+            std::memcpy(&rw, &b, sizeof rw);
+            if (rw != 0) [[likely]] {
+                *out = Event{native_handle(std::uint32_t(token)), b.read, b.write, b.hangup, b.error, s.data};
+                ++out;
+            }
+        }
+        return out;
+    }
+
+    [[gnu::noinline]] void pass_epoll_rest(std::size_t from) noexcept {
+        dense_ = slots.dense_data();
+        dense_size_ = slots.dense_size();
+        const epoll_event* batch = eset->entries();
+        const std::size_t n = std::size_t(eset->ready());
+        for (std::size_t i = from; i < n; ++i)
+            deliver(std::uint64_t(batch[i].data.u64), detail::from_epoll(batch[i].events));
+    }
+#endif
 
     // Off the common path: always-ready files and sources, after the kernel's batch.
     [[gnu::noinline]] void collect_extras() noexcept {

@@ -74,6 +74,7 @@ public:
     bool batch_full() const noexcept override { return set_.full(); }
     bool keeps_stale_entries() const noexcept override { return true; }
     status rebuild(std::span<rewatch> watches) noexcept override { return set_.rebuild(watches); }
+    epoll_set* epoll_set_of() noexcept override { return &set_; }
 
 private:
     // No timeout and a zero one are the common cases: kept inline, the

@@ -75,6 +75,29 @@ inline unsigned from_epoll(std::uint32_t ev) noexcept {
     return epoll_low_bits.flags[ev & 31] | ((ev & EPOLLRDHUP) >> 11);
 }
 
+// For the front end's pass (src/iowait.cpp): the Event's four bools for
+// every (interest, epoll bits), so that an entry costs one table load from
+// the kernel's bits to the Event, with no ready_flag in between.
+// epoll reports only the bits a watch asked for (EPOLLIN, EPOLLOUT,
+// EPOLLRDHUP: see to_epoll) and EPOLLERR and EPOLLHUP: in the low byte, and
+// EPOLLRDHUP in the second, on the bit (5) that no other takes in the first;
+// row (interest << 6) takes bits 6 and 7, which none of these has.
+constexpr unsigned epoll_index(std::uint32_t ev, std::uint8_t row) noexcept {
+    return unsigned(std::uint8_t(ev) | std::uint8_t(ev >> 8) | row);
+}
+static_assert(EPOLLRDHUP >> 8 == 32 && ((EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP) >> 8) == 0 &&
+              ((EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP) & 0xe0) == 0);
+struct epoll_event_tables {
+    event_bools bools[4 * 64];  // [interest << 6 | epoll_index(events)]
+    constexpr epoll_event_tables() : bools{} {
+        for (unsigned interest = 0; interest < 4; ++interest)
+            for (unsigned i = 0; i < 64; ++i)
+                bools[interest << 6 | i] =
+                    tables.bools[interest << 5 | from_low_bits(i & 31) | (i & 32 ? unsigned(hangup) : 0u)];
+    }
+};
+inline constexpr epoll_event_tables epoll_tables{};
+
 class epoll_set {
 public:
     // Room for a hundred ready fds in the first wait of a fresh IOWait (3 KiB).
@@ -135,6 +158,8 @@ public:
     // After it: how many entries the kernel wrote (0 after an error).
     void filled(int n) noexcept { ready_ = n; }
     int ready() const noexcept { return ready_; }
+    // The entries of the last wait.
+    const epoll_event* entries() const noexcept { return batch_.data(); }
     // The last wait filled the whole batch: more fds may be ready.
     bool full() const noexcept { return ready_ == batch_size_; }
 

@@ -164,6 +164,7 @@ public:
     // An epoll set keeps entries of files that outlive their number, as epoll does.
     bool keeps_stale_entries() const noexcept override { return true; }
     status rebuild(std::span<rewatch> watches) noexcept override { return set_->rebuild(watches); }
+    epoll_set* epoll_set_of() noexcept override { return &*set_; }
 
 private:
     using clock = std::chrono::steady_clock;
