@@ -235,10 +235,15 @@ public:
     bool own_wake(std::uint64_t token) noexcept override {
         struct kevent ev = user_event(EV_ADD | EV_CLEAR, 0);
         ev.udata = to_udata(token);
+        wake_token_ = token;
         return ::kevent(kq_.get(), &ev, 1, nullptr, 0, nullptr) == 0;
     }
+    // The trigger carries the token again: a change to a knote replaces its
+    // udata (libkqueue and FreeBSD both), so a trigger without it would
+    // return the event with udata 0, which is no waker's token.
     void wake() noexcept override {
-        const struct kevent ev = user_event(0, NOTE_TRIGGER);
+        struct kevent ev = user_event(0, NOTE_TRIGGER);
+        ev.udata = to_udata(wake_token_);
         ::kevent(kq_.get(), &ev, 1, nullptr, 0, nullptr);  // fails only if own_wake() did, and then it is not called
     }
 #endif
@@ -515,8 +520,9 @@ private:
     unique_fd kq_;
     std::vector<entry> watched_;  // by fd; under the front end's lock
     std::vector<struct kevent> batch_;
-    int ready_ = 0;                // entries of batch_ the last wait filled
-    std::uint64_t delivered_ = 0;  // deliver() calls so far; under the front end's lock
+    int ready_ = 0;                 // entries of batch_ the last wait filled
+    std::uint64_t wake_token_ = 0;  // own_wake()'s, for every trigger
+    std::uint64_t delivered_ = 0;   // deliver() calls so far; under the front end's lock
 };
 
 }  // namespace
