@@ -12,6 +12,8 @@
 #include <atomic>
 #include <new>
 
+#include "detail/winsock.hpp"
+
 namespace iowait::detail {
 
 class process_wait {
@@ -34,9 +36,7 @@ std::error_code win_error(DWORD e) noexcept {
 void CALLBACK on_exit(void* context, BOOLEAN /*timed_out: never, the wait is INFINITE*/) {
     auto* w = static_cast<process_wait*>(context);
     w->exited.store(true, std::memory_order_release);
-    // A full buffer already wakes its reader: WSAEWOULDBLOCK is fine.
-    const char one = 1;
-    ::send(SOCKET(w->wake_fd), &one, 1, 0);
+    send_wake_byte(SOCKET(w->wake_fd));
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include <mutex>
 
 #include "detail/signal_hub.hpp"
+#include "detail/winsock.hpp"
 
 namespace iowait::detail::signal_hub {
 
@@ -69,9 +70,7 @@ BOOL WINAPI on_console_event(DWORD event) {
         if (s.fd == none || !(s.mask & bit(signo))) continue;
         if (!seen) counts[signo].fetch_add(1, std::memory_order_seq_cst);
         seen = true;
-        // A full buffer already wakes its reader: WSAEWOULDBLOCK is fine.
-        const char one = 1;
-        ::send(SOCKET(s.fd), &one, 1, 0);
+        send_wake_byte(SOCKET(s.fd));
     }
     // Unwatched (by everyone) between the event and this thread: the next
     // handler decides, as if the event had come after the unwatch().

@@ -22,11 +22,7 @@ void waker::reset() noexcept {
     read_ = write_ = none;
 }
 
-void waker::signal() noexcept {
-    // A full send buffer means wakes are already pending: WSAEWOULDBLOCK is fine.
-    const char one = 1;
-    ::send(SOCKET(write_), &one, 1, 0);
-}
+void waker::signal() noexcept { send_wake_byte(SOCKET(write_)); }
 
 void waker::drain() noexcept {
     char buf[256];

@@ -92,6 +92,18 @@ std::error_code loopback_pair(SOCKET (&out)[2]) noexcept {
     return {};
 }
 
+void send_wake_byte(SOCKET write_end) noexcept {
+    const char one = 1;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        if (::send(write_end, &one, 1, 0) == 1 || ::WSAGetLastError() != WSAEWOULDBLOCK) return;
+        fd_set writable;
+        FD_ZERO(&writable);
+        FD_SET(write_end, &writable);
+        timeval limit{0, 100000};  // 100 ms: a full buffer stays full, an in-flight send ends
+        if (::select(0, nullptr, &writable, nullptr, &limit) <= 0) return;
+    }
+}
+
 unsigned long timeout_ms(const ::timespec* ts) noexcept {
     if (!ts) return INFINITE;
     const long double ms = (long double)ts->tv_sec * 1000 + (long double)(ts->tv_nsec + 999'999) / 1'000'000;

@@ -24,6 +24,15 @@ inline std::error_code last_wsa_error() noexcept { return wsa_error(::WSAGetLast
 // loopback interface: Windows has no socketpair(). Used by the wakers.
 std::error_code loopback_pair(SOCKET (&out)[2]) noexcept;
 
+// Sends one wake-up byte on the write end of such a pair. WSAEWOULDBLOCK
+// does not always mean a full buffer (bytes already wait for the reader):
+// Wine refuses a non-blocking send while another thread's send on the same
+// socket is still in flight, and that byte would be lost (measured: about
+// one notify() in 2,000 under four notifying threads, the waiter then slept
+// its whole timeout). So it waits, a bounded time, for the socket to take
+// the byte; a buffer still full after that holds wakes enough.
+void send_wake_byte(SOCKET write_end) noexcept;
+
 // Nanoseconds to whole milliseconds for Windows' waits, rounded up (a 1 ns
 // timeout must not become 0) and capped below INFINITE: the front end waits
 // again for whatever is left. A null timeout is INFINITE.
