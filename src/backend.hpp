@@ -77,7 +77,8 @@ struct rewatch {
     bool gone = false;
 };
 
-class epoll_set;  // src/backends/epoll_set.hpp (Linux)
+class epoll_set;     // src/backends/epoll_set.hpp (Linux)
+class uring_waiter;  // src/backends/uring_waiter.hpp (Linux)
 
 class backend {
 public:
@@ -153,6 +154,8 @@ public:
     // asked once: the front end then makes those calls itself, inline, with
     // no virtual call per change or per wait. Null for every other backend.
     virtual epoll_set* epoll_set_of() noexcept { return nullptr; }
+    // io_uring's wait, for the front end to make its common case inline too.
+    virtual uring_waiter* uring_waiter_of() noexcept { return nullptr; }
 };
 
 // Each returns null when the kernel refuses the backend, with the reason in ec.

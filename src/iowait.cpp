@@ -12,6 +12,9 @@
 #include "backend.hpp"
 #ifdef __linux__
 #include "backends/epoll_set.hpp"
+#ifdef IOWAIT_HAVE_IO_URING
+#include "backends/uring_waiter.hpp"
+#endif
 #endif
 #include "detail/fd_table.hpp"
 #include "detail/file_identity.hpp"
@@ -75,6 +78,9 @@ struct IOWait::impl final : detail::event_sink {
     // the pass over a batch are made here, inline; epoll's waits too.
     detail::epoll_set* const eset;
     const bool epoll_waits;
+#ifdef IOWAIT_HAVE_IO_URING
+    detail::uring_waiter* const uring;  // io_uring's wait, whose common case is made here too
+#endif
 #endif
     // detail::fork_count when this was made: a child's differs (rule F1).
     const std::uint32_t forks = detail::watch_forks();
@@ -113,6 +119,10 @@ struct IOWait::impl final : detail::event_sink {
           ,
           eset(be->epoll_set_of()),
           epoll_waits(eset && be->kind() == Backend::epoll)
+#ifdef IOWAIT_HAVE_IO_URING
+          ,
+          uring(be->uring_waiter_of())
+#endif
 #endif
     {
         any_always_ready.store(needs_before_wait, std::memory_order_relaxed);
@@ -594,6 +604,18 @@ struct IOWait::impl final : detail::event_sink {
             eset->filled(n);
             return collect_epoll(std::size_t(n));
         }
+#ifdef IOWAIT_HAVE_IO_URING
+        if (uring && remaining < 0) {
+            // io_uring_backend::wait() without a timeout, without the virtual call.
+            const int n = uring->wait_forever();
+            if (n < 0) [[unlikely]] {
+                eset->filled(0);
+                return status::from_errno(-n);
+            }
+            eset->filled(n);
+            return collect_epoll(std::size_t(n));
+        }
+#endif
 #endif
         ::timespec ts;
         if (remaining >= 0) ts = detail::to_timespec(remaining);

@@ -66,6 +66,7 @@
 #include "backend.hpp"
 #include "backends/epoll_set.hpp"
 #include "backends/io_uring_ring.hpp"
+#include "backends/uring_waiter.hpp"
 #include "detail/sys_error.hpp"
 
 namespace iowait::detail {
@@ -76,10 +77,6 @@ namespace {
 // Debian 12's, so named here by its number (the ABI does not change).
 constexpr unsigned op_epoll_wait = 59;
 static_assert(op_epoll_wait < 64, "supported_ops() reports the opcodes below 64");
-
-// user_data of our two kinds of request.
-constexpr std::uint64_t wait_tag = 1;    // the wait: EPOLL_WAIT, or POLL_ADD on the epoll fd
-constexpr std::uint64_t cancel_tag = 2;  // an ASYNC_CANCEL of the wait
 
 // One wait request and its cancel at most: a tiny ring.
 constexpr unsigned sq_size = 4;
@@ -97,11 +94,12 @@ public:
             return sys_error(e);
         }
         const char* step = "";
-        if (auto ec = ring_.setup(sq_size, cq_size, step)) {
+        uring_ring& ring = waiter_.ring();
+        if (auto ec = ring.setup(sq_size, cq_size, step)) {
             why = explain(step, ec.value());
             return ec;
         }
-        const std::uint64_t ops = ring_.supported_ops();
+        const std::uint64_t ops = ring.supported_ops();
         constexpr std::uint64_t needed = std::uint64_t(1) << IORING_OP_POLL_ADD | std::uint64_t(1)
                                                                                       << IORING_OP_ASYNC_CANCEL;
         if ((ops & needed) != needed) {
@@ -109,7 +107,7 @@ public:
             return sys_error(EOPNOTSUPP);
         }
         const char* no_epoll_wait = std::getenv("IOWAIT_IO_URING_NO_EPOLL_WAIT");
-        epoll_wait_op_ = !(no_epoll_wait && *no_epoll_wait) && (ops >> op_epoll_wait & 1);
+        const bool epoll_wait_op = !(no_epoll_wait && *no_epoll_wait) && (ops >> op_epoll_wait & 1);
         unique_fd epfd(::epoll_create1(EPOLL_CLOEXEC));
         if (!epfd) {
             const std::error_code ec = last_error();
@@ -117,15 +115,8 @@ public:
             return ec;
         }
         set_.emplace(std::move(epfd));
-        io_uring_sqe sqe{};
-        sqe.opcode = epoll_wait_op_ ? std::uint8_t(op_epoll_wait) : std::uint8_t(IORING_OP_POLL_ADD);
-        sqe.fd = set_->fd();
-        sqe.user_data = wait_tag;
-        if (!epoll_wait_op_) sqe.poll32_events = POLLIN;
-        std::memcpy(wait_sqe_, &sqe, sizeof sqe);
-        // Every slot holds the wait request: a wait writes only the batch's
-        // address and size (the kernel only reads SQEs).
-        for (unsigned i = 0; i < ring_.slots(); ++i) std::memcpy(ring_.slot(i), wait_sqe_, sizeof sqe);
+        waiter_.start(*set_, epoll_wait_op,
+                      epoll_wait_op ? std::uint8_t(op_epoll_wait) : std::uint8_t(IORING_OP_POLL_ADD));
         return {};
     }
 
@@ -143,13 +134,7 @@ public:
     status remove(native_handle fd) noexcept override { return set_->remove(fd); }
 
     status wait(const std::timespec* timeout, std::size_t& count) noexcept override {
-        int n;
-        if (!timeout)
-            n = ring_wait();
-        else if (timeout->tv_sec == 0 && timeout->tv_nsec == 0)
-            n = zero_wait();
-        else
-            n = timed_ring_wait(*timeout);
+        const int n = waiter_.wait(timeout);
         if (n < 0) [[unlikely]] {
             set_->filled(0);
             return status::from_errno(-n);
@@ -165,10 +150,9 @@ public:
     bool keeps_stale_entries() const noexcept override { return true; }
     status rebuild(std::span<rewatch> watches) noexcept override { return set_->rebuild(watches); }
     epoll_set* epoll_set_of() noexcept override { return &*set_; }
+    uring_waiter* uring_waiter_of() noexcept override { return &waiter_; }
 
 private:
-    using clock = std::chrono::steady_clock;
-
     // Why the kernel refused, in words a user can act on.
     static std::string explain(const char* step, int e) {
         std::string why = std::string(step) + ": " + std::generic_category().message(e);
@@ -189,115 +173,108 @@ private:
         return why;
     }
 
-    // The request that waits, in the next slot, which holds it already: the
-    // SQ is empty between waits, so there is room.
-    void arm_wait() noexcept {
-        io_uring_sqe* sqe = ring_.next_sqe();
-        if (epoll_wait_op_) {
-            sqe->addr = std::uint64_t(reinterpret_cast<std::uintptr_t>(set_->batch()));
-            sqe->len = std::uint32_t(set_->capacity());
-        }
-    }
-
-    // A wait without timeout, the common case, inline: one io_uring_enter
-    // that submits the request and waits for it. Returns the entries now in
-    // the set's batch, or -errno.
-    int ring_wait() noexcept {
-        arm_wait();
-        const long r = ring_.enter(1, 1);
-        int res = 0;
-        if (r < 0 || !reap(res)) [[unlikely]]
-            return unfinished(r, nullptr, {});
-        return epoll_wait_op_ ? res : after_poll(res);
-    }
-
-    [[gnu::noinline]] int timed_ring_wait(const std::timespec& timeout) noexcept {
-        arm_wait();
-        const clock::time_point entered = clock::now();
-        const long r = ring_.enter(1, timeout);
-        int res = 0;
-        if (r < 0 || !reap(res)) return unfinished(r, &timeout, entered);
-        return epoll_wait_op_ ? res : after_poll(res);
-    }
-
-    // The enter failed, or came back without the request's completion: a
-    // timeout or a signal. No request may outlive its wait: cancel it.
-    [[gnu::noinline]] int unfinished(long r, const std::timespec* timeout, clock::time_point entered) noexcept {
-        if (r < 0 && ring_.pending() > 0) {
-            ring_.unfill();  // nothing submitted: the SQ is as before the wait
-            return int(r);
-        }
-        // Which of the two matters only to wait_or_signal().
-        const bool interrupted = !timeout || clock::now() - entered < std::chrono::seconds(timeout->tv_sec) +
-                                                                          std::chrono::nanoseconds(timeout->tv_nsec);
-        int res = 0;
-        if (const int e = cancel_wait(res)) return e;
-        if (res == -ECANCELED) res = 0;
-        if (res < 0) return res;
-        const int n = epoll_wait_op_ ? res : after_poll(res);
-        return n == 0 && interrupted ? -EINTR : n;  // the front end retries EINTR
-    }
-
-    // The poll path: the poll says the set has entries; epoll_wait takes them.
-    [[gnu::noinline]] int after_poll(int res) noexcept {
-        if (res < 0) return res;
-        return zero_wait();
-    }
-
-    int zero_wait() noexcept {
-        const int n = set_->wait(0);
-        return n < 0 ? -errno : n;
-    }
-
-    // The wait request's result, if it has completed; other completions
-    // (a cancel's) carry nothing.
-    bool reap(int& res) noexcept {
-        bool done = false;
-        ring_.reap([&](const io_uring_cqe& cqe) {
-            if (cqe.user_data == wait_tag) {
-                res = cqe.res;
-                done = true;
-            }
-        });
-        return done;
-    }
-
-    // Cancels the wait request and waits for its completion: cancelled, or
-    // done with entries if it completed meanwhile (kept: they are fresh).
-    // Returns 0 or -errno.
-    int cancel_wait(int& res) noexcept {
-        io_uring_sqe* sqe = ring_.next_sqe();  // room: the wait request was taken
-        std::memset(sqe, 0, sizeof *sqe);
-        sqe->opcode = IORING_OP_ASYNC_CANCEL;
-        sqe->addr = wait_tag;
-        sqe->user_data = cancel_tag;
-        int e = 0;
-        for (;;) {
-            // A signal may cut this short too: enter again until the request is done.
-            const long r = ring_.enter(1);
-            if (r < 0 && r != -EINTR) {
-                if (ring_.pending() > 0) ring_.unfill();
-                e = int(r);
-                break;
-            }
-            if (reap(res)) break;
-        }
-        std::memcpy(sqe, wait_sqe_, sizeof *sqe);  // taken by the kernel, or taken back: the slot is ours again
-        return e;
-    }
-
-    uring_ring ring_;
-    std::optional<epoll_set> set_;
-    bool epoll_wait_op_ = false;  // IORING_OP_EPOLL_WAIT, else POLL_ADD + epoll_wait(0)
-    // The wait request, but for the batch's address and size. Bytes: a member
-    // of type io_uring_sqe, with its zero-size array, is not standard C++.
-    alignas(io_uring_sqe) unsigned char wait_sqe_[sizeof(io_uring_sqe)] = {};
+    std::optional<epoll_set> set_;  // before waiter_, which points at it
+    uring_waiter waiter_;
 };
 
 // Why the last make_io_uring_backend() of this thread failed.
 thread_local std::string last_refusal;
 
 }  // namespace
+
+void uring_waiter::start(epoll_set& set, bool epoll_wait_op, std::uint8_t opcode) noexcept {
+    set_ = &set;
+    epoll_wait_op_ = epoll_wait_op;
+    io_uring_sqe sqe{};
+    sqe.opcode = opcode;
+    sqe.fd = set.fd();
+    sqe.user_data = wait_tag;
+    if (!epoll_wait_op) sqe.poll32_events = POLLIN;
+    std::memcpy(wait_sqe_, &sqe, sizeof sqe);
+    for (unsigned i = 0; i < ring_.slots(); ++i) std::memcpy(ring_.slot(i), wait_sqe_, sizeof sqe);
+}
+
+int uring_waiter::wait(const std::timespec* timeout) noexcept {
+    if (timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0) return zero_wait();
+    arm();
+    if (!timeout) return finish(ring_.enter(1, 1), nullptr, {});
+    const clock::time_point entered = clock::now();
+    return finish(ring_.enter(1, *timeout), timeout, entered);
+}
+
+int uring_waiter::finish(long r, const std::timespec* timeout, clock::time_point entered) noexcept {
+    int res = 0;
+    if (r < 0 || !reap(res)) return unfinished(r, timeout, entered);
+    return epoll_wait_op_ ? res : after_poll(res);
+}
+
+// The enter failed, or came back without the request's completion: a
+// timeout or a signal. No request may outlive its wait: cancel it.
+int uring_waiter::unfinished(long r, const std::timespec* timeout, clock::time_point entered) noexcept {
+    if (r < 0 && ring_.pending() > 0) {
+        ring_.unfill();  // nothing submitted: the SQ is as before the wait
+        return int(r);
+    }
+    // Which of the two matters only to wait_or_signal().
+    const bool interrupted = !timeout || clock::now() - entered < std::chrono::seconds(timeout->tv_sec) +
+                                                                      std::chrono::nanoseconds(timeout->tv_nsec);
+    int res = 0;
+    if (const int e = cancel_wait(res)) return e;
+    if (res == -ECANCELED) res = 0;
+    if (res < 0) return res;
+    const int n = epoll_wait_op_ ? res : after_poll(res);
+    return n == 0 && interrupted ? -EINTR : n;  // the front end retries EINTR
+}
+
+// The poll path: the poll says the set has entries; epoll_wait takes them.
+int uring_waiter::after_poll(int res) noexcept {
+    if (res < 0) return res;
+    return zero_wait();
+}
+
+// A zero timeout asks the set at once: one system call either way, and no
+// request to cancel when nothing is ready.
+int uring_waiter::zero_wait() noexcept {
+    const int n = set_->wait(0);
+    return n < 0 ? -errno : n;
+}
+
+// The wait request's result, if it has completed; other completions (a
+// cancel's) carry nothing.
+bool uring_waiter::reap(int& res) noexcept {
+    bool done = false;
+    ring_.reap([&](const io_uring_cqe& cqe) {
+        if (cqe.user_data == wait_tag) {
+            res = cqe.res;
+            done = true;
+        }
+    });
+    return done;
+}
+
+// Cancels the wait request and waits for its completion: cancelled, or done
+// with entries if it completed meanwhile (kept: they are fresh). Returns 0
+// or -errno.
+int uring_waiter::cancel_wait(int& res) noexcept {
+    io_uring_sqe* sqe = ring_.next_sqe();  // room: the wait request was taken
+    std::memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = IORING_OP_ASYNC_CANCEL;
+    sqe->addr = wait_tag;
+    sqe->user_data = cancel_tag;
+    int e = 0;
+    for (;;) {
+        // A signal may cut this short too: enter again until the request is done.
+        const long r = ring_.enter(1);
+        if (r < 0 && r != -EINTR) {
+            if (ring_.pending() > 0) ring_.unfill();
+            e = int(r);
+            break;
+        }
+        if (reap(res)) break;
+    }
+    std::memcpy(sqe, wait_sqe_, sizeof *sqe);  // taken by the kernel, or taken back: the slot is ours again
+    return e;
+}
 
 std::unique_ptr<backend> make_io_uring_backend(std::error_code& ec) {
     auto b = std::make_unique<io_uring_backend>();
