@@ -58,8 +58,8 @@ inline bool dropped_eof(const iowait::Event& want, const iowait::Event& got, boo
 inline bool retire_after_closed_with_dup(std::vector<std::unique_ptr<iowait::IOWait>>& waits,
                                          std::vector<std::unique_ptr<iowait::IOWait>>& retired) {
     if (!accommodated()) return false;
-    auto it = std::find_if(waits.begin(), waits.end(),
-                           [](const auto& w) { return w->backend() == iowait::Backend::kqueue; });
+    auto it =
+        std::find_if(waits.begin(), waits.end(), [](const auto& w) { return w->backend() == iowait::Backend::kqueue; });
     if (it == waits.end()) return false;
     retired.push_back(std::move(*it));
     waits.erase(it);
