@@ -115,8 +115,7 @@ public:
             return ec;
         }
         set_.emplace(std::move(epfd));
-        waiter_.start(*set_, epoll_wait_op,
-                      epoll_wait_op ? std::uint8_t(op_epoll_wait) : std::uint8_t(IORING_OP_POLL_ADD));
+        waiter_.start(*set_, epoll_wait_op);
         return {};
     }
 
@@ -182,11 +181,11 @@ thread_local std::string last_refusal;
 
 }  // namespace
 
-void uring_waiter::start(epoll_set& set, bool epoll_wait_op, std::uint8_t opcode) noexcept {
+void uring_waiter::start(epoll_set& set, bool epoll_wait_op) noexcept {
     set_ = &set;
     epoll_wait_op_ = epoll_wait_op;
     io_uring_sqe sqe{};
-    sqe.opcode = opcode;
+    sqe.opcode = epoll_wait_op ? std::uint8_t(op_epoll_wait) : std::uint8_t(IORING_OP_POLL_ADD);
     sqe.fd = set.fd();
     sqe.user_data = wait_tag;
     if (!epoll_wait_op) sqe.poll32_events = POLLIN;

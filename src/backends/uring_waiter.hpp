@@ -19,9 +19,10 @@ public:
     static constexpr std::uint64_t wait_tag = 1;    // the wait: EPOLL_WAIT, or POLL_ADD on the epoll fd
     static constexpr std::uint64_t cancel_tag = 2;  // an ASYNC_CANCEL of the wait
 
-    // Every SQ slot gets the wait request on `set`: a wait writes only the
+    // Every SQ slot gets the wait request on `set` (IORING_OP_EPOLL_WAIT, or
+    // POLL_ADD on the epoll fd without epoll_wait_op): a wait writes only the
     // batch's address and size (the kernel only reads SQEs).
-    void start(epoll_set& set, bool epoll_wait_op, std::uint8_t opcode) noexcept;
+    void start(epoll_set& set, bool epoll_wait_op) noexcept;
 
     uring_ring& ring() noexcept { return ring_; }
 
