@@ -64,6 +64,7 @@ bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~
 
 struct IOWait::impl final : detail::event_sink {
     std::unique_ptr<detail::backend> be;
+    const Backend kind;     // be->kind(), for the messages of paths that must make no call before theirs
     detail::waker waker;    // unused (no fd) where the backend wakes itself
     bool own_wake = false;  // the backend's own wake-up (kqueue's EVFILT_USER) replaces the waker
     // The backend's answers to these never change: asked once, not per event.
@@ -78,6 +79,7 @@ struct IOWait::impl final : detail::event_sink {
     // the pass over a batch are made here, inline; epoll's waits too.
     detail::epoll_set* const eset;
     const bool epoll_waits;
+    const int epoll_fd;  // eset's, whose number a rebuild keeps (dup3)
 #ifdef IOWAIT_HAVE_IO_URING
     detail::uring_waiter* const uring;  // io_uring's wait, whose common case is made here too
 #endif
@@ -109,6 +111,7 @@ struct IOWait::impl final : detail::event_sink {
 
     impl(std::unique_ptr<detail::backend> b, std::error_code& ec, std::string& why)
         : be(std::move(b)),
+          kind(be->kind()),
           keys_by_number(be->keys_by_number()),
           changes_need_wakeup(be->changes_need_wakeup()),
           native_oneshot(be->native_oneshot()),
@@ -118,7 +121,8 @@ struct IOWait::impl final : detail::event_sink {
 #ifdef __linux__
           ,
           eset(be->epoll_set_of()),
-          epoll_waits(eset && be->kind() == Backend::epoll)
+          epoll_waits(eset && be->kind() == Backend::epoll),
+          epoll_fd(eset ? eset->fd() : -1)
 #ifdef IOWAIT_HAVE_IO_URING
           ,
           uring(be->uring_waiter_of())
@@ -240,35 +244,79 @@ struct IOWait::impl final : detail::event_sink {
     status watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
         if (!supports(mode)) return errc::unsupported_mode;
         std::lock_guard lock(mu);
-#ifdef __linux__
-        // The common case, inline: epoll's set (epoll, io_uring), a number
-        // the table has room for and no watch of, the kernel says yes. Its
-        // answer needs no wake-up of a waiter (the set is the kernel's) and
-        // leaves the always-ready list as it was, so changed() has nothing to do.
-        if (eset && std::size_t(fd) < slots.dense_size()) {
-            slot& s = slots.dense_at(fd);
-            if (s.state == slot::free) {
-                // The entry first, so that only the lock is live across the
-                // system call; added() redoes it for a refusal.
-                const std::uint32_t generation = next_generation;
-                if (++next_generation == waker_generation) next_generation = 1;
-                const std::uint64_t token = make_token(fd, generation);
-                s.live = mode != Mode::oneshot ? token : no_token;
-                s.data = data;
-                s.generation = generation;
-                s.state = slot::active;
-                s.armed = true;
-                s.interest_row = std::uint8_t(unsigned(interest) << 6);
-                s.interest = interest;
-                s.mode = mode;
-                if (const status st = eset->add(fd, interest, mode, token)) [[unlikely]]
-                    return refused(fd, st);
-                return {};
-            }
-        }
-#endif
         return watch_locked(fd, interest, data, mode);
     }
+
+#ifdef __linux__
+    // The common watch, inline in the public calls: epoll's set (epoll,
+    // io_uring), an interest and mode that are valid, a number the table has
+    // room for and no watch of, and the kernel says yes. The entry first, so
+    // that only the lock and this are live across the system call. Its
+    // answer needs no wake-up of a waiter (the set is the kernel's) and
+    // leaves the always-ready list as it was, so changed() has nothing to do.
+    // Anything else, a refusal included (undone first: EBADF, EPERM for a
+    // regular file, EEXIST for a stale entry), is `general`'s, which checks
+    // and does it all again, so that one path names every error.
+    template <class General>
+    [[gnu::always_inline]] auto watch_fast(native_handle fd, Interest interest, std::uint64_t data, Mode mode,
+                                           General general) noexcept(noexcept(general(fd, interest, data, mode))) {
+        using result = decltype(general(fd, interest, data, mode));
+        if (!eset || forked() || (unsigned(interest) | unsigned(mode)) > 3) [[unlikely]]
+            return general(fd, interest, data, mode);
+        const std::uint32_t mask = detail::epoll_watch_mask_table.mask[unsigned(mode) << 2 | unsigned(interest)];
+        if (mask == 0 || std::size_t(fd) >= slots.dense_size()) [[unlikely]]
+            return general(fd, interest, data, mode);
+        // Contended: the general path waits for the lock, so that no call
+        // here keeps the arguments live in saved registers.
+        if (!mu.try_lock()) [[unlikely]]
+            return general(fd, interest, data, mode);
+        slot& s = slots.dense_at(fd);
+        if (s.state != slot::free) [[unlikely]]
+            return unlock_then(general, fd, interest, data, mode);
+        const std::uint32_t generation = next_generation;
+        if (++next_generation == waker_generation) next_generation = 1;
+        const std::uint64_t token = make_token(fd, generation);
+        s.live = mode != Mode::oneshot ? token : no_token;
+        s.data = data;
+        s.generation = generation;
+        s.state = slot::active;
+        s.armed = true;
+        s.interest_row = std::uint8_t(unsigned(interest) << 6);
+        s.interest = interest;
+        s.mode = mode;
+        epoll_event ev;
+        ev.events = mask;
+        ev.data.u64 = token;
+        // On a refusal the fd is read back from the token, not kept across the call.
+        if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) [[unlikely]]
+            return refused_fast(native_handle(std::uint32_t(ev.data.u64)), general);
+        mu.unlock();
+        return result();
+    }
+
+    // Out of line, so that the release's rare system call keeps no
+    // argument of the fast path live in a saved register.
+    template <class General>
+    [[gnu::noinline, gnu::cold]] auto unlock_then(General general, native_handle fd, Interest interest,
+                                                  std::uint64_t data, Mode mode) {
+        mu.unlock();
+        return general(fd, interest, data, mode);
+    }
+
+    // The fast path's refusal: the entry undone, the lock released, and the
+    // watch handed to the general path with the arguments the entry kept
+    // (so that the fast path keeps none of them across its system call).
+    template <class General>
+    [[gnu::noinline, gnu::cold]] auto refused_fast(native_handle fd, General general) {
+        slot& s = slots.dense_at(fd);
+        const Interest interest = s.interest;
+        const std::uint64_t data = s.data;
+        const Mode mode = s.mode;
+        s = slot{};
+        mu.unlock();
+        return general(fd, interest, data, mode);
+    }
+#endif
 
     // The entry is made first, so that a table that cannot grow fails the
     // watch before the kernel hears of it; a refusal then erases it.
@@ -290,12 +338,6 @@ struct IOWait::impl final : detail::event_sink {
             if (auto ec = detail::identify(fd, s->id)) return forget_new(fd, ec);
         }
         return added(fd, *s, be_add(fd, interest, mode, token), token, interest, data, mode);
-    }
-
-    // The fast path's add failed: the rest as watch_locked() does it, from the entry.
-    [[gnu::noinline]] status refused(native_handle fd, status st) {
-        slot& s = slots.dense_at(fd);
-        return added(fd, s, st, make_token(fd, s.generation), s.interest, s.data, s.mode);
     }
 
     // The rest of a watch, given the kernel's answer to the add.
@@ -793,16 +835,44 @@ static status usable(const Impl* impl, native_handle fd, Interest interest) noex
 
 // The throwing overloads go straight to the status, so that a call that
 // succeeds makes no std::error_code at all.
+// The general path of watch, out of line: every check, every backend, every error.
+template <class Impl>
+[[gnu::noinline]] static status watch_general(Impl* impl, native_handle fd, Interest interest, std::uint64_t data,
+                                              Mode mode) noexcept {
+    status st = usable(impl, fd, interest);
+    if (!st) st = impl->watch(fd, interest, data, mode);
+    return st;
+}
+
+template <class Impl>
+[[gnu::noinline]] static void watch_or_throw(Impl* impl, Backend backend, native_handle fd, Interest interest,
+                                             std::uint64_t data, Mode mode) {
+    if (status st = watch_general(impl, fd, interest, data, mode)) fail(st, "watch", fd, backend);
+}
+
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    status st = usable(impl_.get(), fd, interest);
-    if (!st) st = impl_->watch(fd, interest, data, mode);
-    if (st) fail(st, "watch", fd, backend_);
+#ifdef __linux__
+    // The general path takes the impl, not this, so that the fast path
+    // keeps one pointer fewer across its system call.
+    if (impl* p = impl_.get())
+        return p->watch_fast(fd, interest, data, mode, [p](native_handle f, Interest i, std::uint64_t d, Mode m) {
+            watch_or_throw(p, p->kind, f, i, d, m);
+        });
+#endif
+    watch_or_throw(impl_.get(), backend_, fd, interest, data, mode);
 }
 
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
-    status st = usable(impl_.get(), fd, interest);
-    if (!st) st = impl_->watch(fd, interest, data, mode);
-    ec = st.code();
+#ifdef __linux__
+    if (impl* p = impl_.get()) {
+        ec =
+            p->watch_fast(fd, interest, data, mode, [p](native_handle f, Interest i, std::uint64_t d, Mode m) noexcept {
+                 return watch_general(p, f, i, d, m);
+             }).code();
+        return;
+    }
+#endif
+    ec = watch_general(impl_.get(), fd, interest, data, mode).code();
 }
 
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept {

@@ -42,6 +42,19 @@ struct epoll_masks {
 inline constexpr epoll_masks epoll_mask_table{};
 static_assert(int(Mode::level) == 0 && int(Mode::oneshot) == 1 && int(Mode::edge) == 2);
 
+// The public watch()'s inline path (src/iowait.cpp): the mask of every
+// valid (interest, mode) at [mode << 2 | interest], and 0 for an interest of
+// none or a fourth mode, so that one load both checks the arguments and
+// gives the mask. Anything else goes to the general path, which names the error.
+struct epoll_watch_masks {
+    std::uint32_t mask[16];
+    constexpr epoll_watch_masks() : mask{} {
+        for (unsigned m = 0; m < 3; ++m)
+            for (unsigned i = 1; i < 4; ++i) mask[m << 2 | i] = compute_epoll(Interest(i), Mode(m));
+    }
+};
+inline constexpr epoll_watch_masks epoll_watch_mask_table{};
+
 // The front end passes only valid interests (read, write or both, or none
 // for a disarmed watch) and modes the backend supports.
 inline std::uint32_t to_epoll(Interest interest, Mode mode) noexcept {

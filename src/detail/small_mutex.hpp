@@ -28,6 +28,11 @@ public:
         if (!state_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed))
             lock_contended(c);
     }
+    // For a fast path that has somewhere else to go when another thread holds it.
+    bool try_lock() noexcept {
+        int c = 0;
+        return state_.compare_exchange_strong(c, 1, std::memory_order_acquire, std::memory_order_relaxed);
+    }
     void unlock() noexcept {
         if (state_.exchange(0, std::memory_order_release) == 2) state_.notify_one();
     }
