@@ -79,7 +79,8 @@ struct IOWait::impl final : detail::event_sink {
     // the pass over a batch are made here, inline; epoll's waits too.
     detail::epoll_set* const eset;
     const bool epoll_waits;
-    const int epoll_fd;  // eset's, whose number a rebuild keeps (dup3)
+    const bool waits_inline;  // epoll_waits, or io_uring's ring: wait_set() makes their waits without a timeout
+    const int epoll_fd;       // eset's, whose number a rebuild keeps (dup3)
 #ifdef IOWAIT_HAVE_IO_URING
     detail::uring_waiter* const uring;  // io_uring's wait, whose common case is made here too
 #endif
@@ -122,6 +123,7 @@ struct IOWait::impl final : detail::event_sink {
           ,
           eset(be->epoll_set_of()),
           epoll_waits(eset && be->kind() == Backend::epoll),
+          waits_inline(epoll_waits || be->uring_waiter_of()),
           epoll_fd(eset ? eset->fd() : -1)
 #ifdef IOWAIT_HAVE_IO_URING
           ,
@@ -614,19 +616,70 @@ struct IOWait::impl final : detail::event_sink {
     // once() and returns; the loop with the clock is out of the way in more().
     [[gnu::always_inline]] status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
-        status st;
-        if (timeout_ns > 0) {
+        if (timeout_ns > 0) return waited(more(timeout_ns, return_on_signal));
+        return after_once(once(timeout_ns), timeout_ns, return_on_signal);
+    }
+
+    // The end of a wait whose first kernel wait has answered `st`. EINTR is
+    // retried for a zero timeout too (T2): poll and select fail with it
+    // even then, when a signal lands during the call.
+    [[gnu::always_inline]] status after_once(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if ((timeout_ns < 0 && !st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal))
             st = more(timeout_ns, return_on_signal);
-        } else {
-            st = once(timeout_ns);
-            // EINTR is retried for a zero timeout too (T2): poll and select
-            // fail with it even then, when a signal lands during the call.
-            if ((timeout_ns < 0 && !st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal))
-                st = more(timeout_ns, return_on_signal);
-        }
+        return waited(st);
+    }
+
+    status waited(status st) noexcept {
         waiting.store(false, std::memory_order_release);
         return st;
     }
+
+#ifdef __linux__
+    // The common wait, inline in the public wait(): epoll or io_uring, no timeout,
+    // nothing to do under the lock before the kernel wait, something to
+    // report. Everything else is out of line, so that only this impl is
+    // live across the system call and the function saves one register.
+    [[gnu::always_inline]] status wait_fast() noexcept {
+        if (!waits_inline || forked()) [[unlikely]]
+            return run_general();
+        if (waiting.exchange(true, std::memory_order_seq_cst)) [[unlikely]]
+            return errc::wait_in_progress;
+        if (any_always_ready.load(std::memory_order_seq_cst)) [[unlikely]]
+            return after_first(once(-1));
+        count = 0;
+        woken_ = false;
+        const status st = wait_set(-1);
+        if (st || count == 0) [[unlikely]]
+            return after_first(st);
+        return waited(st);
+    }
+
+    [[gnu::noinline]] status run_general() noexcept { return run(-2, false); }
+    [[gnu::noinline]] status after_first(status st) noexcept { return after_once(st, -1, false); }
+
+    // The kernel wait on epoll's set and the pass, without the backend's
+    // virtual call: epoll_wait (no timeout or a zero one), or io_uring's
+    // ring (no timeout), whose -errno becomes errno off the common path.
+    [[gnu::always_inline]] status wait_set(int timeout_ms) noexcept {
+        int n;
+#ifdef IOWAIT_HAVE_IO_URING
+        if (uring) {
+            n = uring->wait_forever();
+            if (n < 0) [[unlikely]] {
+                errno = -n;
+                n = -1;
+            }
+        } else
+#endif
+            n = eset->wait(timeout_ms);
+        if (n < 0) [[unlikely]] {
+            eset->filled(0);
+            return status::from_errno(errno);
+        }
+        eset->filled(n);
+        return collect_epoll(std::size_t(n));
+    }
+#endif
 
     // One kernel wait and one pass over its answer; remaining < 0: no timeout.
     [[gnu::always_inline]] status once(std::int64_t remaining) noexcept {
@@ -636,28 +689,7 @@ struct IOWait::impl final : detail::event_sink {
         // epoll reads its set in the kernel and needs nothing done.
         if (any_always_ready.load(std::memory_order_seq_cst)) remaining = before(remaining);
 #ifdef __linux__
-        if (epoll_waits && remaining <= 0) {
-            // epoll_backend::wait() for the common timeouts, without the virtual call.
-            const int n = eset->wait(remaining < 0 ? -1 : 0);
-            if (n < 0) [[unlikely]] {
-                eset->filled(0);
-                return status::from_errno(errno);
-            }
-            eset->filled(n);
-            return collect_epoll(std::size_t(n));
-        }
-#ifdef IOWAIT_HAVE_IO_URING
-        if (uring && remaining < 0) {
-            // io_uring_backend::wait() without a timeout, without the virtual call.
-            const int n = uring->wait_forever();
-            if (n < 0) [[unlikely]] {
-                eset->filled(0);
-                return status::from_errno(-n);
-            }
-            eset->filled(n);
-            return collect_epoll(std::size_t(n));
-        }
-#endif
+        if (remaining < 0 ? waits_inline : epoll_waits && remaining == 0) return wait_set(remaining < 0 ? -1 : 0);
 #endif
         ::timespec ts;
         if (remaining >= 0) ts = detail::to_timespec(remaining);
@@ -715,12 +747,8 @@ struct IOWait::impl final : detail::event_sink {
         for (const epoll_event* e = batch; e != end; ++e) {
             const std::uint64_t token = e->data.u64;
             const slot& s = dense[std::size_t(token) & mask];
-            if (s.live != token) [[unlikely]] {
-                first_ = first;
-                out_ = out;
-                pass_epoll_rest(std::size_t(e - batch));
-                return out_;
-            }
+            if (s.live != token) [[unlikely]]
+                return pass_epoll_rest(e, out);
             const detail::event_bools b = detail::epoll_tables.bools[detail::epoll_index(e->events, s.interest_row)];
             // read and write both false: nothing for this watch. One test of both.
             std::uint16_t rw;
@@ -733,13 +761,17 @@ struct IOWait::impl final : detail::event_sink {
         return out;
     }
 
-    [[gnu::noinline]] void pass_epoll_rest(std::size_t from) noexcept {
+    // The batch from entry e on, through the sink, with `out` the Event to
+    // write next; returns the end of the Events written. What the loop
+    // above would otherwise keep in saved registers is found again here.
+    [[gnu::noinline]] Event* pass_epoll_rest(const epoll_event* e, Event* out) noexcept {
+        first_ = events.get();
+        out_ = out;
         dense_ = slots.dense_data();
         dense_size_ = slots.dense_size();
-        const epoll_event* batch = eset->entries();
-        const std::size_t n = std::size_t(eset->ready());
-        for (std::size_t i = from; i < n; ++i)
-            deliver(std::uint64_t(batch[i].data.u64), detail::from_epoll(batch[i].events));
+        const epoll_event* const end = eset->entries() + eset->ready();
+        for (; e != end; ++e) deliver(std::uint64_t(e->data.u64), detail::from_epoll(e->events));
+        return out_;
     }
 #endif
 
@@ -996,8 +1028,16 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_s
 std::span<const Event> IOWait::wait(std::error_code& ec) noexcept { return wait_ns(-2, false, ec); }
 
 std::span<const Event> IOWait::wait() {
-    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(-2, false))) fail(st, "wait", -1, backend_);
-    return impl_->result();
+    impl* const p = impl_.get();
+    if (!p) fail(errc::moved_from, "wait", -1, backend_);
+#ifdef __linux__
+    const status st = p->wait_fast();
+#else
+    const status st = p->run(-2, false);
+#endif
+    if (st) [[unlikely]]
+        fail(st, "wait", -1, p->kind);
+    return p->result();
 }
 
 bool IOWait::batch_full() const noexcept { return impl_ && impl_->be->batch_full(); }
