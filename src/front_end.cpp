@@ -5,7 +5,6 @@
 
 #include <chrono>
 
-#include "detail/sys_error.hpp"
 #include "factory.hpp"
 
 namespace iowait {

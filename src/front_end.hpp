@@ -26,6 +26,7 @@
 #include "detail/file_identity.hpp"
 #include "detail/fork_count.hpp"
 #include "detail/small_mutex.hpp"
+#include "detail/sys_error.hpp"
 #include "detail/waker.hpp"
 #include "sources.hpp"
 
