@@ -1,6 +1,6 @@
 // The internal interface every backend implements, and its contract.
 //
-// The front end (src/iowait.cpp) owns everything that is the same for all
+// The front end (src/front_end.hpp, .cpp) owns everything that is the same for all
 // backends: argument checks, the fd -> registration table and user data, the
 // always-ready list for files a kernel refuses to poll, the waker behind
 // notify(), EINTR and the remaining timeout, the closed-fd rules. A backend
@@ -34,8 +34,10 @@
 // - epoll and io_uring, whose changes and batch are an epoll set's
 //   (epoll_set_of()), are the exception for speed: the front end calls the
 //   set's add/modify/remove and makes the pass over its batch itself, inline
-//   (src/iowait.cpp, pass_epoll), and for epoll the no-timeout and zero
-//   waits too; their add/modify/remove/deliver must stay exactly the set's.
+//   (src/front_end.hpp, pass_epoll), epoll's no-timeout and zero waits and
+//   io_uring's no-timeout wait (uring_waiter_of()) too, and the common watch
+//   is one EPOLL_CTL_ADD on the set's fd; their add/modify/remove/deliver
+//   must stay exactly the set's.
 // - Errors are errno values in the generic category, or iowait::errc values.
 //   add() returns errc-like `not_pollable` (EPERM) for a file the kernel
 //   refuses to poll (epoll and regular files); the front end then treats the

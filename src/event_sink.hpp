@@ -158,7 +158,7 @@ protected:
         return out + 1;
     }
 
-    // Virtual only off the inline path: the front end (src/iowait.cpp) implements them.
+    // Virtual only off the inline path: the front end (src/front_end.cpp) implements them.
     virtual void deliver_slow(std::uint64_t token, unsigned flags) noexcept = 0;
     ~event_sink() = default;
 

@@ -42,7 +42,7 @@ struct epoll_masks {
 inline constexpr epoll_masks epoll_mask_table{};
 static_assert(int(Mode::level) == 0 && int(Mode::oneshot) == 1 && int(Mode::edge) == 2);
 
-// The public watch()'s inline path (src/iowait.cpp): the mask of every
+// The public watch()'s inline path (src/front_end.hpp, watch_fast): the mask of every
 // valid (interest, mode) at [mode << 2 | interest], and 0 for an interest of
 // none or a fourth mode, so that one load both checks the arguments and
 // gives the mask. Anything else goes to the general path, which names the error.
@@ -88,7 +88,7 @@ inline unsigned from_epoll(std::uint32_t ev) noexcept {
     return epoll_low_bits.flags[ev & 31] | ((ev & EPOLLRDHUP) >> 11);
 }
 
-// For the front end's pass (src/iowait.cpp): the Event's four bools for
+// For the front end's pass (src/front_end.hpp): the Event's four bools for
 // every (interest, epoll bits), so that an entry costs one table load from
 // the kernel's bits to the Event, with no ready_flag in between.
 // epoll reports only the bits a watch asked for (EPOLLIN, EPOLLOUT,
