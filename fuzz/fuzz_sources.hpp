@@ -34,6 +34,7 @@
 #include <climits>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include "fuzz_common.hpp"
 
@@ -111,6 +112,20 @@ public:
         default: unwatch(in); break;
         }
     }
+
+    // An IOWait taken out of the comparison (libkqueue_quirks.hpp, 3) drops
+    // its signal watches at once: a signal it kept would take the
+    // program's handler's deliveries, which G2 counts for the IOWaits compared.
+    void leave(IOWait& w) const {
+        for (const auto& r : records_) {
+            std::error_code ec;
+            if (r.what == kind::signal && r.watched) w.unwatch(r.id, ec);
+        }
+    }
+
+    // A child was reaped while a watch of it had not reported its exit yet
+    // (libkqueue_quirks.hpp, 4): true once, then false until the next.
+    bool take_reaped_unreported() { return std::exchange(reaped_unreported_, false); }
 
     // Before a round of waits: until every armed near timer is due everywhere.
     void settle() const {
@@ -339,6 +354,10 @@ private:
             return;
         }
         if (reap(c.pid) != c.pid) fail(trace_, std::string("waitpid: ") + std::strerror(errno));
+        const auto index = std::size_t(slots_[slot]);
+        reaped_unreported_ |= std::any_of(records_.begin(), records_.end(), [&](const record& r) {
+            return r.what == kind::process && r.watched && r.armed && r.child == index;
+        });
         c.state = child::reaped;
         log("reap(pid " + std::to_string(c.pid) + ")");
     }
@@ -467,8 +486,9 @@ private:
     const waits_t& waits_;
     trace_t& trace_;
     struct sigaction saved_[signal_count] {};
-    std::vector<record> records_;  // every source watched, in the order of their ids
-    std::vector<child> children_;  // every child forked
+    std::vector<record> records_;     // every source watched, in the order of their ids
+    bool reaped_unreported_ = false;  // take_reaped_unreported()
+    std::vector<child> children_;     // every child forked
     int slots_[child_slots] = {-1, -1, -1};
     int forks_ = 0;
     const bool pidfd_ = have_pidfd();
