@@ -11,10 +11,8 @@ namespace iowait {
 
 namespace {
 
-using detail::file_identity;
 using detail::make_token;
 using detail::no_token;
-using detail::slot;
 using detail::status;
 using detail::waker_generation;
 
