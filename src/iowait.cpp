@@ -250,17 +250,30 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_s
     return impl_->result();
 }
 
-std::span<const Event> IOWait::wait(std::error_code& ec) noexcept { return wait_ns(-2, false, ec); }
+// The wait without a timeout of both overloads below, and of the C API's:
+// its common case inline where the front end has one (front_end.hpp).
+template <class Impl>
+[[gnu::always_inline]] static inline status wait_without_timeout(Impl* p) noexcept {
+#ifdef __linux__
+    return p->wait_fast();
+#else
+    return p->run(-2, false);
+#endif
+}
+
+std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
+    impl* const p = impl_.get();
+    const status st = p ? wait_without_timeout(p) : status(errc::moved_from);
+    ec = st.code();
+    if (st) [[unlikely]]
+        return {};
+    return p->result();
+}
 
 std::span<const Event> IOWait::wait() {
     impl* const p = impl_.get();
     if (!p) fail(errc::moved_from, "wait", -1, backend_);
-#ifdef __linux__
-    const status st = p->wait_fast();
-#else
-    const status st = p->run(-2, false);
-#endif
-    if (st) [[unlikely]]
+    if (const status st = wait_without_timeout(p)) [[unlikely]]
         fail(st, "wait", -1, p->kind);
     return p->result();
 }
