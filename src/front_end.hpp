@@ -334,6 +334,8 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // nothing to do under the lock before the kernel wait, something to
     // report. Everything else is out of line, so that only this impl is
     // live across the system call and the function saves one register.
+    // It repeats once()'s first steps rather than call it: once() would
+    // bring its general path (the backend's virtual wait) inline here too.
     [[gnu::always_inline]] status wait_fast() noexcept {
         if (!waits_inline || forked()) [[unlikely]]
             return run_general();
