@@ -6,7 +6,7 @@
 # user (ctypes) drives it. Last, the source tree vendored by add_subdirectory.
 #
 # cmake -DSOURCE_DIR=.. -DBUILD_DIR=.. -DWORK_DIR=.. -DGENERATOR=.. -DTHIS_KIND=static|shared
-#       [-DPYTHON=python3] -P run.cmake
+#       -DVERSION=<the project's version> [-DPYTHON=python3] -P run.cmake
 file(REMOVE_RECURSE ${WORK_DIR})
 set(consumer ${SOURCE_DIR}/tests/install/consumer)  # main.cpp; c_consumer/ has main.c
 set(strict_c -std=c11 -Wall -Wextra -Wpedantic -Wconversion -Wshadow -Werror)
@@ -64,7 +64,7 @@ foreach(kind static shared)
   # find_package(iowait), from a C++ project and from a C-only one.
   foreach(project consumer c_consumer)
     run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/${project} -B ${out}/${project} -G ${GENERATOR}
-        -DCMAKE_PREFIX_PATH=${prefix})
+        -DCMAKE_PREFIX_PATH=${prefix} -DIOWAIT_VERSION=${VERSION})
     run(${CMAKE_COMMAND} --build ${out}/${project})
     run_consumer(${out}/${project}/${project})
   endforeach()
