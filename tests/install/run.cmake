@@ -1,5 +1,5 @@
 # The package as a consumer meets it: this build installed, and the other
-# kind (static or shared) built by the README's library-only recipe and
+# kind (static or shared) built by the README's library-only recipe ("Installing") and
 # installed; against each, a C and a C++ program built with strict warnings
 # as errors through find_package(iowait) and through pkg-config, and run.
 # The shared library's SONAME and exported symbols are checked, and an FFI
