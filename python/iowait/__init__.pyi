@@ -49,7 +49,8 @@ class AbstractIOWait(abc.ABC):
 class Source:
     """A signal, child process or timer that an IOWait watches."""
 
-    __slots__ = ('kind', 'arg')
+    __slots__ = {'kind': "'signal', 'process' or 'timer'.",
+                 'arg': 'The signal number, the pid, or (first, period) in seconds.'}
     kind: str  # 'signal', 'process' or 'timer'
     arg: Any  # the signal number, the pid, or (first, period) in seconds
     def __init__(self, kind: str, arg: Any) -> None: ...
