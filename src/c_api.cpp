@@ -16,7 +16,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "detail/file_identity.hpp"
 #include "iowait/iowait.hpp"
+#include "sources.hpp"
 
 // The C names are the C++ values: one list of each, checked here.
 static_assert(std::is_same_v<iowait_fd, iowait::native_handle>);
@@ -42,18 +44,28 @@ static_assert(IOWAIT_E_ALREADY_WATCHED == -10000 - int(iowait::errc::already_wat
               IOWAIT_E_UNSUPPORTED_MODE == -10000 - int(iowait::errc::unsupported_mode) &&
               IOWAIT_E_MOVED_FROM == -10000 - int(iowait::errc::moved_from));
 
+// An event of a batch that did not fit the caller's array, and the file its
+// fd named when the kernel reported it.
+struct leftover {
+    iowait_event event;  // events == 0: taken out (unwatched, masked by modify)
+    iowait::detail::file_identity id;
+};
+
 // The handle. The rest of a batch that did not fit the caller's array waits
 // in `rest` for the next iowait_wait(); unwatch and modify, from any thread,
 // edit it under `mu`. rest.capacity() stays above the number of watched fds
-// (one event per fd per wait), so storing a rest never allocates.
+// (one event per fd per wait), so storing a rest never allocates. Before it
+// is handed out, each is checked as the front end checks a fresh batch: its
+// watch is still the same (unwatch and modify edit the rest) and its fd still
+// names the file that was reported (C1, C3), or it is dropped.
 struct iowait_handle {
     explicit iowait_handle(iowait::IOWait&& w) : cxx(std::move(w)) {}
     iowait::IOWait cxx;
     std::atomic<bool> waiting{false};   // the one-waiter rule, for the rest as for the kernel wait
     std::atomic<bool> has_rest{false};  // rest not yet handed out; read without the lock
     std::mutex mu;                      // guards rest, next, watched
-    std::vector<iowait_event> rest;     // an entry with events == 0 was taken out
-    std::size_t next = 0;               // the first of rest not handed out
+    std::vector<leftover> rest;
+    std::size_t next = 0;  // the first of rest not handed out
     std::size_t watched = 0;
 };
 
@@ -164,13 +176,27 @@ int create(iowait_t** out, const char* op, Make make) noexcept {
     }
 }
 
+// The file an event's fd names now; false for a fd that is not open. A
+// source's id names no file: always true, with an empty identity.
+bool file_of(iowait_fd fd, iowait::detail::file_identity& id) noexcept {
+    id = {};
+    return iowait::detail::is_source_id(fd) || !iowait::detail::identify(fd, id);
+}
+
+// Whether a kept event may still be handed out: its fd names the file it
+// named when the kernel reported it (one fstat; getsockopt on Windows).
+bool still_names_its_file(const leftover& l) noexcept {
+    iowait::detail::file_identity now;
+    return file_of(l.event.fd, now) && now == l.id;
+}
+
 // Hands out the rest of the last batch; 0 if there is none left.
 std::size_t take_rest(iowait_t* w, iowait_event* events, std::size_t capacity) noexcept {
     std::lock_guard lock(w->mu);
     std::size_t n = 0;
     for (; n < capacity && w->next < w->rest.size(); ++w->next)
-        if (w->rest[w->next].events) events[n++] = w->rest[w->next];
-    while (w->next < w->rest.size() && !w->rest[w->next].events) ++w->next;
+        if (const leftover& l = w->rest[w->next]; l.event.events && still_names_its_file(l)) events[n++] = l.event;
+    while (w->next < w->rest.size() && !w->rest[w->next].event.events) ++w->next;
     if (w->next == w->rest.size()) {
         w->rest.clear();  // keeps its capacity
         w->next = 0;
@@ -209,8 +235,10 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
         std::lock_guard lock(w->mu);
         // rest is empty here (a wait that found a rest returned it above),
         // and its capacity covers every watched fd: push_back cannot throw.
-        for (std::size_t i = n; i < got.size(); ++i) w->rest.push_back(to_c(got[i]));
-        w->has_rest.store(true, std::memory_order_release);
+        // The file each fd names as the kernel reported it, for take_rest().
+        for (std::size_t i = n; i < got.size(); ++i)
+            if (leftover l{to_c(got[i]), {}}; file_of(l.event.fd, l.id)) w->rest.push_back(l);
+        w->has_rest.store(!w->rest.empty(), std::memory_order_release);
     }
     return int(n);
 }
@@ -293,7 +321,7 @@ int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, i
     // Linear in the rest, which is short unless a big batch met a small array.
     if (w->has_rest.load(std::memory_order_relaxed))
         for (std::size_t i = w->next; i < w->rest.size(); ++i) {
-            iowait_event& e = w->rest[i];
+            iowait_event& e = w->rest[i].event;
             if (e.fd != fd || !e.events) continue;
             e.data = data;
             e.events &= interest | IOWAIT_HANGUP | IOWAIT_ERROR;
@@ -311,7 +339,7 @@ int iowait_unwatch(iowait_t* w, iowait_fd fd) {
     --w->watched;
     if (w->has_rest.load(std::memory_order_relaxed))
         for (std::size_t i = w->next; i < w->rest.size(); ++i)
-            if (w->rest[i].fd == fd) w->rest[i].events = 0;
+            if (w->rest[i].event.fd == fd) w->rest[i].event.events = 0;
     return 0;
 }
 

@@ -266,6 +266,33 @@ void IOWait::impl::rebuild() noexcept {
         }
 }
 
+#ifdef __linux__
+Event* IOWait::impl::check_lasting(Event* first, Event* out) noexcept {
+    const std::uint32_t previous = batch_ - lasting_check_period;
+    bool closed_any = false;
+    for (const Event* e = first; e != out; ++e) {
+        slot* s = find(e->fd);
+        if (!s || s->state != slot::active || s->mode != Mode::level) continue;
+        // s->batch: for epoll's set, the sampled wait that last reported the
+        // watch (deliver_merging(), its other user, serves other backends).
+        const bool lasting = s->batch == previous && previous != 0;  // 0: never sampled
+        s->batch = batch_;
+        if (!lasting) continue;
+        const status st = be_modify(e->fd, s->interest, s->mode, make_token(e->fd, s->generation));
+        if (st == std::errc::bad_file_descriptor || st == std::errc::no_such_file_or_directory) {
+            forget_closed(e->fd, *s);
+            closed_any = true;
+        }
+    }
+    if (!closed_any) return out;
+    rebuild();  // the stale entry goes with the old set
+    Event* kept = first;
+    for (const Event* e = first; e != out; ++e)
+        if (const slot* s = find(e->fd); s && s->state != slot::closed) *kept++ = *e;
+    return kept;
+}
+#endif
+
 bool IOWait::impl::report_slot(native_handle fd, slot& s, unsigned flags) noexcept {
     // The same reading of the flags as the inline path (R6): a peer's
     // shutdown of its writing makes the fd readable, not writable.

@@ -418,6 +418,8 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         ++batch_;
         Event* const first = events.get();
         Event* out = pass_epoll(first);
+        if ((batch_ & (lasting_check_period - 1)) == 0) [[unlikely]]
+            out = check_lasting(first, out);
         if (extra_room != 0) [[unlikely]] {
             first_ = first;
             out_ = out;
@@ -463,6 +465,20 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // above would otherwise keep in saved registers is found again here.
     [[gnu::noinline]] Event* pass_epoll_rest(const epoll_event* e, Event* out) noexcept;
 #endif
+
+    // A level watch of epoll's set whose number was closed while a
+    // duplicate keeps its file open: the kernel keeps its entry, which no
+    // EPOLL_CTL_DEL by number can reach, and reports the file under the
+    // watch's live token on every wait, for ever (C4). Nothing on the common
+    // path can see the close; so every lasting_check_period-th wait looks at
+    // its level reports, and a watch reported by two such waits running (rare
+    // in a program that reads what it is told of) is checked once, by one
+    // EPOLL_CTL_MOD as it is: it finds the entry only while the number still
+    // names the file (ENOENT for another file, EBADF for none). A watch that
+    // fails is closed (C2), its Events leave this batch, and the kernel set
+    // is rebuilt without the stale entry. Returns the end of the Events kept.
+    static constexpr std::uint32_t lasting_check_period = 64;
+    [[gnu::noinline, gnu::cold]] Event* check_lasting(Event* first, Event* out) noexcept;
 
     // Off the common path: always-ready files and sources, after the kernel's batch.
     [[gnu::noinline]] void collect_extras() noexcept;
