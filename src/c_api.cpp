@@ -1,7 +1,8 @@
 // The C API (include/iowait/iowait.h) over the public C++ API: each call
 // forwards to the error_code overload of iowait::IOWait and turns the
-// error_code into an int; the constructors, which only throw, are caught.
-// No exception leaves this file.
+// error_code into an int; the constructors are called in their throwing
+// form, whose message says why a backend was refused, and caught. Messages
+// are the C++ ones (src/detail/messages.hpp). No exception leaves this file.
 #include "iowait/iowait.h"
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "detail/file_identity.hpp"
+#include "detail/messages.hpp"
 #include "iowait/iowait.hpp"
 #include "sources.hpp"
 
@@ -69,6 +71,8 @@ struct iowait_handle {
     std::size_t watched = 0;
 };
 
+using iowait::detail::fd_call;
+
 namespace {
 
 constexpr int errc_base = 10000;
@@ -104,18 +108,13 @@ std::error_code from_code(int code) noexcept {
     return {};
 }
 
-// Records what the C++ API would have thrown: "iowait: op(fd=N) on backend:
-// message" (the format of throw_error in src/iowait.cpp), and returns the code.
-int fail(std::error_code ec, const char* op, const iowait_fd* fd, const iowait_t* w, const char* detail = nullptr) {
+// Records what the C++ API would have thrown for the same failure (one
+// source for both: src/detail/messages.hpp), with the C API's own detail
+// after it, and returns the code.
+int fail(std::error_code ec, const iowait::detail::call& c, const iowait_t* w, const char* detail = nullptr) {
     try {
-        std::string what = "iowait: ";
-        what += op;
-        if (fd) what += "(fd=" + std::to_string(*fd) + ")";
-        if (w) {
-            what += " on ";
-            what += iowait::to_string(w->cxx.backend());
-        }
-        what += ": " + ec.message();
+        std::string what =
+            iowait::detail::error_message(ec, c, w ? iowait::to_string(w->cxx.backend()) : std::string_view{});
         if (detail) what += std::string(" (") + detail + ")";
         last_message = std::move(what);
         last_error = last_message.c_str();
@@ -158,7 +157,7 @@ iowait_event to_c(const iowait::Event& e) noexcept {
 
 template <class Make>
 int create(iowait_t** out, const char* op, Make make) noexcept {
-    if (!out) return fail(invalid(), op, nullptr, nullptr, "out is NULL");
+    if (!out) return fail(invalid(), {op}, nullptr, "out is NULL");
     *out = nullptr;
     try {
         *out = new iowait_handle(make());
@@ -168,7 +167,7 @@ int create(iowait_t** out, const char* op, Make make) noexcept {
     } catch (const std::system_error& e) {
         return fail(to_code(e.code()), e.what());
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), op, nullptr, nullptr);
+        return fail(no_memory(), {op}, nullptr);
     } catch (const std::exception& e) {
         return fail(IOWAIT_E_UNKNOWN, e.what());
     } catch (...) {
@@ -207,10 +206,9 @@ std::size_t take_rest(iowait_t* w, iowait_event* events, std::size_t capacity) n
 
 int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t timeout_ns, bool or_signal) noexcept {
     const char* op = or_signal ? "wait_or_signal" : "wait";
-    if (!w) return fail(invalid(), op, nullptr, nullptr, "NULL handle");
-    if (!events || !capacity) return fail(invalid(), op, nullptr, w, "events is NULL or capacity is 0");
-    if (w->waiting.exchange(true, std::memory_order_acquire))
-        return fail(iowait::errc::wait_in_progress, op, nullptr, w);
+    if (!w) return fail(invalid(), {op}, nullptr, "NULL handle");
+    if (!events || !capacity) return fail(invalid(), {op}, w, "events is NULL or capacity is 0");
+    if (w->waiting.exchange(true, std::memory_order_acquire)) return fail(iowait::errc::wait_in_progress, {op}, w);
     struct reset {
         std::atomic<bool>& flag;
         ~reset() { flag.store(false, std::memory_order_release); }
@@ -227,7 +225,7 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
         got = timeout_ns < 0 ? w->cxx.wait_or_signal(ec) : w->cxx.wait_or_signal(timeout, ec);
     else
         got = timeout_ns < 0 ? w->cxx.wait(ec) : w->cxx.wait(timeout, ec);
-    if (ec) return fail(ec, op, nullptr, w);
+    if (ec) return fail(ec, {op}, w);
 
     const std::size_t n = std::min(got.size(), capacity);
     for (std::size_t i = 0; i < n; ++i) events[i] = to_c(got[i]);
@@ -247,17 +245,17 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
 
 // A source gets room in rest like a fd, before it exists.
 template <class Make>
-int watch_source(iowait_t* w, const char* op, iowait_fd* id, Make make) {
-    if (!w || !id) return fail(invalid(), op, nullptr, w, !w ? "NULL handle" : "NULL id");
+int watch_source(iowait_t* w, const iowait::detail::call& op, iowait_fd* id, Make make) {
+    if (!w || !id) return fail(invalid(), op, w, !w ? "NULL handle" : "NULL id");
     std::lock_guard lock(w->mu);
     try {
         if (w->rest.capacity() <= w->watched) w->rest.reserve(std::max<std::size_t>(16, 2 * w->rest.capacity()));
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), op, nullptr, w);
+        return fail(no_memory(), op, w);
     }
     std::error_code ec;
     const iowait::native_handle made = make(ec);
-    if (ec) return fail(ec, op, nullptr, w);
+    if (ec) return fail(ec, op, w);
     *id = made;
     ++w->watched;
     return 0;
@@ -277,46 +275,46 @@ int iowait_create_backend(iowait_t** out, iowait_backend backend) {
 void iowait_destroy(iowait_t* w) { delete w; }
 
 int iowait_watch(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode) {
-    if (!w) return fail(invalid(), "watch", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("watch", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     try {
         // Room in rest for one more fd's event, before the watch exists.
         if (w->rest.capacity() <= w->watched) w->rest.reserve(std::max<std::size_t>(16, 2 * w->rest.capacity()));
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), "watch", &fd, w);
+        return fail(no_memory(), fd_call("watch", fd), w);
     }
     std::error_code ec;
     w->cxx.watch(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
-    if (ec) return fail(ec, "watch", &fd, w);
+    if (ec) return fail(ec, fd_call("watch", fd), w);
     ++w->watched;
     return 0;
 }
 
 int iowait_watch_signal(iowait_t* w, int signo, uint64_t data, iowait_mode mode, iowait_fd* id) {
-    return watch_source(w, "watch_signal", id, [&](std::error_code& ec) {
+    return watch_source(w, {"watch_signal", "signo", signo}, id, [&](std::error_code& ec) {
         return w->cxx.watch_signal(signo, data, iowait::Mode(as_int(mode)), ec);
     });
 }
 
 int iowait_watch_process(iowait_t* w, int64_t pid, uint64_t data, iowait_fd* id) {
-    return watch_source(w, "watch_process", id,
+    return watch_source(w, {"watch_process", "pid", pid}, id,
                         [&](std::error_code& ec) { return w->cxx.watch_process(pid, data, ec); });
 }
 
 int iowait_watch_timer(iowait_t* w, int64_t first_ns, int64_t period_ns, uint64_t data, iowait_mode mode,
                        iowait_fd* id) {
-    return watch_source(w, "watch_timer", id, [&](std::error_code& ec) {
+    return watch_source(w, {"watch_timer"}, id, [&](std::error_code& ec) {
         return w->cxx.watch_timer(std::chrono::nanoseconds(first_ns), std::chrono::nanoseconds(period_ns), data,
                                   iowait::Mode(as_int(mode)), ec);
     });
 }
 
 int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode) {
-    if (!w) return fail(invalid(), "modify", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("modify", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     std::error_code ec;
     w->cxx.modify(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
-    if (ec) return fail(ec, "modify", &fd, w);
+    if (ec) return fail(ec, fd_call("modify", fd), w);
     // The rest reports the fd as the new watch would: its data, its interests.
     // Linear in the rest, which is short unless a big batch met a small array.
     if (w->has_rest.load(std::memory_order_relaxed))
@@ -331,11 +329,11 @@ int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, i
 }
 
 int iowait_unwatch(iowait_t* w, iowait_fd fd) {
-    if (!w) return fail(invalid(), "unwatch", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("unwatch", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     std::error_code ec;
     w->cxx.unwatch(fd, ec);
-    if (ec) return fail(ec, "unwatch", &fd, w);
+    if (ec) return fail(ec, fd_call("unwatch", fd), w);
     --w->watched;
     if (w->has_rest.load(std::memory_order_relaxed))
         for (std::size_t i = w->next; i < w->rest.size(); ++i)
@@ -352,17 +350,10 @@ int iowait_wait_or_signal(iowait_t* w, iowait_event* events, size_t capacity, in
 }
 
 int iowait_notify(iowait_t* w) {
-    if (!w) return fail(invalid(), "notify", nullptr, nullptr, "NULL handle");
-    try {
-        w->cxx.notify();
-        return 0;
-    } catch (const std::system_error& e) {
-        return fail(to_code(e.code()), e.what());
-    } catch (const iowait::usage_error& e) {
-        return fail(to_code(e.code()), e.what());
-    } catch (...) {
-        return fail(IOWAIT_E_UNKNOWN, "iowait: notify: unknown exception");
-    }
+    if (!w) return fail(invalid(), {"notify"}, nullptr, "NULL handle");
+    std::error_code ec;
+    w->cxx.notify(ec);
+    return ec ? fail(ec, {"notify"}, w) : 0;
 }
 
 iowait_backend iowait_get_backend(const iowait_t* w) {
@@ -372,13 +363,13 @@ iowait_backend iowait_get_backend(const iowait_t* w) {
 int iowait_supports(const iowait_t* w, iowait_mode mode) { return w && w->cxx.supports(iowait::Mode(as_int(mode))); }
 
 int iowait_available_backends(iowait_backend* out, size_t capacity) {
-    if (!out && capacity) return fail(invalid(), "available_backends", nullptr, nullptr, "out is NULL");
+    if (!out && capacity) return fail(invalid(), {"available_backends"}, nullptr, "out is NULL");
     try {
         const auto all = iowait::IOWait::available_backends();
         for (std::size_t i = 0; i < all.size() && i < capacity; ++i) out[i] = iowait_backend(all[i]);
         return int(all.size());
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), "available_backends", nullptr, nullptr);
+        return fail(no_memory(), {"available_backends"}, nullptr);
     } catch (...) {
         return fail(IOWAIT_E_UNKNOWN, "iowait: available_backends: unknown exception");
     }
@@ -390,13 +381,13 @@ const char* iowait_backend_name(iowait_backend backend) {
 }
 
 int iowait_backend_from_name(const char* name, iowait_backend* out) {
-    if (!name || !out) return fail(invalid(), "backend_from_name", nullptr, nullptr, "NULL argument");
+    if (!name || !out) return fail(invalid(), {"backend_from_name"}, nullptr, "NULL argument");
     for (int b = IOWAIT_BACKEND_EPOLL; b <= IOWAIT_BACKEND_WSAPOLL; ++b)
         if (iowait::to_string(iowait::Backend(b)) == name) {
             *out = iowait_backend(b);
             return 0;
         }
-    return fail(iowait::errc::unknown_backend, "backend_from_name", nullptr, nullptr, name);
+    return fail(iowait::errc::unknown_backend, {"backend_from_name"}, nullptr, name);
 }
 
 const char* iowait_strerror(int code) {

@@ -70,7 +70,7 @@ void IOWait::impl::changed(bool now_always_ready) {
     if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) wake();
 }
 
-void IOWait::impl::wake() {
+void IOWait::impl::wake() noexcept {
     if (own_wake)
         be->wake();
     else

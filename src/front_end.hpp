@@ -171,7 +171,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         return be->remove(fd);
     }
 
-    void wake();
+    void wake() noexcept;
 
     // The general watch, for every backend and every case (front_end.cpp).
     status watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode);

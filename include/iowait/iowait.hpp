@@ -132,6 +132,11 @@ public:
     // A named backend; usage_error(backend_unavailable) if it is not built in
     // or the kernel refuses it.
     explicit IOWait(Backend backend);
+    // The same two without throwing: on failure ec has the code the
+    // constructor above would throw with, and the object is empty: every
+    // other call then fails with errc::moved_from, as on a moved-from IOWait.
+    explicit IOWait(std::error_code& ec) noexcept;
+    IOWait(Backend backend, std::error_code& ec) noexcept;
     ~IOWait();
     IOWait(IOWait&&) noexcept;
     IOWait& operator=(IOWait&&) noexcept;
@@ -149,6 +154,14 @@ public:
     void watch(native_handle fd, Interest interest, T* data, Mode mode = Mode::level) {
         watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode);
     }
+    template <class T>
+    void watch(native_handle fd, Interest interest, T* data, std::error_code& ec) noexcept {
+        watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), Mode::level, ec);
+    }
+    template <class T>
+    void watch(native_handle fd, Interest interest, T* data, Mode mode, std::error_code& ec) noexcept {
+        watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode, ec);
+    }
 
     // Change the interest, user data and mode of a watched fd; re-arms a
     // oneshot watch. Errors as watch(), with not_watched in place of
@@ -159,6 +172,14 @@ public:
     template <class T>
     void modify(native_handle fd, Interest interest, T* data, Mode mode = Mode::level) {
         modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode);
+    }
+    template <class T>
+    void modify(native_handle fd, Interest interest, T* data, std::error_code& ec) noexcept {
+        modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), Mode::level, ec);
+    }
+    template <class T>
+    void modify(native_handle fd, Interest interest, T* data, Mode mode, std::error_code& ec) noexcept {
+        modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode, ec);
     }
 
     // Stop watching fd; it may already be closed. usage_error(not_watched) if
@@ -236,7 +257,10 @@ public:
 
     // Wake a wait() in progress, or make the next one return at once, with no
     // events. Any thread; repeated calls before the wake are merged into one.
+    // Errors: usage_error (moved_from; forked, in a child forked after this
+    // IOWait was made: rule F1).
     void notify();
+    void notify(std::error_code& ec) noexcept;
 
     // The backend in use, and whether it honours a mode (level and oneshot:
     // every backend; edge: epoll, io_uring, kqueue).
@@ -244,7 +268,9 @@ public:
     bool supports(Mode mode) const noexcept;
 
     // The backends that this build and this kernel can use, best first.
+    // Errors: std::bad_alloc; ENOMEM in ec (and an empty list) without throwing.
     static std::vector<Backend> available_backends();
+    static std::vector<Backend> available_backends(std::error_code& ec) noexcept;
 
 private:
     struct impl;

@@ -223,6 +223,45 @@ TEST_P(Errors, ErrorCodeOverloadsReportWithoutThrowing) {
     EXPECT_FALSE(ec);
 }
 
+// E6 for the calls beside watch/modify/unwatch/wait: notify, the
+// constructors, the pointer-data forms, available_backends.
+TEST_P(Errors, EveryCallHasAnErrorCodeOverload) {
+    std::error_code ec = make_error_code(errc::bad_fd);
+    w.notify(ec);
+    EXPECT_FALSE(ec);
+    EXPECT_TRUE(wait_events(w, 0ns).empty());  // the notify's wake, no events
+    IOWait made{GetParam(), ec};
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(made.backend(), GetParam());
+    socket_pair p;
+    int datum = 7;
+    made.watch(p.a, Interest::read, &datum, ec);
+    EXPECT_FALSE(ec);
+    made.watch(p.a, Interest::read, &datum, Mode::level, ec);
+    EXPECT_EQ(ec, errc::already_watched);
+    int other = 8;
+    made.modify(p.a, Interest::read, &other, ec);
+    EXPECT_FALSE(ec);
+    made.modify(p.b, Interest::read, &other, Mode::level, ec);
+    EXPECT_EQ(ec, errc::not_watched);
+    p.send_b();
+    EXPECT_EQ(expect_event(made, p.a).ptr<int>(), &other);
+
+    IOWait moved = std::move(made);
+    made.notify(ec);
+    EXPECT_EQ(ec, errc::moved_from);
+    IOWait none{Backend(42), ec};
+    EXPECT_EQ(ec, errc::backend_unavailable);
+    none.watch(p.a, Interest::read, 0, ec);
+    EXPECT_EQ(ec, errc::moved_from);  // an IOWait the constructor could not make is empty
+    const auto all = IOWait::available_backends(ec);
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(all, IOWait::available_backends());
+    IOWait best{ec};
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(best.backend(), IOWait().backend());
+}
+
 TEST_P(Errors, MovedFromIsAnErrorNotACrash) {
     IOWait moved = std::move(w);
     EXPECT_EQ(moved.backend(), GetParam());
