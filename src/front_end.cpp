@@ -238,8 +238,10 @@ void IOWait::impl::deliver_slow(std::uint64_t token, unsigned flags) noexcept {
 
 void IOWait::impl::stale() noexcept {
     if (!keeps_stale_entries) return;
-    if (stale_batch != 0 && stale_batch + 1 == batch_) rebuild();
-    stale_batch = batch_;
+    // Two waits running: the byte moved by one since (a stale entry met again
+    // 256 waits later would rebuild too, which is only wasted work).
+    if (stale_wait == std::uint8_t(until_sampled + 1)) rebuild();
+    stale_wait = until_sampled;
 }
 
 void IOWait::impl::rebuild() noexcept {
@@ -267,16 +269,18 @@ void IOWait::impl::rebuild() noexcept {
 }
 
 #ifdef __linux__
+status IOWait::impl::collect_sampled() noexcept { return collect_pass<true>(); }
+
 Event* IOWait::impl::check_lasting(Event* first, Event* out) noexcept {
-    const std::uint32_t previous = batch_ - lasting_check_period;
+    const std::uint32_t previous = samples++;
     bool closed_any = false;
     for (const Event* e = first; e != out; ++e) {
         slot* s = find(e->fd);
         if (!s || s->state != slot::active || s->mode != Mode::level) continue;
         // s->batch: for epoll's set, the sampled wait that last reported the
         // watch (deliver_merging(), its other user, serves other backends).
-        const bool lasting = s->batch == previous && previous != 0;  // 0: never sampled
-        s->batch = batch_;
+        const bool lasting = s->batch == previous && previous != 0;
+        s->batch = samples;
         if (!lasting) continue;
         const status st = be_modify(e->fd, s->interest, s->mode, make_token(e->fd, s->generation));
         if (st == std::errc::bad_file_descriptor || st == std::errc::no_such_file_or_directory) {

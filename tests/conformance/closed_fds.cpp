@@ -240,9 +240,9 @@ after_close wait_after_close(IOWait& w, int fd) {
 }
 
 // epoll and io_uring cannot see the close: the waits right after it may
-// report the number, until a check made every 64th wait finds it (C4).
-// Everywhere else, no wait reports it.
-int allowed_reports_after_close(Backend b) { return b == Backend::epoll || b == Backend::io_uring ? 2 * 64 : 0; }
+// report the number, until a check made every 256th wait finds it, at the
+// second such wait at the latest (C4). Everywhere else, no wait reports it.
+int allowed_reports_after_close(Backend b) { return b == Backend::epoll || b == Backend::io_uring ? 2 * 256 : 0; }
 #endif
 
 // C1 and C4 while still watched: the watched number is a duplicate, closed
