@@ -144,10 +144,11 @@ std::chrono::nanoseconds thread_cpu_time() {
 #endif
 
 // The two stale-entry tests below: libkqueue keeps one of its own.
-#define skip_libkqueue_stale_entry()                                                                                  \
-    if (GetParam() == iowait::Backend::kqueue && IOWAIT_LIBKQUEUE)                                                    \
-        GTEST_SKIP() << "libkqueue emulates kqueue over epoll and keeps epoll's stale entry (README, what libkqueue " \
-                        "gets wrong); a real kqueue drops a fd's knotes at close()";                                  \
+#define skip_libkqueue_stale_entry()                                                                                   \
+    if (GetParam() == iowait::Backend::kqueue && IOWAIT_LIBKQUEUE)                                                     \
+        GTEST_SKIP() << "libkqueue emulates kqueue over epoll and keeps epoll's stale entry (docs/platforms.md, what " \
+                        "libkqueue "                                                                                   \
+                        "gets wrong); a real kqueue drops a fd's knotes at close()";                                   \
     ;
 
 // C1, C3 with a duplicate: the watched number is closed while a dup() keeps
