@@ -217,7 +217,9 @@ IOWAIT_API int iowait_watch_timer(iowait_t* w, int64_t first_ns, int64_t period_
  * handle, and the next iowait_wait() hands it out first, at once, without
  * asking the kernel; an iowait_unwatch() made after this wait returned takes
  * the fd out of the rest, and an iowait_modify() updates its data and
- * interests there. (As in C++, a change made by another thread while this
+ * interests there; an event of the rest is handed out only while its fd still
+ * names the file the kernel reported (one fstat): an fd closed meanwhile, or
+ * closed and given to another file, is dropped. (As in C++, a change made by another thread while this
  * wait was collecting may not be seen in the batch it returns, rest included.)
  * The handle keeps room for the rest as fds are watched, so no wait allocates.
  * @param w the handle.

@@ -205,6 +205,16 @@ public:
     ///         the kernel refuses it (the message says why).
     /// @throws std::system_error EMFILE or ENOMEM.
     explicit IOWait(Backend backend);
+    /// The best backend, as IOWait(), without throwing: on failure the object
+    /// is empty and every other call fails with errc::moved_from, as on a
+    /// moved-from IOWait.
+    /// @param ec set to the code IOWait() would throw with, cleared on success.
+    explicit IOWait(std::error_code& ec) noexcept;
+    /// A named backend, as IOWait(Backend), without throwing; on failure the
+    /// object is empty as above.
+    /// @param backend the kernel mechanism to use.
+    /// @param ec set to the code IOWait(Backend) would throw with, cleared on success.
+    IOWait(Backend backend, std::error_code& ec) noexcept;
     /// Releases the kernel objects; the watched fds stay open, and a watched
     /// signal gets back its earlier handler.
     ~IOWait();
@@ -255,6 +265,27 @@ public:
     void watch(native_handle fd, Interest interest, T* data, Mode mode = Mode::level) {
         watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode);
     }
+    /// As watch() with a pointer as user data, in Mode::level, setting `ec` in place of throwing.
+    /// @tparam T the pointee's type.
+    /// @param fd an open fd (Windows: a socket).
+    /// @param interest Interest::read, Interest::write or both.
+    /// @param data the pointer, stored as Event::data.
+    /// @param ec set to the error (an errc or an errno), cleared on success.
+    template <class T>
+    void watch(native_handle fd, Interest interest, T* data, std::error_code& ec) noexcept {
+        watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), Mode::level, ec);
+    }
+    /// As watch() with a pointer as user data, setting `ec` in place of throwing.
+    /// @tparam T the pointee's type.
+    /// @param fd an open fd (Windows: a socket).
+    /// @param interest Interest::read, Interest::write or both.
+    /// @param data the pointer, stored as Event::data.
+    /// @param mode when to report.
+    /// @param ec set to the error (an errc or an errno), cleared on success.
+    template <class T>
+    void watch(native_handle fd, Interest interest, T* data, Mode mode, std::error_code& ec) noexcept {
+        watch(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode, ec);
+    }
 
     /// Changes the interest, user data and mode of a watched fd or source;
     /// re-arms a oneshot watch. On error nothing changed.
@@ -290,6 +321,27 @@ public:
     template <class T>
     void modify(native_handle fd, Interest interest, T* data, Mode mode = Mode::level) {
         modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode);
+    }
+    /// As modify() with a pointer as user data, in Mode::level, setting `ec` in place of throwing.
+    /// @tparam T the pointee's type.
+    /// @param fd a watched fd.
+    /// @param interest Interest::read, Interest::write or both.
+    /// @param data the pointer, stored as Event::data.
+    /// @param ec set to the error (an errc or an errno), cleared on success.
+    template <class T>
+    void modify(native_handle fd, Interest interest, T* data, std::error_code& ec) noexcept {
+        modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), Mode::level, ec);
+    }
+    /// As modify() with a pointer as user data, setting `ec` in place of throwing.
+    /// @tparam T the pointee's type.
+    /// @param fd a watched fd.
+    /// @param interest Interest::read, Interest::write or both.
+    /// @param data the pointer, stored as Event::data.
+    /// @param mode when to report.
+    /// @param ec set to the error (an errc or an errno), cleared on success.
+    template <class T>
+    void modify(native_handle fd, Interest interest, T* data, Mode mode, std::error_code& ec) noexcept {
+        modify(fd, interest, std::uint64_t(reinterpret_cast<std::uintptr_t>(data)), mode, ec);
     }
 
     /// Stops watching a fd or source; the fd may already be closed. Once
@@ -448,9 +500,13 @@ public:
     /// Wakes a wait() in progress, or makes the next one return at once, with
     /// no events. From any thread; repeated calls before the wake are merged
     /// into one.
-    /// @throws usage_error errc::moved_from, errc::forked.
+    /// @throws usage_error errc::moved_from, errc::forked (in a child forked
+    ///         after this IOWait was made: rule F1).
     /// @throws std::system_error if the kernel refuses the wake-up.
     void notify();
+    /// As notify(), setting `ec` in place of throwing.
+    /// @param ec set to the error (an errc or an errno), cleared on success.
+    void notify(std::error_code& ec) noexcept;
 
     /// @return the backend in use.
     Backend backend() const noexcept { return backend_; }
@@ -463,7 +519,12 @@ public:
     /// The backends that this build and this kernel can use, best first: each
     /// is tried by making one.
     /// @return the backends, the one IOWait() chooses first (without IOWAIT_BACKEND).
+    /// @throws std::bad_alloc.
     static std::vector<Backend> available_backends();
+    /// As available_backends(), without throwing.
+    /// @param ec set to ENOMEM (and the list empty) if memory runs out, cleared otherwise.
+    /// @return the backends, best first.
+    static std::vector<Backend> available_backends(std::error_code& ec) noexcept;
 
 private:
     struct impl;
