@@ -21,7 +21,8 @@ _T = TypeVar('_T', bound=AbstractIOWait)
 class IOEvent(NamedTuple):
     """A file and its readiness: what wait() returns for each ready file."""
 
-    fileobj: FileDescriptorLike  # the very object that was watched
+    # The very object watched: a file, or a Source (`if event.fileobj is timer:`).
+    fileobj: FileDescriptorLike | Source
     read: bool = False
     write: bool = False
 
