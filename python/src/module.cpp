@@ -180,6 +180,11 @@ PyMethodDef method_defs[] = {
 
 PYBIND11_MODULE(_iowait, m) {
     m.doc() = "The C++ core of iowait; use the iowait package.";
+#ifdef NDEBUG
+    m.attr("_debug_build") = false;
+#else
+    m.attr("_debug_build") = true;  // for python/bench/instructions.py, which refuses it
+#endif
 
     m.def("available_backends", [] {
         py::list out;
