@@ -295,6 +295,11 @@ class _CoreIOWait(_iowait._Poller, AbstractIOWait, metaclass=_Meta):
         return f'<{type(self).__name__} backend={self.backend} {state}>'
 
 
+# What a wrong call's TypeError names: the public class, not this one.
+for _name in ('__init__', 'watch_signal', 'watch_process', 'watch_timer'):
+    getattr(_CoreIOWait, _name).__qualname__ = f'IOWait.{_name}'
+del _name
+
 _available = frozenset(available_backends())
 
 

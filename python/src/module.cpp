@@ -64,6 +64,7 @@ constexpr parameters<3> watch_p{"watch(fileobj, read=False, write=False)", {"fil
 constexpr parameters<3> modify_p{"modify(fileobj, read=False, write=False)", {"fileobj", "read", "write"}, 1};
 constexpr parameters<1> unwatch_p{"unwatch(fileobj)", {"fileobj"}, 1};
 constexpr parameters<1> wait_p{"wait(timeout=None)", {"timeout"}, 0};
+constexpr parameters<0> len_p{"__len__()", {}, 0};
 constexpr parameters<0> get_watched_p{"get_watched()", {}, 0};
 constexpr parameters<0> clear_p{"clear()", {}, 0};
 constexpr parameters<0> notify_p{"notify()", {}, 0};
@@ -89,6 +90,7 @@ PyObject* unwatch_m(poller& p, const arguments<1>& a, PyObject*) {
     return none();
 }
 PyObject* wait_m(poller& p, const arguments<1>& a, PyObject*) { return p.wait(or_none(a[0])).release().ptr(); }
+PyObject* len_m(poller& p, const arguments<0>&, PyObject*) { return PyLong_FromSize_t(p.size()); }
 PyObject* get_watched_m(poller& p, const arguments<0>&, PyObject*) { return p.get_watched().release().ptr(); }
 PyObject* clear_m(poller& p, const arguments<0>&, PyObject*) {
     p.clear();
@@ -169,6 +171,7 @@ PyMethodDef method_defs[] = {
                           "close($self, /)\n--\n\n"
                           "Release the kernel's objects. Idempotent; afterwards every other\n"
                           "method raises ValueError. A wait() in another thread returns []."),
+    def<len_p, len_m>("__len__", "__len__($self, /)\n--\n\nReturn len(self): the number of watched files and sources."),
     def<register_p, register_m>("_register", nullptr),
     def<modify_key_p, modify_key_m>("_modify", nullptr),
     def<unregister_p, unregister_m>("_unregister", nullptr),
@@ -229,7 +232,6 @@ PYBIND11_MODULE(_iowait, m) {
         .def_property_readonly("backend", &poller::backend,
                                "The kernel mechanism in use: 'epoll', 'io_uring', 'poll', 'select' or 'kqueue'.")
         .def_property_readonly("closed", &poller::closed, "True once close() has been called.")
-        .def("__len__", &poller::size, "The number of watched files and sources.")
         .def_property_readonly("_core_waits", &poller::core_waits)
         .def("_watch_source", &poller::watch_source);
     poller_type = reinterpret_cast<PyTypeObject*>(cls.ptr());

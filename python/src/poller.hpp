@@ -141,6 +141,7 @@ public:
         const std::uint64_t serial = next_serial_++;
         std::error_code ec;
         iowait::native_handle id = -1;
+        long long n = 0;  // the signal or pid
         std::string what;
         if (kind == "timer") {
             const auto first = timeout_ns(a, "watch_timer()", "first", timeout_rule::duration);
@@ -158,7 +159,7 @@ public:
             int overflow = 0;
             const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
             if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
-            const long long n = overflow ? -1 : v;  // out of range: the core's EINVAL
+            n = overflow ? -1 : v;  // out of range: the core's EINVAL
             if (kind == "signal") {
                 id = w_->watch_signal(n < INT_MIN || n > INT_MAX ? -1 : int(n), serial, iowait::Mode::level, ec);
                 what = "watch_signal(signo=" + std::to_string(n) + ")";
@@ -171,7 +172,7 @@ public:
             // Refused, as in C++: the first Source stays the one reported
             // (a second watch replacing it would leave the first silent).
             raise(PyExc_KeyError, "iowait: " + what + ": " + (kind == "signal" ? "signal " : "process ") +
-                                      std::string(py::str(a)) +
+                                      std::to_string(n) +
                                       " is already watched by this object; unwatch its Source to watch it again");
         }
         if (ec) raise_error(ec, what);
