@@ -8,6 +8,8 @@ from _typeshed import FileDescriptorLike
 
 from . import IOEvent
 
+__version__: str
+
 def available_backends() -> list[str]: ...
 
 _debug_build: bool  # built without NDEBUG (python/bench/instructions.py refuses it)

@@ -175,7 +175,13 @@ PyMethodDef method_defs[] = {
     def<register_p, register_m>("_register", nullptr),
     def<modify_key_p, modify_key_m>("_modify", nullptr),
     def<unregister_p, unregister_m>("_unregister", nullptr),
-    def<select_p, select_m>("_select", nullptr),
+    // Selector.select itself, on each Selector: its docstring is the one help() shows.
+    def<select_p, select_m>("_select",
+                            "select($self, /, timeout=None)\n--\n\n"
+                            "Wait until a registered file is ready, and return [(key, events)].\n\n"
+                            "timeout in seconds (any real number): None blocks, 0 or less polls. Every ready\n"
+                            "file is in one call's result; the GIL is released while waiting, and a signal\n"
+                            "runs its Python handler (PEP 475)."),
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -183,17 +189,23 @@ PyMethodDef method_defs[] = {
 
 PYBIND11_MODULE(_iowait, m) {
     m.doc() = "The C++ core of iowait; use the iowait package.";
+    m.attr("__version__") = IOWAIT_VERSION;
 #ifdef NDEBUG
     m.attr("_debug_build") = false;
 #else
     m.attr("_debug_build") = true;  // for python/bench/instructions.py, which refuses it
 #endif
 
-    m.def("available_backends", [] {
-        py::list out;
-        for (iowait::Backend b : iowait::IOWait::available_backends()) out.append(std::string(iowait::to_string(b)));
-        return out;
-    });
+    m.def(
+        "available_backends",
+        [] {
+            py::list out;
+            for (iowait::Backend b : iowait::IOWait::available_backends())
+                out.append(std::string(iowait::to_string(b)));
+            return out;
+        },
+        "The kernel mechanisms usable here, best first: names for IOWAIT_BACKEND,\n"
+        "Selector(backend) and the IOWait classes, e.g. ['epoll', 'io_uring', 'poll', 'select'].");
     m.def("_setup", [](py::handle event, py::handle not_watched, py::handle source) {
         if (!PyType_Check(source.ptr())) throw py::type_error("Source must be a class");
         source_type = (PyTypeObject*)source.inc_ref().ptr();
