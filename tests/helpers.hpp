@@ -30,14 +30,13 @@ namespace iowait::test {
 
 using namespace std::chrono_literals;
 
-// A socket (any fd on POSIX): what watch() takes.
+// A fd on POSIX, a socket or another handle on Windows: what watch() takes.
 using fd_t = native_handle;
 constexpr fd_t no_fd = fd_t(-1);
 
 #ifdef _WIN32
-// Windows: only sockets can be watched; the rules that need another kind of
-// file, or a chosen fd number, are skipped with this reason printed
-// (docs/behaviour.md, "Windows").
+// Windows: the rules that need a POSIX file, or a chosen fd number, are
+// skipped with this reason printed (docs/behaviour.md, "Windows").
 #define IOWAIT_SKIP_ON_WINDOWS(why) GTEST_SKIP() << "not on Windows: " << why
 constexpr bool on_windows = true;
 inline void close_fd(fd_t fd) { ::closesocket(SOCKET(fd)); }
@@ -45,8 +44,8 @@ inline int socket_error() { return ::WSAGetLastError(); }
 constexpr int would_block = WSAEWOULDBLOCK;
 constexpr int connection_refused = WSAECONNREFUSED;
 constexpr int shut_wr = SD_SEND;
-// Winsock cannot tell a closed socket from a handle that is no socket (E4).
-constexpr std::errc not_open = std::errc::not_a_socket;
+// A handle that is not open, socket or not (E4).
+constexpr std::errc not_open = std::errc::bad_file_descriptor;
 // Wine reports a peer's close or shutdown(SD_SEND) that arrives behind
 // unread data as "readable" only, on both backends, until the data is read
 // (it asks Linux with a peek); Windows itself signals the FIN at once.
