@@ -13,8 +13,7 @@
  * Errors. Every call that can fail returns an int: 0 (or a count) on
  * success, a negative code on failure, and then nothing changed:
  *   -errno                 the kernel refused (-EBADF: fd not open; -EMFILE,
- *                          -ENOMEM; -ENOTSOCK on Windows for a handle that is
- *                          not a socket; -EINTR only from iowait_wait_or_signal).
+ *                          -ENOMEM; -EINTR only from iowait_wait_or_signal).
  *                          errno values lie in 1..9999.
  *   IOWAIT_E_*             misuse: -(10000 + the C++ iowait::errc value), the
  *                          same codes as the C++ API's errc.
@@ -44,7 +43,9 @@
 extern "C" {
 #endif
 
-/* The handle a backend waits on: a file descriptor on POSIX, a SOCKET on Windows. */
+/* The handle a backend waits on: a file descriptor on POSIX; on Windows a
+ * SOCKET, or the HANDLE of a pipe, of console input or of a waitable object
+ * (iowait::native_handle in iowait.hpp says what each reports). */
 #ifdef _WIN32
 typedef uintptr_t iowait_fd;
 #else
@@ -121,7 +122,7 @@ IOWAIT_API void iowait_destroy(iowait_t* w);
 /* Starts watching fd for interest (IOWAIT_READ, IOWAIT_WRITE or both); data
  * comes back in its events. Errors: IOWAIT_E_ALREADY_WATCHED, _BAD_FD,
  * _BAD_INTEREST, _FD_TOO_LARGE, _UNSUPPORTED_MODE, -EBADF for a fd that is
- * not open (Windows: -ENOTSOCK for a handle that is not an open socket). */
+ * not open. */
 IOWAIT_API int iowait_watch(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode);
 /* Changes interest, data and mode of a watched fd; re-arms a oneshot watch.
  * Errors as iowait_watch(), with IOWAIT_E_NOT_WATCHED for ALREADY_WATCHED. */

@@ -18,7 +18,17 @@
 
 namespace iowait {
 
-// The handle a backend waits on: a file descriptor on POSIX, a SOCKET on Windows.
+// The handle a backend waits on: a file descriptor on POSIX. On Windows a
+// SOCKET, or a HANDLE that is no socket, watched by both Windows backends
+// with the same interest, modes and rules (docs/behaviour.md, "Windows"):
+// a pipe, either end, named or anonymous (read: data or EOF; write: always,
+// Windows tells no room in a pipe; error once the other end is gone);
+// console input (read: an input record is there); an event, semaphore,
+// process, thread or waitable timer (read: signalled; each report is a
+// successful wait, which takes an auto-reset event's or a semaphore's
+// signal; write interest is errc::bad_interest; a mutex is EINVAL). A disk
+// file is always ready, as a regular file on POSIX. Unwatch a handle before
+// closing it.
 #ifdef _WIN32
 using native_handle = std::uintptr_t;
 #else
@@ -140,8 +150,8 @@ public:
 
     // Start watching fd; data comes back in its events. Errors: usage_error
     // (already_watched, bad_fd, bad_interest, fd_too_large, unsupported_mode),
-    // system_error (EBADF for a fd that is not open; on Windows ENOTSOCK for a
-    // handle that is not an open socket). On error nothing changed.
+    // system_error (EBADF for a fd or handle that is not open). On error
+    // nothing changed.
     void watch(native_handle fd, Interest interest, std::uint64_t data = 0, Mode mode = Mode::level);
     void watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
     void watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept;

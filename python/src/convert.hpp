@@ -65,6 +65,40 @@ inline std::string call_name(const char* op, handle fd) { return call_name(op) +
     raise(PyExc_RuntimeError, what + ": " + ec.message());
 }
 
+#ifdef _WIN32
+// Windows: a socket's fileno() is its SOCKET, but any other object's (a
+// file, a subprocess's pipe) is a C runtime fd, whose handle is
+// msvcrt.get_osfhandle(fd): Python's own C runtime, whose table the fd is
+// in. Takes number (fileno()'s result) and returns the handle's, or null
+// with the Python error set. An int is taken as a handle as it is.
+inline PyObject* windows_handle_of(py::handle fileobj, PyObject* number) noexcept {
+    static PyObject* socket_type = nullptr;  // socket.socket, kept for the process
+    static PyObject* get_osfhandle = nullptr;
+    if (!socket_type) {
+        PyObject* socket = PyImport_ImportModule("socket");
+        if (!socket) return Py_DECREF(number), nullptr;
+        socket_type = PyObject_GetAttrString(socket, "socket");
+        Py_DECREF(socket);
+        if (!socket_type) return Py_DECREF(number), nullptr;
+    }
+    const int is_socket = PyObject_IsInstance(fileobj.ptr(), socket_type);
+    if (is_socket != 0) {
+        if (is_socket < 0) Py_CLEAR(number);
+        return number;
+    }
+    if (!get_osfhandle) {
+        PyObject* msvcrt = PyImport_ImportModule("msvcrt");
+        if (!msvcrt) return Py_DECREF(number), nullptr;
+        get_osfhandle = PyObject_GetAttrString(msvcrt, "get_osfhandle");
+        Py_DECREF(msvcrt);
+        if (!get_osfhandle) return Py_DECREF(number), nullptr;
+    }
+    PyObject* h = PyObject_CallFunctionObjArgs(get_osfhandle, number, nullptr);  // OSError (EBADF) for a closed fd
+    Py_DECREF(number);
+    return h;
+}
+#endif
+
 // The handle of fileobj, by the rules of select.select() and
 // PyObject_AsFileDescriptor: an int, or an object whose fileno() returns
 // one; negative is a ValueError. Empty, with the Python error set, if not.
@@ -94,6 +128,9 @@ inline std::optional<handle> handle_or_error(py::handle fileobj) noexcept {
             PyErr_SetString(PyExc_TypeError, "fileno() returned a non-integer");
             return std::nullopt;
         }
+#ifdef _WIN32
+        if (!(number = windows_handle_of(fileobj, number))) return std::nullopt;
+#endif
     }
     int overflow = 0;
     const long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
