@@ -155,6 +155,36 @@ inline void drain(fd_t fd) {
     }
 }
 
+// A regular file (a disk file on Windows), deleted when closed: always
+// ready for every interest (R8, W1).
+struct temp_file {
+    fd_t fd = no_fd;
+    temp_file() {
+#ifdef _WIN32
+        char dir[MAX_PATH], path[MAX_PATH];
+        if (::GetTempPathA(MAX_PATH, dir) == 0 || ::GetTempFileNameA(dir, "iow", 0, path) == 0) return;
+        const HANDLE h = ::CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
+                                       FILE_FLAG_DELETE_ON_CLOSE, nullptr);
+        if (h != INVALID_HANDLE_VALUE) fd = fd_t(reinterpret_cast<std::uintptr_t>(h));
+#else
+        char path[] = "/tmp/iowait-file-XXXXXX";
+        fd = ::mkostemp(path, O_CLOEXEC);
+        if (fd >= 0) ::unlink(path);
+#endif
+        EXPECT_NE(fd, no_fd) << "no temporary file";
+    }
+    temp_file(const temp_file&) = delete;
+    temp_file& operator=(const temp_file&) = delete;
+    ~temp_file() {
+        if (fd == no_fd) return;
+#ifdef _WIN32
+        ::CloseHandle(reinterpret_cast<HANDLE>(fd));
+#else
+        ::close(fd);
+#endif
+    }
+};
+
 // The events of one wait(), copied out of the span.
 inline std::vector<Event> wait_events(IOWait& w, std::chrono::nanoseconds timeout = 0ns) {
     auto span = w.wait(timeout);

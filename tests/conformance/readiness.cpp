@@ -139,7 +139,7 @@ TEST_P(Readiness, PeerShutdownOfWritingIsNotWritableWhileOurBufferIsFull) {
 }
 
 TEST_P(Readiness, HangupWhenPipeWriterCloses) {
-    IOWAIT_SKIP_ON_WINDOWS("only sockets can be watched, not pipes");
+    IOWAIT_SKIP_ON_WINDOWS("POSIX pipe(); Windows pipes are the Pipe suite's (W12)");
 #ifndef _WIN32
     int fds[2];
     ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
@@ -155,7 +155,7 @@ TEST_P(Readiness, HangupWhenPipeWriterCloses) {
 }
 
 TEST_P(Readiness, ErrorWhenPipeReaderIsGone) {
-    IOWAIT_SKIP_ON_WINDOWS("only sockets can be watched, not pipes");
+    IOWAIT_SKIP_ON_WINDOWS("POSIX pipe(); Windows pipes are the Pipe suite's (W12)");
 #ifndef _WIN32
     int fds[2];
     ASSERT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
