@@ -52,6 +52,11 @@
 // the backend, nothing else. One wait thread serves 63 handles. A watch's
 // wait runs only while it has nothing to report: a level watch found ready
 // is asked again right before the next kernel wait, without a pool wait.
+// Right before each kernel wait every armed watch is asked (one system call
+// each), so that what is ready then is reported by that wait; a
+// synchronous pipe whose reader thread is blocked is not (its query would
+// block behind the read): its data is seen when the thread's read returns,
+// a thread switch later.
 #include "backends/handles_windows.hpp"
 
 #include <winsock2.h>
@@ -467,6 +472,8 @@ status handle_set::modify(native_handle h, Interest interest, Mode mode, std::ui
     // Still waiting for data, and read still wanted: the wait goes on.
     if (w.pending && interest == w.interest) return {};
     stop_wait(w);
+    // A signal that a check took for a report not made yet is still owed.
+    if (w.what == kind::waitable && (w.ready & readable)) w.owed = true;
     w.interest = interest;
     w.ready = 0;
     if (interest != Interest::none && arm(w)) wake();
@@ -489,7 +496,19 @@ bool handle_set::before_wait() noexcept {
             any = true;  // deliver() finishes it: the wait must not block
             continue;
         }
-        if (!w->pending && !w->ready && !w->closed) arm(*w);
+        if (w->ready || w->closed) {
+            any = true;
+            continue;
+        }
+        if (!w->pending) {
+            arm(*w);
+        } else if (w->what != kind::pipe_sync) {
+            // Asked again while its wait runs: what is ready when a wait
+            // begins is reported by that wait, not a thread switch later.
+            // Not a synchronous pipe: its I/O is serialised, so a query
+            // would block behind the reader thread's ReadFile.
+            w->ready = check(*w);
+        }
         any = any || w->ready || w->closed;
     }
     return any;
@@ -520,6 +539,8 @@ void handle_set::deliver(event_sink& sink, std::size_t most) noexcept {
         for (auto& [h, wp] : watches_) {
             handle_watch& w = *wp;
             if (w.fired.exchange(false, std::memory_order_acq_rel) && w.pending) {
+                // A waitable's check took one signal and its pool wait another: two reports.
+                if (w.what == kind::waitable && (w.ready & readable)) w.owed = true;
                 const unsigned flags = finish(w);
                 w.ready |= flags;
                 if (!flags && !w.closed && w.interest != Interest::none) arm(w);  // woken early: wait again
@@ -534,6 +555,7 @@ void handle_set::deliver(event_sink& sink, std::size_t most) noexcept {
             if (w.closed) {
                 w.interest = Interest::none;  // the front end removes it
             } else if (w.oneshot) {
+                stop_wait(w);                 // its check may have seen it while its wait still ran
                 w.interest = Interest::none;  // disarmed until modify()
             }
         }

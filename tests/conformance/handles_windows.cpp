@@ -289,15 +289,50 @@ TEST_P(Pipe, SocketsAndPipesInOneWait) {
     write_to(p.w.h, "p");
     s.send_b("s");
     bool pipe_seen = false, socket_seen = false;
+    // A synchronous pipe's data is seen when its reader thread's read
+    // returns (W12): the socket, read as it comes, does not keep the waits
+    // from blocking meanwhile.
     for (int i = 0; i < 20 && !(pipe_seen && socket_seen); ++i)
         for (const Event& e : wait_events(w, 100ms)) {
             pipe_seen = pipe_seen || (e.fd == p.r.fd() && e.read);
-            socket_seen = socket_seen || (e.fd == s.a && e.read);
+            if (e.fd == s.a && e.read) {
+                socket_seen = true;
+                EXPECT_EQ(s.recv_a(), "s");
+            }
         }
     EXPECT_TRUE(pipe_seen);
     EXPECT_TRUE(socket_seen);
     w.unwatch(p.r.fd());
     w.unwatch(s.a);
+}
+
+// The process's CPU time (every thread: the reader threads and the thread
+// pool's waits are threads of this process).
+std::chrono::microseconds process_cpu_time() {
+    FILETIME created, exited, kernel, user;
+    ::GetProcessTimes(::GetCurrentProcess(), &created, &exited, &kernel, &user);
+    auto us = [](FILETIME t) { return (std::uint64_t(t.dwHighDateTime) << 32 | t.dwLowDateTime) / 10; };
+    return std::chrono::microseconds(us(kernel) + us(user));
+}
+
+TEST_P(Pipe, WaitingForDataOnPipesAndObjectsDoesNotSpin) {
+    anonymous_pipe p;
+    named_pipe q;
+    handle ev(::CreateEventW(nullptr, TRUE, FALSE, nullptr));
+    w.watch(p.r.fd(), Interest::read);
+    w.watch(q.server.fd(), Interest::read);
+    w.watch(ev.fd(), Interest::read);
+    EXPECT_TRUE(wait_events(w, 20ms).empty());  // every wait for data started
+    const auto cpu_start = process_cpu_time();
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(wait_events(w, 300ms).empty());
+    const auto took = std::chrono::steady_clock::now() - start;
+    const auto cpu = process_cpu_time() - cpu_start;
+    EXPECT_GE(took, 300ms);
+    EXPECT_LT(cpu, 100ms) << "the process was busy while nothing was ready";
+    w.unwatch(p.r.fd());
+    w.unwatch(q.server.fd());
+    w.unwatch(ev.fd());
 }
 
 TEST_P(Pipe, ClosedHandleIsEBADFAndLeavesNoWatch) {
@@ -421,6 +456,23 @@ TEST_P(Waitable, OneshotIsReportedOnceUntilModify) {
     EXPECT_TRUE(wait_events(w, 50ms).empty());
     w.modify(ev.fd(), Interest::read, 2, Mode::oneshot);
     EXPECT_EQ(only_event(w, ev.fd()).data, 2u);
+    w.unwatch(ev.fd());
+}
+
+TEST_P(Waitable, RearmFromAnotherThreadReachesAWaitInProgress) {
+    handle ev(::CreateEventW(nullptr, TRUE, TRUE, nullptr));
+    w.watch(ev.fd(), Interest::read, 1, Mode::oneshot);
+    EXPECT_TRUE(only_event(w, ev.fd()).read);  // disarmed now, still set
+    std::thread other([&] {
+        std::this_thread::sleep_for(50ms);  // let the waiter block
+        w.modify(ev.fd(), Interest::read, 2, Mode::oneshot);
+    });
+    const auto start = std::chrono::steady_clock::now();
+    auto events = wait_events(w, 5s);
+    other.join();
+    ASSERT_EQ(events.size(), 1u) << "the wait ran to its timeout without seeing the re-armed watch";
+    EXPECT_EQ(events[0].data, 2u);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 4s);
     w.unwatch(ev.fd());
 }
 
