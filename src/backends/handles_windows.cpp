@@ -329,7 +329,8 @@ bool start_wait(handle_watch& w) noexcept {
             w.go = ::CreateEventW(nullptr, FALSE, FALSE, nullptr);
             w.idle = ::CreateEventW(nullptr, FALSE, FALSE, nullptr);
             if (!w.go || !w.idle) return false;
-            w.thread = ::CreateThread(nullptr, 64 * 1024, reader, &w, STACK_SIZE_PARAM_IS_A_RESERVATION, nullptr);
+            w.thread =
+                ::CreateThread(nullptr, SIZE_T(64) * 1024, reader, &w, STACK_SIZE_PARAM_IS_A_RESERVATION, nullptr);
             if (!w.thread) return false;
         }
         w.cancel.store(false, std::memory_order_relaxed);
@@ -442,7 +443,7 @@ status handle_set::add(native_handle h, Interest interest, Mode mode, std::uint6
     if (watches_.count(h)) return std::make_error_code(std::errc::file_exists);
     // NOLINTNEXTLINE(performance-no-int-to-ptr): a handle
     const auto handle = reinterpret_cast<HANDLE>(h);
-    kind what;
+    kind what = kind::waitable;
     if (auto st = classify(handle, what)) return st;
     if (what != kind::pipe_overlapped && what != kind::pipe_sync && has(interest, Interest::write))
         return errc::bad_interest;  // console input and objects are never "writable"

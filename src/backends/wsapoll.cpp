@@ -178,34 +178,38 @@ public:
     }
 
 private:
-    // A handle that is not a socket; the first makes the handle set and its
-    // waker, whose read end joins the array.
+    // A handle that is not a socket.
     status add_handle(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept {
-        if (!handles_) {
-            std::error_code ec;
-            waker w(ec);
-            if (ec) return ec;
-            try {
-                wanted_.reserve(wanted_.size() + 1);
-                tokens_.reserve(wanted_.size() + 1);
-                stream_.reserve(wanted_.size() + 1);
-                index_.emplace(w.fd(), wanted_.size());
-            } catch (const std::bad_alloc&) {
-                return std::make_error_code(std::errc::not_enough_memory);
-            }
-            handles_.reset(new (std::nothrow)
-                               handle_set([](void* c) noexcept { static_cast<waker*>(c)->signal(); }, &handles_waker_));
-            if (!handles_) {
-                index_.erase(w.fd());
-                return std::make_error_code(std::errc::not_enough_memory);
-            }
-            wanted_.push_back({SOCKET(w.fd()), POLLRDNORM, 0});
-            tokens_.push_back(0);  // never handed to the sink: deliver() knows the socket
-            stream_.push_back(false);
-            handles_waker_ = std::move(w);
-            dirty_ = true;
-        }
+        if (!handles_)
+            if (auto st = make_handles()) return st;
         return handles_->add(fd, interest, mode, token);
+    }
+
+    // The handle set and its waker, whose read end joins the array.
+    status make_handles() noexcept {
+        std::error_code ec;
+        waker w(ec);
+        if (ec) return ec;
+        try {
+            wanted_.reserve(wanted_.size() + 1);
+            tokens_.reserve(wanted_.size() + 1);
+            stream_.reserve(wanted_.size() + 1);
+            index_.emplace(w.fd(), wanted_.size());
+        } catch (const std::bad_alloc&) {
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        handles_.reset(new (std::nothrow)
+                           handle_set([](void* c) noexcept { static_cast<waker*>(c)->signal(); }, &handles_waker_));
+        if (!handles_) {
+            index_.erase(w.fd());
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        wanted_.push_back({SOCKET(w.fd()), POLLRDNORM, 0});
+        tokens_.push_back(0);  // never handed to the sink: deliver() knows the socket
+        stream_.push_back(false);
+        handles_waker_ = std::move(w);
+        dirty_ = true;
+        return {};
     }
 
     std::vector<WSAPOLLFD> wanted_;
