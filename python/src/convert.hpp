@@ -72,28 +72,31 @@ inline std::string call_name(const char* op, handle fd) { return call_name(op) +
 // in. Takes number (fileno()'s result) and returns the handle's, or null
 // with the Python error set. An int is taken as a handle as it is.
 inline PyObject* windows_handle_of(py::handle fileobj, PyObject* number) noexcept {
-    static PyObject* socket_type = nullptr;  // socket.socket, kept for the process
+    static PyObject* socket_type = nullptr;  // socket.socket and msvcrt.get_osfhandle, kept for the process
     static PyObject* get_osfhandle = nullptr;
-    if (!socket_type) {
-        PyObject* socket = PyImport_ImportModule("socket");
-        if (!socket) return Py_DECREF(number), nullptr;
-        socket_type = PyObject_GetAttrString(socket, "socket");
-        Py_DECREF(socket);
-        if (!socket_type) return Py_DECREF(number), nullptr;
+    auto attribute = [](const char* module_name, const char* name) -> PyObject* {
+        PyObject* module = PyImport_ImportModule(module_name);
+        if (!module) return nullptr;
+        PyObject* found = PyObject_GetAttrString(module, name);
+        Py_DECREF(module);
+        return found;
+    };
+    if (!socket_type && !(socket_type = attribute("socket", "socket"))) {
+        Py_DECREF(number);
+        return nullptr;
     }
     const int is_socket = PyObject_IsInstance(fileobj.ptr(), socket_type);
-    if (is_socket != 0) {
-        if (is_socket < 0) Py_CLEAR(number);
-        return number;
+    if (is_socket < 0) {
+        Py_DECREF(number);
+        return nullptr;
     }
-    if (!get_osfhandle) {
-        PyObject* msvcrt = PyImport_ImportModule("msvcrt");
-        if (!msvcrt) return Py_DECREF(number), nullptr;
-        get_osfhandle = PyObject_GetAttrString(msvcrt, "get_osfhandle");
-        Py_DECREF(msvcrt);
-        if (!get_osfhandle) return Py_DECREF(number), nullptr;
+    if (is_socket) return number;
+    if (!get_osfhandle && !(get_osfhandle = attribute("msvcrt", "get_osfhandle"))) {
+        Py_DECREF(number);
+        return nullptr;
     }
-    PyObject* h = PyObject_CallFunctionObjArgs(get_osfhandle, number, nullptr);  // OSError (EBADF) for a closed fd
+    // OSError (EBADF) for a fd that is not open.
+    PyObject* h = PyObject_CallFunctionObjArgs(get_osfhandle, number, nullptr);
     Py_DECREF(number);
     return h;
 }
