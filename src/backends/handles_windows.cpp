@@ -90,6 +90,11 @@ constexpr int object_type_information = 2;
 struct ntdll_calls {
     NTSTATUS(NTAPI* query_file)(HANDLE, PIO_STATUS_BLOCK, PVOID, ULONG, ULONG) = nullptr;
     NTSTATUS(NTAPI* query_object)(HANDLE, ULONG, PVOID, ULONG, PULONG) = nullptr;
+    NTSTATUS(NTAPI* query_event)(HANDLE, int, PVOID, ULONG, PULONG) = nullptr;
+};
+struct event_basic_information {
+    int type;  // EVENT_TYPE: 0 NotificationEvent (manual reset), 1 SynchronizationEvent (auto reset)
+    LONG state;
 };
 
 const ntdll_calls& nt() noexcept {
@@ -101,6 +106,8 @@ const ntdll_calls& nt() noexcept {
                 reinterpret_cast<void*>(::GetProcAddress(m, "NtQueryInformationFile")));
             c.query_object = reinterpret_cast<decltype(c.query_object)>(
                 reinterpret_cast<void*>(::GetProcAddress(m, "NtQueryObject")));
+            c.query_event =
+                reinterpret_cast<decltype(c.query_event)>(reinterpret_cast<void*>(::GetProcAddress(m, "NtQueryEvent")));
             // NOLINTEND(cppcoreguidelines-pro-type-reinterpret-cast)
         }
         return c;
@@ -128,7 +135,18 @@ bool object_type(HANDLE h, std::wstring& name) {
     return true;
 }
 
-status classify(HANDLE h, kind& k) noexcept {
+// Whether a wait on the object takes its signal (an auto-reset event, a
+// semaphore, a timer, which may be a synchronisation timer: Windows does not
+// say) or leaves it (a manual-reset event, a process, a thread).
+bool takes_signal(HANDLE h, const std::wstring& type) noexcept {
+    if (type == L"Process" || type == L"Thread") return false;
+    if (type != L"Event") return true;
+    event_basic_information info{};
+    ULONG len = 0;
+    return !nt().query_event || nt().query_event(h, 0, &info, sizeof info, &len) < 0 || info.type != 0;
+}
+
+status classify(HANDLE h, kind& k, bool& consuming) noexcept {
     DWORD flags = 0;
     if (!::GetHandleInformation(h, &flags)) return win_error(::GetLastError());
     // Open (GetHandleInformation says so): FILE_TYPE_UNKNOWN is an object
@@ -159,6 +177,7 @@ status classify(HANDLE h, kind& k) noexcept {
     for (const wchar_t* waitable : {L"Event", L"Semaphore", L"Process", L"Thread", L"Timer"})
         if (name == waitable) {
             k = kind::waitable;
+            consuming = takes_signal(h, name);
             return {};
         }
     return status::from_errno(EINVAL);  // a mutex (Mutant), or no object one can wait on
@@ -177,6 +196,7 @@ struct handle_watch {
     bool closed = false;             // the handle is no longer open: report once
     bool pending = false;            // a wait for data (or a signal) is in progress
     bool owed = false;               // waitable: a wait took a signal that was never reported
+    bool consuming = false;          // waitable: a wait takes its signal (else it stays: ask again)
     bool abandoned = false;          // overlapped read that would not end: the memory is the kernel's
     bool listening = false;          // a named pipe's server end before a client connects
     std::atomic<bool> fired{false};  // the wait ended: set by its callback or thread
@@ -355,7 +375,7 @@ void stop_wait(handle_watch& w) noexcept {
     }
     switch (w.what) {
     case kind::waitable:
-        if (w.fired.exchange(false, std::memory_order_acquire)) w.owed = true;
+        if (w.fired.exchange(false, std::memory_order_acquire) && w.consuming) w.owed = true;
         break;
     case kind::console: break;
     case kind::pipe_overlapped:
@@ -389,7 +409,9 @@ unsigned finish(handle_watch& w) noexcept {
         ::UnregisterWaitEx(w.registration, INVALID_HANDLE_VALUE);  // its callback has run: returns at once
         w.registration = nullptr;
     }
-    if (w.what == kind::waitable) return readable;  // the wait took the signal
+    // The wait took the signal: report it. One that left it (a manual-reset
+    // event, which may have been reset since) is asked again.
+    if (w.what == kind::waitable && w.consuming) return readable;
     if (w.what == kind::pipe_overlapped && w.io_pending) {
         DWORD n = 0;
         ::GetOverlappedResult(w.h, &w.overlapped, &n, FALSE);
@@ -444,7 +466,8 @@ status handle_set::add(native_handle h, Interest interest, Mode mode, std::uint6
     // NOLINTNEXTLINE(performance-no-int-to-ptr): a handle
     const auto handle = reinterpret_cast<HANDLE>(h);
     kind what = kind::waitable;
-    if (auto st = classify(handle, what)) return st;
+    bool consuming = false;
+    if (auto st = classify(handle, what, consuming)) return st;
     if (what != kind::pipe_overlapped && what != kind::pipe_sync && has(interest, Interest::write))
         return errc::bad_interest;  // console input and objects are never "writable"
     auto* w = new (std::nothrow) handle_watch{this, handle, what};
@@ -458,6 +481,7 @@ status handle_set::add(native_handle h, Interest interest, Mode mode, std::uint6
     w->interest = interest;
     w->oneshot = mode == Mode::oneshot;
     w->token = token;
+    w->consuming = consuming;
     if (arm(*w)) wake();  // reaches a wait in progress
     return {};
 }
@@ -474,7 +498,7 @@ status handle_set::modify(native_handle h, Interest interest, Mode mode, std::ui
     if (w.pending && interest == w.interest) return {};
     stop_wait(w);
     // A signal that a check took for a report not made yet is still owed.
-    if (w.what == kind::waitable && (w.ready & readable)) w.owed = true;
+    if (w.what == kind::waitable && w.consuming && (w.ready & readable)) w.owed = true;
     w.interest = interest;
     w.ready = 0;
     if (interest != Interest::none && arm(w)) wake();
@@ -541,7 +565,7 @@ void handle_set::deliver(event_sink& sink, std::size_t most) noexcept {
             handle_watch& w = *wp;
             if (w.fired.exchange(false, std::memory_order_acq_rel) && w.pending) {
                 // A waitable's check took one signal and its pool wait another: two reports.
-                if (w.what == kind::waitable && (w.ready & readable)) w.owed = true;
+                if (w.what == kind::waitable && w.consuming && (w.ready & readable)) w.owed = true;
                 const unsigned flags = finish(w);
                 w.ready |= flags;
                 if (!flags && !w.closed && w.interest != Interest::none) arm(w);  // woken early: wait again
