@@ -5,8 +5,7 @@
 // What can be checked is that the handle is still open (getsockopt fails
 // with WSAENOTSOCK once a socket is closed, GetHandleInformation with
 // ERROR_INVALID_HANDLE for any handle) and of the same kind: a socket of the
-// same type, or a handle of the same file type (pipe, character device,
-// disk file, or none: a waitable object). A program cannot pick the value of
+// same type, or a handle that is no socket. A program cannot pick the value of
 // a new handle (there is no dup2), so the reuse rule C3 is documented as
 // not testable on Windows; unwatch before closing.
 #include <winsock2.h>
@@ -30,7 +29,9 @@ std::error_code identify(native_handle fd, file_identity& id) noexcept {
     const auto handle = reinterpret_cast<HANDLE>(fd);
     DWORD flags = 0;
     if (!::GetHandleInformation(handle, &flags)) return wsa_error(int(::GetLastError()));
-    id = {std::uint64_t(0x10000) | ::GetFileType(handle), 0};
+    // Not GetFileType: on a synchronous pipe it waits behind a blocked read
+    // (the handle set's reader thread), as every call on the file does.
+    id = {std::uint64_t(0x10000), 0};
     return {};
 }
 
