@@ -485,6 +485,41 @@ TEST_P(Waitable, UnwatchDuringAWaitStopsItsReports) {
     EXPECT_TRUE(wait_events(w, 50ms).empty());
 }
 
+// Watches made, signalled and dropped while another thread waits, for a
+// second: their waits (the pool's, a reader thread) end as unwatch() returns,
+// so nothing crashes or hangs, and nothing of iowait's is left in the pipe.
+TEST_P(Waitable, WatchSignalUnwatchCyclesBesideAWaitingThread) {
+    std::atomic<bool> stop{false};
+    std::atomic<int> waits{0};
+    std::thread waiter([&] {
+        while (!stop) {
+            std::error_code ec;
+            (void)w.wait(10ms, ec);
+            ++waits;
+        }
+    });
+    anonymous_pipe p;
+    const auto end = std::chrono::steady_clock::now() + 1s;
+    int cycles = 0;
+    for (; std::chrono::steady_clock::now() < end; ++cycles) {
+        handle ev(::CreateEventW(nullptr, cycles % 2 == 0, FALSE, nullptr));
+        w.watch(ev.fd(), Interest::read, 1, cycles % 3 == 0 ? Mode::oneshot : Mode::level);
+        w.watch(p.r.fd(), Interest::read, 2);
+        if (cycles % 2 == 0) ::SetEvent(ev.h);
+        if (cycles % 5 == 0) write_to(p.w.h, "x");
+        std::this_thread::sleep_for(1ms);
+        w.unwatch(p.r.fd());
+        w.unwatch(ev.fd());
+        if (cycles % 5 == 0) {
+            EXPECT_EQ(read_from(p.r.h, 1), "x");
+        }
+    }
+    stop = true;
+    waiter.join();
+    EXPECT_GT(cycles, 10);
+    EXPECT_GT(waits, 0);
+}
+
 TEST_P(Waitable, MutexAndWriteInterestAreRefusedAndLeaveNoWatch) {
     handle mutex(::CreateMutexW(nullptr, FALSE, nullptr));
     try {
