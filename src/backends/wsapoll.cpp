@@ -129,7 +129,9 @@ public:
     }
 
     void before_wait() noexcept override {
+        // Here, under the front end's lock: wait() runs without it, beside add().
         handles_ready_ = handles_ && handles_->before_wait();
+        handles_promised_ = handles_ ? handles_->size() : 0;
         if (!dirty_) return;
         polled_.clear();  // reuses the capacity once it has grown
         polled_tokens_.clear();
@@ -149,7 +151,6 @@ public:
             ::WSAPoll(polled_.data(), ULONG(polled_.size()), ms == INFINITE ? -1 : int(ms > INT_MAX ? INT_MAX : ms));
         if (n == SOCKET_ERROR) return last_wsa_error();
         // Every entry is looked at, whatever n says: see POLLNVAL in the header.
-        handles_promised_ = handles_ ? handles_->size() : 0;
         count = polled_.size() + handles_promised_;
         return {};
     }
@@ -225,7 +226,7 @@ private:
     waker handles_waker_;
     std::unique_ptr<handle_set> handles_;
     bool handles_ready_ = false;        // its before_wait() found one ready: the wait must not block
-    std::size_t handles_promised_ = 0;  // its size() when wait() counted the batch
+    std::size_t handles_promised_ = 0;  // its size() at before_wait(): at most what deliver() hands over
 };
 
 }  // namespace

@@ -574,6 +574,16 @@ struct console_input {
         else
             ::FlushConsoleInputBuffer(in.h);
     }
+    // Flushed, and no input reported by a wait. A terminal's answers to the
+    // console's own queries arrive as input records now and then, under
+    // Wine in script(1): flushed again, a few times at most.
+    bool quiet(IOWait& w) const {
+        for (int i = 0; i < 5; ++i) {
+            ::FlushConsoleInputBuffer(in.h);
+            if (wait_events(w, 50ms).empty()) return true;
+        }
+        return false;
+    }
     bool write_key(wchar_t c) const {
         INPUT_RECORD rec{};
         rec.EventType = KEY_EVENT;
@@ -599,7 +609,7 @@ TEST_P(Console, InputHandleIsReadableWhenAnInputRecordIsThere) {
     console_input c;
     IOWAIT_NEED_CONSOLE(c);
     w.watch(c.in.fd(), Interest::read, 5);
-    EXPECT_TRUE(wait_events(w, 20ms).empty());
+    EXPECT_TRUE(c.quiet(w));
     ASSERT_TRUE(c.write_key(L'a'));
     Event e = only_event(w, c.in.fd());
     EXPECT_TRUE(e.read);
@@ -607,8 +617,7 @@ TEST_P(Console, InputHandleIsReadableWhenAnInputRecordIsThere) {
     EXPECT_EQ(e.data, 5u);
     // Level: the record is still there.
     EXPECT_TRUE(only_event(w, c.in.fd()).read);
-    ::FlushConsoleInputBuffer(c.in.h);
-    EXPECT_TRUE(wait_events(w, 50ms).empty());
+    EXPECT_TRUE(c.quiet(w));
     w.unwatch(c.in.fd());
 }
 
