@@ -142,7 +142,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
             return errc::forked;
         std::lock_guard lock(mu);
         if (!srcs) {
-            srcs.reset(new (std::nothrow) detail::sources(*be));
+            srcs.reset(new (std::nothrow) detail::sources(*be, own_wake ? nullptr : &waker));
             if (!srcs) return status::from_errno(ENOMEM);
         }
         const status st = f(*srcs);
