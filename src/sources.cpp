@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -26,9 +27,17 @@ namespace iowait::detail {
 
 namespace {
 
+// steady_clock's: CLOCK_MONOTONIC on POSIX, called directly (a timer's
+// watch pays for it; libstdc++'s now() is one more call around it).
 std::int64_t now_ns() noexcept {
+#ifdef _WIN32
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
+#else
+    ::timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+#endif
 }
 
 bool valid_mode(Mode m) noexcept { return m == Mode::level || m == Mode::oneshot; }
@@ -357,6 +366,7 @@ status sources::watch_signal(int signo, std::uint64_t data, Mode mode, native_ha
     signal_source_[signo] = index;
     ++queueable_;
     ++live_;
+    wake_ = true;
     id = id_of(index, s);
     return {};
 }
@@ -429,6 +439,7 @@ status sources::watch_process(std::int64_t pid, std::uint64_t data, native_handl
     }
     ++queueable_;
     ++live_;
+    wake_ = true;
     if (s.fired) queue(index);
     id = token_id;
     return {};
@@ -451,6 +462,7 @@ status sources::watch_timer(std::int64_t first_ns, std::int64_t period_ns, std::
         free_slot(index);
         return st;
     }
+    wake_ = s.link == 0;  // the earliest deadline now: a waiter's kernel wait must end sooner
     ++live_;
     id = id_of(index, s);
     return {};
@@ -468,8 +480,10 @@ status sources::modify(native_handle id, Interest interest, std::uint64_t data, 
         if (s->what == kind::timer) {
             if (!s->fired)
                 if (auto st = heap_push(index)) return st;
+            wake_ = s->link == 0;
         } else {
             queue(index);
+            wake_ = true;
         }
         s->armed = true;
     }
@@ -482,6 +496,8 @@ status sources::unwatch(native_handle id) noexcept {
     source* s = find(id);
     if (!s) return unknown(id);
     const auto index = std::uint32_t(s - slots_.data());
+    // A kernel set changed (a pidfd, a knote): a poll or select waiter sleeps on a copy of it.
+    wake_ = s->what != kind::timer;
     release(index);
     free_slot(index);
     --live_;

@@ -98,6 +98,12 @@ public:
     // An entry of the backend with source_generation, given the token's low
     // half: one of our fds is ready, or (a source id) a native source fired.
     void ready(std::uint32_t low) noexcept;
+    // Whether the last call needs a waiter woken (front_end.hpp's on_sources()).
+    bool take_wake() noexcept {
+        const bool w = wake_;
+        wake_ = false;
+        return w;
+    }
     // The shared waker was read: a signal may have been delivered.
     void woken() noexcept { check_ = check_ || hub_users_ != 0 || !polled_.empty(); }
     // Whether the front end must call before_wait() (the lock before the
@@ -211,6 +217,7 @@ private:
     std::vector<std::uint32_t> queue_;
     std::size_t queueable_ = 0;          // signal and process sources
     std::vector<std::uint32_t> polled_;  // processes checked at a wake (SIGCHLD fallback; Windows: all)
+    bool wake_ = false;                  // take_wake()
     bool check_ = false;                 // a wake: the hub's signals and the polled processes to check
     waker own_;                          // where shared_ is null, made by the first signal
     int place_ = -1;                     // in the hub
