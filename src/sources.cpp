@@ -99,16 +99,6 @@ sources::~sources() {
 
 // --- slots and ids ---
 
-sources::source* sources::find(native_handle id) noexcept {
-    const std::int64_t v = std::intptr_t(id);
-    if (v > -2 || v < -2 - std::int64_t(INT32_MAX)) return nullptr;
-    const auto n = std::uint32_t(-2 - v);
-    const std::uint32_t index = n & index_mask;
-    if (index >= slots_.size()) return nullptr;
-    source& s = slots_[index];
-    return s.what != kind::free && s.generation == n >> index_bits ? &s : nullptr;
-}
-
 status sources::unknown(native_handle id) const noexcept {
     // A slot that exists has given out ids: one of them, or one with another
     // generation of it, is gone. Beyond the slots, no id was ever given out.
@@ -118,42 +108,16 @@ status sources::unknown(native_handle id) const noexcept {
     return errc::bad_fd;
 }
 
-std::uint32_t sources::take_slot() noexcept {
-    // A slot comes back only once `keep_free` others are free, oldest first:
-    // an unwatched id names nothing again until its slot has been reused
-    // 2^generation_bits times, so that a stale id is not_watched, not
-    // another source, for at least keep_free * 512 watches after it.
-    constexpr std::uint32_t keep_free = 256;
-    if (free_count_ > keep_free || (free_count_ != 0 && slots_.size() >= max_sources)) {
-        const std::uint32_t index = free_head_;
-        free_head_ = slots_[index].link;
-        if (free_head_ == none) free_tail_ = none;
-        --free_count_;
-        slots_[index].link = none;
-        return index;
-    }
+std::uint32_t sources::new_slot() noexcept {
+    if (free_count_ != 0 && slots_.size() >= max_sources) return pop_free();
     if (slots_.size() >= max_sources) return none;
     try {
-        slots_.emplace_back();
+        slots_.reserve(slots_.size() < 64 ? 64 : 2 * slots_.size());
     } catch (...) {
         return none;
     }
+    slots_.emplace_back();
     return std::uint32_t(slots_.size() - 1);
-}
-
-void sources::free_slot(std::uint32_t index) noexcept {
-    source& s = slots_[index];
-    const auto generation = std::uint16_t((s.generation + 1) & ((1u << generation_bits) - 1));
-    const bool queued = s.queued;  // its entry stays in queue_, which the next source here then owns
-    s = source{};
-    s.generation = generation;
-    s.queued = queued;
-    if (free_tail_ == none)
-        free_head_ = index;
-    else
-        slots_[free_tail_].link = index;
-    free_tail_ = index;
-    ++free_count_;
 }
 
 status sources::reserve_queue() noexcept {
@@ -176,50 +140,70 @@ void sources::queue(std::uint32_t index) noexcept {
 
 // --- the heap of timers: 4-ary, each timer's place kept in its slot ---
 
-void sources::heap_up(std::uint32_t pos) noexcept {
-    const heap_entry e = heap_[pos];
+inline void sources::heap_up(std::uint32_t pos) noexcept {
+    heap_entry* const h = heap_.data();
+    source* const slots = slots_.data();
+    const heap_entry e = h[pos];
     while (pos > 0) {
         const std::uint32_t parent = (pos - 1) / 4;
-        if (heap_[parent].due <= e.due) break;
-        heap_place(pos, heap_[parent]);
+        if (h[parent].due <= e.due) break;
+        h[pos] = h[parent];
+        slots[h[pos].index].link = pos;
         pos = parent;
     }
-    heap_place(pos, e);
+    h[pos] = e;
+    slots[e.index].link = pos;
 }
 
-void sources::heap_down(std::uint32_t pos) noexcept {
-    const heap_entry e = heap_[pos];
+inline void sources::heap_down(std::uint32_t pos) noexcept {
+    heap_entry* const h = heap_.data();
+    source* const slots = slots_.data();
+    const heap_entry e = h[pos];
     const auto n = std::uint32_t(heap_.size());
     for (;;) {
         const std::uint32_t first = 4 * pos + 1;
         if (first >= n) break;
-        const std::uint32_t last = first + 4 < n ? first + 4 : n;
         std::uint32_t least = first;
-        for (std::uint32_t c = first + 1; c < last; ++c)
-            if (heap_[c].due < heap_[least].due) least = c;
-        if (heap_[least].due >= e.due) break;
-        heap_place(pos, heap_[least]);
+        if (first + 4 <= n) {  // all four children: no bound test per child
+            if (h[first + 1].due < h[least].due) least = first + 1;
+            if (h[first + 2].due < h[least].due) least = first + 2;
+            if (h[first + 3].due < h[least].due) least = first + 3;
+        } else {
+            for (std::uint32_t c = first + 1; c < n; ++c)
+                if (h[c].due < h[least].due) least = c;
+        }
+        if (h[least].due >= e.due) break;
+        h[pos] = h[least];
+        slots[h[pos].index].link = pos;
         pos = least;
     }
-    heap_place(pos, e);
+    h[pos] = e;
+    slots[e.index].link = pos;
 }
 
-status sources::heap_push(std::uint32_t index) noexcept {
-    try {
-        heap_.push_back({slots_[index].timer.due, index});
-    } catch (...) {
-        return status::from_errno(ENOMEM);
-    }
+inline status sources::heap_push(std::uint32_t index) noexcept {
+    if (heap_.size() == heap_.capacity()) [[unlikely]]
+        if (auto st = heap_grow()) return st;
+    heap_.push_back({slots_[index].timer.due, index});  // within the capacity: no throw
     heap_up(std::uint32_t(heap_.size() - 1));
     return {};
 }
 
-void sources::heap_remove(std::uint32_t pos) noexcept {
+status sources::heap_grow() noexcept {
+    try {
+        heap_.reserve(heap_.size() < 64 ? 64 : 2 * heap_.size());
+    } catch (...) {
+        return status::from_errno(ENOMEM);
+    }
+    return {};
+}
+
+inline void sources::heap_remove(std::uint32_t pos) noexcept {
     slots_[heap_[pos].index].link = none;
     const heap_entry last = heap_.back();
     heap_.pop_back();
     if (pos == heap_.size()) return;
-    heap_place(pos, last);
+    heap_[pos] = last;
     if (pos > 0 && heap_[(pos - 1) / 4].due > last.due)
         heap_up(pos);
     else
@@ -496,6 +480,12 @@ status sources::unwatch(native_handle id) noexcept {
     source* s = find(id);
     if (!s) return unknown(id);
     const auto index = std::uint32_t(s - slots_.data());
+    if (s->what == kind::timer) {  // the common case: a connection's timeout
+        if (s->link != none) heap_remove(s->link);
+        free_slot(index);
+        --live_;
+        return {};
+    }
     // A kernel set changed (a pidfd, a knote): a poll or select waiter sleeps on a copy of it.
     wake_ = s->what != kind::timer;
     release(index);

@@ -45,6 +45,7 @@
 // Everything here runs under the front end's lock.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <unordered_map>
 #include <vector>
@@ -167,12 +168,58 @@ private:
     static native_handle id_of(std::uint32_t index, const source& s) noexcept {
         return native_handle(-2 - std::intptr_t((std::uint32_t(s.generation) << index_bits) | index));
     }
-    source* find(native_handle id) noexcept;
+    source* find(native_handle id) noexcept {
+        const std::int64_t v = std::intptr_t(id);
+        if (v > -2 || v < -2 - std::int64_t(INT32_MAX)) return nullptr;
+        const auto n = std::uint32_t(-2 - v);
+        const std::uint32_t index = n & index_mask;
+        if (index >= slots_.size()) return nullptr;
+        source& s = slots_[index];
+        return s.what != kind::free && s.generation == n >> index_bits ? &s : nullptr;
+    }
     status unknown(native_handle id) const noexcept;  // not_watched or bad_fd for an id find() does not know
     // A free slot (or a new one); none without memory or past max_sources.
-    // A failed watch gives it back with free_slot().
-    std::uint32_t take_slot() noexcept;
-    void free_slot(std::uint32_t index) noexcept;
+    // A failed watch gives it back with free_slot(). A slot comes back only
+    // once `keep_free` others are free, oldest first: an unwatched id names
+    // nothing again until its slot has been reused 2^generation_bits times,
+    // so that a stale id is not_watched, not another source, for at least
+    // keep_free * 512 watches after it.
+    static constexpr std::uint32_t keep_free = 256;
+    std::uint32_t take_slot() noexcept {
+        if (free_count_ > keep_free) return pop_free();
+        if (slots_.size() < slots_.capacity() && slots_.size() < max_sources) [[likely]] {
+            slots_.emplace_back();  // within the capacity: no allocation, no throw
+            return std::uint32_t(slots_.size() - 1);
+        }
+        return new_slot();
+    }
+    std::uint32_t pop_free() noexcept {
+        const std::uint32_t index = free_head_;
+        free_head_ = slots_[index].link;
+        if (free_head_ == none) free_tail_ = none;
+        --free_count_;
+        slots_[index].link = none;
+        return index;
+    }
+    [[gnu::noinline]] std::uint32_t new_slot() noexcept;  // take_slot()'s growth
+    void free_slot(std::uint32_t index) noexcept {
+        source& s = slots_[index];
+        // What a watch does not set itself goes back to its default; the data
+        // and the kind's own part are written by the next watch. queued stays:
+        // its entry stays in queue_, which the next source here then owns.
+        s.what = kind::free;
+        s.generation = std::uint16_t((s.generation + 1) & ((1u << generation_bits) - 1));
+        s.armed = true;
+        s.native = false;
+        s.fired = false;
+        s.link = none;
+        if (free_tail_ == none)
+            free_head_ = index;
+        else
+            slots_[free_tail_].link = index;
+        free_tail_ = index;
+        ++free_count_;
+    }
     // queue_'s room for every signal and process source, made before one is
     // added, so that queue() (in the wait's pass) never allocates.
     status reserve_queue() noexcept;
@@ -180,9 +227,12 @@ private:
 
     // The heap of armed timers that are not spent.
     status heap_push(std::uint32_t index) noexcept;
-    void heap_remove(std::uint32_t pos) noexcept;
-    void heap_up(std::uint32_t pos) noexcept;
-    void heap_down(std::uint32_t pos) noexcept;
+    [[gnu::noinline]] status heap_grow() noexcept;
+    // Inline where they are used (sources.cpp): a call's register saves and
+    // restores cost as much as a level of the heap.
+    [[gnu::always_inline]] inline void heap_remove(std::uint32_t pos) noexcept;
+    [[gnu::always_inline]] inline void heap_up(std::uint32_t pos) noexcept;
+    [[gnu::always_inline]] inline void heap_down(std::uint32_t pos) noexcept;
     void heap_place(std::uint32_t pos, heap_entry e) noexcept {
         heap_[pos] = e;
         slots_[e.index].link = pos;

@@ -104,6 +104,16 @@ namespace detail {
 template <class Rep, class Period>
 std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
     using namespace std::chrono;
+    using per_ns = std::ratio_divide<Period, std::nano>;
+    if constexpr (std::is_integral_v<Rep> && per_ns::den == 1 && per_ns::num <= INT64_MAX) {
+        // Whole nanoseconds per tick (ns, us, ms, s, ...): exact in integers,
+        // and cheap (a timer per connection is made with such a duration).
+        constexpr auto scale = std::int64_t(per_ns::num);
+        const Rep c = d.count();
+        if (c < 0) return -1;
+        if (std::uintmax_t(c) > std::uintmax_t(INT64_MAX / scale)) return -1;
+        return std::int64_t(c) * scale;
+    }
     const long double ns = duration<long double, std::nano>(d).count();
     // 2^63 is exact in every long double; nanoseconds::max() is just below it,
     // or rounds to it where long double is a double: "practically forever"
