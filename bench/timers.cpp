@@ -188,15 +188,17 @@ double phase(const std::string& name, const char* what, std::uint32_t k, bool co
 
 // One round on a fresh loop of n timers: k starts, k stops, k fires. A
 // loop that has run a while is measured (a server's steady state): the k
-// probes are started and stopped once, unmeasured, before the measured
+// probes are started and stopped twice, unmeasured, before the measured
 // starts, so that no library grows its arrays in them.
 result round(timers& t, const std::string& name, std::uint32_t n, std::uint32_t k, bool counted) {
     t.arm(n, k);
     const auto nothing = [] {};
     const auto start = [&](std::uint32_t i) { t.start(i, deadline_ms(i * 997, k) + 1); };
     const auto stop = [&](std::uint32_t i) { t.stop(i); };
-    for (std::uint32_t i = 0; i < k; ++i) start(i);
-    for (std::uint32_t i = 0; i < k; ++i) stop(i);
+    for (int warm = 0; warm < 2; ++warm) {
+        for (std::uint32_t i = 0; i < k; ++i) start(i);
+        for (std::uint32_t i = 0; i < k; ++i) stop(i);
+    }
     result r;
     r.start = phase(name, "start", k, counted, start, nothing, nothing);
     r.stop = phase(name, "stop", k, counted, stop, nothing, nothing);
@@ -246,12 +248,12 @@ int main(int argc, char** argv) {
         all.emplace_back("libev", std::make_unique<libev_timers>());
         all.emplace_back("libuv", std::make_unique<libuv_timers>());
         for (auto& [name, t] : all) {
-            round(*t, name, n, k, false);  // warm-up
-            if (count) {
+            if (count) {  // the probes' two unmeasured cycles are its warm-up
                 round(*t, name, n, k, true);
                 t.reset();
                 continue;
             }
+            round(*t, name, n, k, false);  // warm-up
             std::vector<double> start, stop, fire;
             for (int r = 0; r < rounds; ++r) {
                 const result x = round(*t, name, n, k, false);
