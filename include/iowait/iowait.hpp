@@ -181,7 +181,11 @@ public:
     // Sources beside the fds (docs/behaviour.md, "Sources"): a signal, a child
     // process, a timer. Each call returns the source's id, a handle no fd or
     // socket ever has (negative on POSIX); its events are Events with fd == id
-    // and read set. modify(id, Interest::read, data, mode) and unwatch(id) act
+    // and read set. Ids are not fds: a source takes no fd number, and one
+    // IOWait holds a million timers (up to 4,194,303 sources; ENOMEM beyond),
+    // each started, stopped or fired in O(log n). An unwatched id stays
+    // not_watched until its slot has served 512 more sources. One wait
+    // reports at most 1,024 sources; the next wait reports the rest at once. modify(id, Interest::read, data, mode) and unwatch(id) act
     // on a source as on a fd. Modes: level (reported each time it fires) or
     // oneshot; edge is errc::unsupported_mode. Errors name the call and source.
     // A signal, reported when delivered: while watched, its handler is
