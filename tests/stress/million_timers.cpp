@@ -34,12 +34,22 @@ TEST(MillionTimers, EachFiresOnceUnderItsCurrentIdNeverEarlyWhileATenthAreCancel
     const long n = timer_count();
     IOWait w;
     std::vector<timer> timers(static_cast<std::size_t>(n));
-    // Deadlines spread over [1 s, 3 s) in a scrambled order, so that the heap
-    // sees them out of order; the victims (a tenth) sorted by their deadline.
-    const auto offset = [n](long i) { return 1s + 2'000'000us * ((i * 7919) % n) / n; };
+    // Deadlines spread over two seconds in a scrambled order, so that the
+    // heap sees them out of order, from twice the time the watches take
+    // (measured on 10,000: a sanitized or valgrind build is many times
+    // slower), so that none is due before the loop below begins; the
+    // victims (a tenth) are sorted by their deadline once watched.
+    const clock_type::duration base = [n] {
+        IOWait probe;
+        const auto t0 = clock_type::now();
+        for (int i = 0; i < 10'000; ++i) probe.watch_timer(1h);
+        return std::max<clock_type::duration>(1s, 2 * (clock_type::now() - t0) * n / 10'000);
+    }();
+    const auto offset = [n, base](long i) {
+        return std::chrono::duration_cast<std::chrono::microseconds>(base) + 2'000'000us * ((i * 7919) % n) / n;
+    };
     std::vector<long> victims;
     for (long i = 3; i < n; i += 10) victims.push_back(i);
-    std::sort(victims.begin(), victims.end(), [&](long a, long b) { return offset(a) < offset(b); });
 
     // The C heap's bytes in use, the blocks it took with mmap() included
     // (the big vectors): what iowait holds for the timers.
@@ -56,12 +66,18 @@ TEST(MillionTimers, EachFiresOnceUnderItsCurrentIdNeverEarlyWhileATenthAreCancel
         t.id = w.watch_timer(offset(i), 0s, std::uint64_t(i));
     }
     const auto watched = clock_type::now();
+    std::sort(victims.begin(), victims.end(),
+              [&](long a, long b) { return timers[std::size_t(a)].due < timers[std::size_t(b)].due; });
     const double per_timer = double(heap_bytes() - heap_before) / double(n);
     std::cout << "[ NOTE     ] " << n << " timers watched in "
               << std::chrono::duration_cast<std::chrono::milliseconds>(watched - start).count() << " ms; heap "
               << per_timer << " B per timer, RSS " << double(rss_bytes() - rss_before) / double(n) << " B per timer\n";
-    EXPECT_LE(per_timer, 128) << "a slot and a heap entry, with the vectors' slack";
-    EXPECT_GE(per_timer, 40) << "the measure counts the library's vectors";
+    if (heap_bytes() == 0) {
+        std::cout << "[ NOTE     ] no memory figure: the allocator is not glibc's (valgrind)\n";
+    } else {
+        EXPECT_LE(per_timer, 128) << "a slot and a heap entry, with the vectors' slack";
+        EXPECT_GE(per_timer, 40) << "the measure counts the library's vectors";
+    }
 
     long fired = 0, early = 0, cancelled = 0, stale_refused = 0;
     std::size_t next_victim = 0;
@@ -77,14 +93,12 @@ TEST(MillionTimers, EachFiresOnceUnderItsCurrentIdNeverEarlyWhileATenthAreCancel
             ASSERT_EQ(t.reports++, 0) << "timer " << e.data << " reported twice";
             ++fired;
             if (now < t.due) ++early;
-            // How late, for those due once every watch was made (in a slow
-            // build the first deadlines pass while the watches are made).
-            if (t.due > watched) latest = std::max(latest, now - t.due);
+            latest = std::max(latest, now - t.due);
             w.unwatch(t.id);  // spent: its slot is free for the re-armed ones
         }
-        // The victims due within 50 ms: cancelled and watched again, due
+        // The victims due within 200 ms: cancelled and watched again, due
         // 0-500 ms from now, under a new id; a few of the old ids tried again.
-        while (next_victim < victims.size() && timers[std::size_t(victims[next_victim])].due < now + 50ms) {
+        while (next_victim < victims.size() && timers[std::size_t(victims[next_victim])].due < now + 200ms) {
             const long i = victims[next_victim++];
             timer& t = timers[std::size_t(i)];
             if (t.reports != 0) continue;  // fired already: nothing to cancel
@@ -105,11 +119,11 @@ TEST(MillionTimers, EachFiresOnceUnderItsCurrentIdNeverEarlyWhileATenthAreCancel
     const auto took = clock_type::now() - watched;
     std::cout << "[ NOTE     ] " << fired << " reported in "
               << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms after the watches, "
-              << cancelled << " cancelled and re-armed; latest report (of those due after the watches) "
+              << cancelled << " cancelled and re-armed; latest report "
               << std::chrono::duration_cast<std::chrono::milliseconds>(latest).count() << " ms after its deadline\n";
     EXPECT_EQ(fired, n) << "every timer reported";
     EXPECT_EQ(early, 0) << "never before its deadline";
-    EXPECT_GT(cancelled, n / 20) << "most of the tenth were cancelled before they fired";
+    EXPECT_GT(cancelled, long(victims.size()) / 2) << "most of the tenth were cancelled before they fired";
     EXPECT_GT(stale_refused, 0);
     EXPECT_LT(latest, 20s) << "none held back for long (a slow build on a loaded machine is seconds late)";
     EXPECT_TRUE(w.wait(20ms).empty()) << "nothing more";
