@@ -483,18 +483,24 @@ status sources::unwatch(native_handle id) noexcept {
     if (s->what == kind::timer) {  // the common case: a connection's timeout
         if (s->link != none) heap_remove(s->link);
         free_slot(index);
-        --live_;
+        if (--live_ == 0) forget_pending();
         return {};
     }
     // A kernel set changed (a pidfd, a knote): a poll or select waiter sleeps on a copy of it.
     wake_ = s->what != kind::timer;
     release(index);
     free_slot(index);
-    --live_;
+    if (--live_ == 0) forget_pending();
     return {};
 }
 
 // --- the wait ---
+
+void sources::forget_pending() noexcept {
+    for (const std::uint32_t index : queue_) slots_[index].queued = false;
+    queue_.clear();
+    check_ = false;
+}
 
 void sources::kernel_fds(std::vector<rewatch>& out) const {
     if (own_.fd() != native_handle(-1))

@@ -224,6 +224,9 @@ private:
     // added, so that queue() (in the wait's pass) never allocates.
     status reserve_queue() noexcept;
     void queue(std::uint32_t index) noexcept;  // to be looked at by the next collect()
+    // With no source left, the front end calls no collect(): what it would
+    // have looked at must not keep the waits from sleeping (before_wait()).
+    void forget_pending() noexcept;
 
     // The heap of armed timers that are not spent.
     status heap_push(std::uint32_t index) noexcept;
