@@ -25,11 +25,9 @@
 
 namespace iowait::detail {
 
-namespace {
-
 // steady_clock's: CLOCK_MONOTONIC on POSIX, called directly (a timer's
 // watch pays for it; libstdc++'s now() is one more call around it).
-std::int64_t now_ns() noexcept {
+std::int64_t sources::now_ns() noexcept {
 #ifdef _WIN32
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
@@ -39,6 +37,8 @@ std::int64_t now_ns() noexcept {
     return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 #endif
 }
+
+namespace {
 
 bool valid_mode(Mode m) noexcept { return m == Mode::level || m == Mode::oneshot; }
 
@@ -61,16 +61,17 @@ int open_pidfd(std::int64_t pid) noexcept {
     return -1;
 }
 
-// Whether the child has exited, without reaping it; true also once someone
-// has reaped it (ECHILD), since it has exited then too.
-bool has_exited(std::int64_t pid) noexcept {
+#endif
+
+}  // namespace
+
+#ifndef _WIN32
+bool sources::has_exited(std::int64_t pid) noexcept {
     siginfo_t info{};
     if (::waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return errno == ECHILD;
     return info.si_pid != 0;
 }
 #endif
-
-}  // namespace
 
 sources::sources(backend& be, const waker* shared) noexcept : be_(be), shared_(shared) {
     std::fill(std::begin(signal_source_), std::end(signal_source_), none);
@@ -140,47 +141,6 @@ void sources::queue(std::uint32_t index) noexcept {
 
 // --- the heap of timers: 4-ary, each timer's place kept in its slot ---
 
-inline void sources::heap_up(std::uint32_t pos) noexcept {
-    heap_entry* const h = heap_.data();
-    source* const slots = slots_.data();
-    const heap_entry e = h[pos];
-    while (pos > 0) {
-        const std::uint32_t parent = (pos - 1) / 4;
-        if (h[parent].due <= e.due) break;
-        h[pos] = h[parent];
-        slots[h[pos].index].link = pos;
-        pos = parent;
-    }
-    h[pos] = e;
-    slots[e.index].link = pos;
-}
-
-inline void sources::heap_down(std::uint32_t pos) noexcept {
-    heap_entry* const h = heap_.data();
-    source* const slots = slots_.data();
-    const heap_entry e = h[pos];
-    const auto n = std::uint32_t(heap_.size());
-    for (;;) {
-        const std::uint32_t first = 4 * pos + 1;
-        if (first >= n) break;
-        std::uint32_t least = first;
-        if (first + 4 <= n) {  // all four children: no bound test per child
-            if (h[first + 1].due < h[least].due) least = first + 1;
-            if (h[first + 2].due < h[least].due) least = first + 2;
-            if (h[first + 3].due < h[least].due) least = first + 3;
-        } else {
-            for (std::uint32_t c = first + 1; c < n; ++c)
-                if (h[c].due < h[least].due) least = c;
-        }
-        if (h[least].due >= e.due) break;
-        h[pos] = h[least];
-        slots[h[pos].index].link = pos;
-        pos = least;
-    }
-    h[pos] = e;
-    slots[e.index].link = pos;
-}
-
 inline status sources::heap_push(std::uint32_t index) noexcept {
     if (heap_.size() == heap_.capacity()) [[unlikely]]
         if (auto st = heap_grow()) return st;
@@ -196,18 +156,6 @@ status sources::heap_grow() noexcept {
         return status::from_errno(ENOMEM);
     }
     return {};
-}
-
-inline void sources::heap_remove(std::uint32_t pos) noexcept {
-    slots_[heap_[pos].index].link = none;
-    const heap_entry last = heap_.back();
-    heap_.pop_back();
-    if (pos == heap_.size()) return;
-    heap_[pos] = last;
-    if (pos > 0 && heap_[(pos - 1) / 4].due > last.due)
-        heap_up(pos);
-    else
-        heap_down(pos);
 }
 
 // --- processes checked at a wake ---
@@ -492,165 +440,6 @@ status sources::unwatch(native_handle id) noexcept {
     free_slot(index);
     if (--live_ == 0) forget_pending();
     return {};
-}
-
-// --- the wait ---
-
-void sources::forget_pending() noexcept {
-    for (const std::uint32_t index : queue_) slots_[index].queued = false;
-    queue_.clear();
-    check_ = false;
-}
-
-void sources::kernel_fds(std::vector<rewatch>& out) const {
-    if (own_.fd() != native_handle(-1))
-        out.push_back({own_.fd(), Interest::read, Mode::level, make_token(own_.fd(), source_generation)});
-#ifndef _WIN32
-    // A rebuild re-adds every fd of the set; this walk is its share.
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-        const source& s = slots_[i];
-        if (s.what == kind::process && s.process.pidfd >= 0)
-            out.push_back({s.process.pidfd, Interest::read, Mode::level,
-                           make_token(id_of(std::uint32_t(i), s), source_generation)});
-    }
-#endif
-}
-
-void sources::ready(std::uint32_t low) noexcept {
-    // A source id is negative: its low half sign-extends back to it (a
-    // SOCKET-sized native_handle on Windows would not).
-    if (const auto id = native_handle(std::intptr_t(std::int32_t(low))); is_source_id(id)) {
-        // A native source fired, or a pidfd is readable; an id unwatched
-        // meanwhile finds nothing. Reported by collect() if armed, else
-        // kept for the modify() that re-arms it.
-        source* s = find(id);
-        if (!s) return;
-        bool ours = s->native;
-#ifndef _WIN32
-        if (s->what == kind::process && s->process.pidfd >= 0) {
-            // Readable from the exit on, for ever: out of the kernel set at
-            // once, so that it wakes no later wait.
-            be_.remove(s->process.pidfd);
-            ::close(s->process.pidfd);
-            s->process.pidfd = -2;  // neither a pidfd nor the SIGCHLD fallback now
-            ours = true;
-        }
-#endif
-        if (!ours) return;
-        s->fired = true;
-        if (s->armed) queue(std::uint32_t(s - slots_.data()));
-        return;
-    }
-    if (own_.fd() != native_handle(-1) && native_handle(low) == own_.fd()) {
-        own_.drain();
-        woken();
-    }
-}
-
-void sources::check_wake() noexcept {
-    check_ = false;
-    for (int signo = 1; signo <= 64; ++signo) {
-        const std::uint32_t index = signal_source_[signo];
-        if (index == none) continue;
-        const source& s = slots_[index];
-        if (!s.native && s.armed && signal_hub::count(signo) != s.signal.seen) queue(index);
-    }
-    if (polled_.empty()) return;
-#ifndef _WIN32
-    // The processes without a pidfd, only when SIGCHLD came: one waitid()
-    // each, which is what the fallback costs.
-    const std::uint64_t c = signal_hub::count(SIGCHLD);
-    if (c == chld_seen_) return;
-    chld_seen_ = c;
-#endif
-    for (std::size_t i = 0; i < polled_.size();) {
-        const std::uint32_t index = polled_[i];
-        source& s = slots_[index];
-#ifdef _WIN32
-        const bool exited = process_wait_exited(s.process.wait);
-#else
-        const bool exited = has_exited(s.process.pid);
-#endif
-        if (!exited) {
-            ++i;
-            continue;
-        }
-        s.fired = true;
-        polled_remove(index);  // polled_[i] is another one now
-        if (s.armed) queue(index);
-    }
-}
-
-std::int64_t sources::before_wait(std::int64_t remaining) noexcept {
-    if (check_ || !queue_.empty()) return 0;
-    if (heap_.empty()) return remaining;
-    std::int64_t left = heap_[0].due - now_ns();
-    if (left < 0) left = 0;
-    return remaining < 0 || left < remaining ? left : remaining;
-}
-
-void sources::fire(source& s, std::uint32_t index, Event*& out) noexcept {
-    *out++ = Event{id_of(index, s), true, false, false, false, s.data};
-    if (s.mode == Mode::oneshot) s.armed = false;
-}
-
-void sources::fire_queued(std::uint32_t index, Event*& out) noexcept {
-    source& s = slots_[index];
-    if (!s.armed) return;
-    if (s.what == kind::signal) {
-        if (s.native) {
-            if (!s.fired) return;
-            s.fired = false;
-        } else {
-            const std::uint64_t c = signal_hub::count(s.signal.signo);
-            if (c == s.signal.seen) return;
-            s.signal.seen = c;
-        }
-        fire(s, index, out);
-    } else if (s.what == kind::process && s.fired) {
-        fire(s, index, out);
-    }
-}
-
-void sources::fire_timer(std::int64_t now, Event*& out) noexcept {
-    const std::uint32_t index = heap_[0].index;
-    source& s = slots_[index];
-    fire(s, index, out);
-    if (s.timer.period == 0) {
-        s.fired = true;  // spent
-        heap_remove(0);
-        return;
-    }
-    // The next deadline after now, on the timer's own grid: no drift, and
-    // the periods a late wait missed make one report.
-    const std::int64_t due = s.timer.due, period = s.timer.period;
-    const std::int64_t missed = (now - due) / period + 1;
-    s.timer.due = missed > (INT64_MAX - due) / period ? INT64_MAX : due + missed * period;
-    if (!s.armed) {
-        heap_remove(0);  // oneshot: out of the heap until modify()
-        return;
-    }
-    heap_[0].due = s.timer.due;
-    heap_down(0);
-}
-
-Event* sources::collect(Event* out, Event* end) noexcept {
-    if (check_) check_wake();
-    if (!queue_.empty()) {
-        std::size_t i = 0;
-        for (; i < queue_.size() && out != end; ++i) {
-            source& s = slots_[queue_[i]];
-            s.queued = false;
-            if (s.what != kind::free) fire_queued(queue_[i], out);
-        }
-        // More than one wait's room: the rest for the next wait, which does not block.
-        queue_.erase(queue_.begin(), queue_.begin() + std::ptrdiff_t(i));
-    }
-    if (!heap_.empty() && out != end) {
-        const std::int64_t now = now_ns();
-        while (!heap_.empty() && heap_[0].due <= now && out != end) fire_timer(now, out);
-    }
-    return out;
 }
 
 }  // namespace iowait::detail

@@ -168,6 +168,12 @@ private:
     static native_handle id_of(std::uint32_t index, const source& s) noexcept {
         return native_handle(-2 - std::intptr_t((std::uint32_t(s.generation) << index_bits) | index));
     }
+    static std::int64_t now_ns() noexcept;  // the monotonic clock (steady_clock's)
+#ifndef _WIN32
+    // Whether the child has exited, without reaping it; true also once
+    // someone has reaped it (ECHILD), since it has exited then too.
+    static bool has_exited(std::int64_t pid) noexcept;
+#endif
     source* find(native_handle id) noexcept {
         const std::int64_t v = std::intptr_t(id);
         if (v > -2 || v < -2 - std::int64_t(INT32_MAX)) return nullptr;
@@ -280,5 +286,60 @@ private:
     std::uint32_t signal_source_[65];    // the slot of the source of each signal, or none
     std::unordered_map<std::int64_t, std::uint32_t> pids_;  // the slot of each process's source
 };
+
+// The heap's moves, inline where they are used (sources.cpp, sources_wait.cpp).
+
+inline void sources::heap_up(std::uint32_t pos) noexcept {
+    heap_entry* const h = heap_.data();
+    source* const slots = slots_.data();
+    const heap_entry e = h[pos];
+    while (pos > 0) {
+        const std::uint32_t parent = (pos - 1) / 4;
+        if (h[parent].due <= e.due) break;
+        h[pos] = h[parent];
+        slots[h[pos].index].link = pos;
+        pos = parent;
+    }
+    h[pos] = e;
+    slots[e.index].link = pos;
+}
+
+inline void sources::heap_down(std::uint32_t pos) noexcept {
+    heap_entry* const h = heap_.data();
+    source* const slots = slots_.data();
+    const heap_entry e = h[pos];
+    const auto n = std::uint32_t(heap_.size());
+    for (;;) {
+        const std::uint32_t first = 4 * pos + 1;
+        if (first >= n) break;
+        std::uint32_t least = first;
+        if (first + 4 <= n) {  // all four children: no bound test per child
+            if (h[first + 1].due < h[least].due) least = first + 1;
+            if (h[first + 2].due < h[least].due) least = first + 2;
+            if (h[first + 3].due < h[least].due) least = first + 3;
+        } else {
+            for (std::uint32_t c = first + 1; c < n; ++c)
+                if (h[c].due < h[least].due) least = c;
+        }
+        if (h[least].due >= e.due) break;
+        h[pos] = h[least];
+        slots[h[pos].index].link = pos;
+        pos = least;
+    }
+    h[pos] = e;
+    slots[e.index].link = pos;
+}
+
+inline void sources::heap_remove(std::uint32_t pos) noexcept {
+    slots_[heap_[pos].index].link = none;
+    const heap_entry last = heap_.back();
+    heap_.pop_back();
+    if (pos == heap_.size()) return;
+    heap_[pos] = last;
+    if (pos > 0 && heap_[(pos - 1) / 4].due > last.due)
+        heap_up(pos);
+    else
+        heap_down(pos);
+}
 
 }  // namespace iowait::detail
