@@ -173,6 +173,16 @@ namespace detail {
 template <class Rep, class Period>
 std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
     using namespace std::chrono;
+    using per_ns = std::ratio_divide<Period, std::nano>;
+    if constexpr (std::is_integral_v<Rep> && per_ns::den == 1 && per_ns::num <= INT64_MAX) {
+        // Whole nanoseconds per tick (ns, us, ms, s, ...): exact in integers,
+        // and cheap (a timer per connection is made with such a duration).
+        constexpr auto scale = std::int64_t(per_ns::num);
+        const Rep c = d.count();
+        if (c < 0) return -1;
+        if (std::uintmax_t(c) > std::uintmax_t(INT64_MAX / scale)) return -1;
+        return std::int64_t(c) * scale;
+    }
     const long double ns = duration<long double, std::nano>(d).count();
     // 2^63 is exact in every long double; nanoseconds::max() is just below it,
     // or rounds to it where long double is a double: "practically forever"
@@ -410,7 +420,12 @@ public:
     native_handle watch_process(std::int64_t pid, std::uint64_t data, std::error_code& ec) noexcept;
     /// Watches a timer on the monotonic clock: due `first` from now, then
     /// every `period` (zero: once); periods that a late wait missed are
-    /// reported once (rules T5-T9).
+    /// reported once (rules T5-T9). Source ids are not fds: a source takes
+    /// no fd number, and one IOWait holds a million timers (up to 4,194,303
+    /// sources at once; ENOMEM beyond), each started, stopped or fired in
+    /// O(log n) (rule S1). An unwatched id stays errc::not_watched until its
+    /// slot has served 512 more sources. One wait reports at most 1,024
+    /// sources; the next wait reports the rest without blocking.
     /// @tparam R1, P1, R2, P2 the durations' representations and periods.
     /// @param first when it is first due, from now.
     /// @param period the time between reports after the first; zero: once.
