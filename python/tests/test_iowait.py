@@ -191,7 +191,7 @@ def test_get_watched_and_clear(waiter, pairs):
 
 
 def test_select_backend_refuses_fds_at_or_above_fd_setsize_with_selects_error():
-    if 'select' not in BACKENDS:
+    if 'select' not in AVAILABLE:
         pytest.skip('no select backend in this build')
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
