@@ -1,7 +1,6 @@
 // Rules N4-N8 of docs/behaviour.md: calls from other threads while one thread
 // waits. Each test runs the waiter in its own thread and bounds every wait, so
 // a lost wake-up fails the test instead of hanging it.
-#include <time.h>
 
 #include <atomic>
 #include <mutex>
@@ -24,12 +23,6 @@ bool eventually(F done, std::chrono::milliseconds limit = 5000ms) {
         std::this_thread::sleep_for(100us);
     }
     return true;
-}
-
-std::chrono::nanoseconds thread_cpu_time() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
 TEST_P(Threads, ModifyFromAnotherThreadReachesAWaitInProgress) {
@@ -100,7 +93,7 @@ TEST_P(Threads, UnwatchFromAnotherThreadReachesAWaitInProgress) {
     EXPECT_GE(took, 200ms);
     // A waiter still polling the old set would find the fd ready at once,
     // again and again, and burn the whole timeout.
-    EXPECT_LT(cpu, 100ms) << "the wait spun on the unwatched fd";
+    EXPECT_LT(cpu, 20ms) << "the wait spun on the unwatched fd";  // a tenth: see expect_sleeps_through
 }
 
 TEST_P(Threads, NoWaitStartedAfterUnwatchReturnsReportsTheWatch) {
