@@ -130,11 +130,14 @@ TEST_P(ProcessSource, ExitEndsAWaitWithoutTimeoutAndAnExitBeforeTheWatchIsReport
     child c(0);
     const fd_t id = w.watch_process(c.pid, 1);
     std::thread t([&] {
-        std::this_thread::sleep_for(30ms);
+        EXPECT_TRUE(await_wait_in_progress(w)) << "the wait was never seen in progress";
         c.let_exit();
     });
     const auto start = std::chrono::steady_clock::now();
-    auto span = w.wait();  // no timeout: only the exit ends it
+    std::error_code ec;
+    std::span<const Event> span;
+    do span = w.wait(ec);  // no timeout: only the exit ends it
+    while (ec == errc::wait_in_progress);
     t.join();
     ASSERT_EQ(span.size(), 1u);
     EXPECT_EQ(span[0].fd, id);
