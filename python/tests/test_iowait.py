@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 import iowait
-from conftest import BACKENDS, CLASSES, drain, fds, fill, no_fd_leak
+from conftest import AVAILABLE, BACKENDS, CLASSES, drain, fds, fill, no_fd_leak
 
 
 # --- wait -------------------------------------------------------------------
