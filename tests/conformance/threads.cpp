@@ -236,9 +236,14 @@ TEST_P(Threads, NotifyFromManyThreadsNeverLosesAWake) {
             }
         });
     for (auto& t : threads) t.join();
+    // A notify lost while another notifier's wake was on its way passes that
+    // notifier's check above, but leaves the flag set and the waiter asleep:
+    // then this last notify, merged into it, wakes nobody either.
     stop = true;
+    const auto stopping = std::chrono::steady_clock::now();
     w.notify();
     waiter.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - stopping, 5s) << "the waiter slept through the last notify";
     EXPECT_EQ(lost.load(), 0) << "a notify() left the waiter asleep";
     EXPECT_FALSE(events_seen.load()) << "a notify produced events";
     // The notifies merge: at most one is still pending, and after it the
