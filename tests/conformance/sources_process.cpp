@@ -213,7 +213,7 @@ TEST_P(ProcessSource, ManyChildrenExitingTogetherAreEachReportedOnce) {
 // rebuild theirs to drop a closed fd's stale entry (C4), and the pidfd
 // (or, without pidfd, the SIGCHLD waker) must be in the new set too.
 TEST_P(ProcessSource, StillReportedAfterTheBackendRebuiltItsKernelSet) {
-    IOWAIT_SKIP_ON_WINDOWS("no process sources on Windows yet (K4)");
+    IOWAIT_SKIP_ON_WINDOWS("the rebuild is made by a dup() of a socket to a chosen number, which Windows has not (W3)");
 #ifndef _WIN32
     child c(0);
     ASSERT_GT(c.pid, 0);
@@ -230,7 +230,7 @@ TEST_P(ProcessSource, StillReportedAfterTheBackendRebuiltItsKernelSet) {
 // EVFILT_PROC, also on libkqueue with IOWAIT_NO_PIDFD set) iowait installs
 // no SIGCHLD handler; only the fallback does.
 TEST_P(ProcessSource, SIGCHLDStaysTheProgramsWhereTheKernelWatchesTheChild) {
-    IOWAIT_SKIP_ON_WINDOWS("no process sources on Windows yet (K4)");
+    IOWAIT_SKIP_ON_WINDOWS("no SIGCHLD on Windows: the thread pool waits for the process (K4)");
 #ifndef _WIN32
     bool kernel_watches = GetParam() == Backend::kqueue;
 #if defined(__linux__) && defined(SYS_pidfd_open)
