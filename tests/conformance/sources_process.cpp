@@ -134,10 +134,7 @@ TEST_P(ProcessSource, ExitEndsAWaitWithoutTimeoutAndAnExitBeforeTheWatchIsReport
         c.let_exit();
     });
     const auto start = std::chrono::steady_clock::now();
-    std::error_code ec;
-    std::span<const Event> span;
-    do span = w.wait(ec);  // no timeout: only the exit ends it
-    while (ec == errc::wait_in_progress);
+    const auto span = wait_retrying(w);  // no timeout: only the exit ends it
     t.join();
     ASSERT_EQ(span.size(), 1u);
     EXPECT_EQ(span[0].fd, id);

@@ -118,13 +118,7 @@ TEST_P(SignalSource, SignalFromAnotherThreadEndsAWaitWithoutTimeout) {
         deliver_from_another_thread(GetParam(), sig1);
     });
     const auto start = std::chrono::steady_clock::now();
-    auto events = [&] {
-        std::error_code ec;
-        std::span<const Event> span;
-        do span = w.wait(ec);  // no timeout: only the signal can end it
-        while (ec == errc::wait_in_progress);
-        return std::vector<Event>(span.begin(), span.end());
-    }();
+    auto events = wait_retrying(w);  // no timeout: only the signal can end it
     sender.join();
     EXPECT_EQ(reports(events, id), 1u);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
