@@ -1,7 +1,8 @@
 // The C API (include/iowait/iowait.h) over the public C++ API: each call
 // forwards to the error_code overload of iowait::IOWait and turns the
-// error_code into an int; the constructors, which only throw, are caught.
-// No exception leaves this file.
+// error_code into an int; the constructors are called in their throwing
+// form, whose message says why a backend was refused, and caught. Messages
+// are the C++ ones (src/detail/messages.hpp). No exception leaves this file.
 #include "iowait/iowait.h"
 
 #include <algorithm>
@@ -16,7 +17,10 @@
 #include <type_traits>
 #include <vector>
 
+#include "detail/file_identity.hpp"
+#include "detail/messages.hpp"
 #include "iowait/iowait.hpp"
+#include "sources.hpp"
 
 // The C names are the C++ values: one list of each, checked here.
 static_assert(std::is_same_v<iowait_fd, iowait::native_handle>);
@@ -42,20 +46,32 @@ static_assert(IOWAIT_E_ALREADY_WATCHED == -10000 - int(iowait::errc::already_wat
               IOWAIT_E_UNSUPPORTED_MODE == -10000 - int(iowait::errc::unsupported_mode) &&
               IOWAIT_E_MOVED_FROM == -10000 - int(iowait::errc::moved_from));
 
+// An event of a batch that did not fit the caller's array, and the file its
+// fd named when the kernel reported it.
+struct leftover {
+    iowait_event event;  // events == 0: taken out (unwatched, masked by modify)
+    iowait::detail::file_identity id;
+};
+
 // The handle. The rest of a batch that did not fit the caller's array waits
 // in `rest` for the next iowait_wait(); unwatch and modify, from any thread,
 // edit it under `mu`. rest.capacity() stays above the number of watched fds
-// (one event per fd per wait), so storing a rest never allocates.
+// (one event per fd per wait), so storing a rest never allocates. Before it
+// is handed out, each is checked as the front end checks a fresh batch: its
+// watch is still the same (unwatch and modify edit the rest) and its fd still
+// names the file that was reported (C1, C3), or it is dropped.
 struct iowait_handle {
     explicit iowait_handle(iowait::IOWait&& w) : cxx(std::move(w)) {}
     iowait::IOWait cxx;
     std::atomic<bool> waiting{false};   // the one-waiter rule, for the rest as for the kernel wait
     std::atomic<bool> has_rest{false};  // rest not yet handed out; read without the lock
     std::mutex mu;                      // guards rest, next, watched
-    std::vector<iowait_event> rest;     // an entry with events == 0 was taken out
-    std::size_t next = 0;               // the first of rest not handed out
+    std::vector<leftover> rest;
+    std::size_t next = 0;  // the first of rest not handed out
     std::size_t watched = 0;
 };
+
+using iowait::detail::fd_call;
 
 namespace {
 
@@ -92,18 +108,13 @@ std::error_code from_code(int code) noexcept {
     return {};
 }
 
-// Records what the C++ API would have thrown: "iowait: op(fd=N) on backend:
-// message" (the format of throw_error in src/iowait.cpp), and returns the code.
-int fail(std::error_code ec, const char* op, const iowait_fd* fd, const iowait_t* w, const char* detail = nullptr) {
+// Records what the C++ API would have thrown for the same failure (one
+// source for both: src/detail/messages.hpp), with the C API's own detail
+// after it, and returns the code.
+int fail(std::error_code ec, const iowait::detail::call& c, const iowait_t* w, const char* detail = nullptr) {
     try {
-        std::string what = "iowait: ";
-        what += op;
-        if (fd) what += "(fd=" + std::to_string(*fd) + ")";
-        if (w) {
-            what += " on ";
-            what += iowait::to_string(w->cxx.backend());
-        }
-        what += ": " + ec.message();
+        std::string what =
+            iowait::detail::error_message(ec, c, w ? iowait::to_string(w->cxx.backend()) : std::string_view{});
         if (detail) what += std::string(" (") + detail + ")";
         last_message = std::move(what);
         last_error = last_message.c_str();
@@ -146,7 +157,7 @@ iowait_event to_c(const iowait::Event& e) noexcept {
 
 template <class Make>
 int create(iowait_t** out, const char* op, Make make) noexcept {
-    if (!out) return fail(invalid(), op, nullptr, nullptr, "out is NULL");
+    if (!out) return fail(invalid(), {op}, nullptr, "out is NULL");
     *out = nullptr;
     try {
         *out = new iowait_handle(make());
@@ -156,7 +167,7 @@ int create(iowait_t** out, const char* op, Make make) noexcept {
     } catch (const std::system_error& e) {
         return fail(to_code(e.code()), e.what());
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), op, nullptr, nullptr);
+        return fail(no_memory(), {op}, nullptr);
     } catch (const std::exception& e) {
         return fail(IOWAIT_E_UNKNOWN, e.what());
     } catch (...) {
@@ -164,13 +175,27 @@ int create(iowait_t** out, const char* op, Make make) noexcept {
     }
 }
 
+// The file an event's fd names now; false for a fd that is not open. A
+// source's id names no file: always true, with an empty identity.
+bool file_of(iowait_fd fd, iowait::detail::file_identity& id) noexcept {
+    id = {};
+    return iowait::detail::is_source_id(fd) || !iowait::detail::identify(fd, id);
+}
+
+// Whether a kept event may still be handed out: its fd names the file it
+// named when the kernel reported it (one fstat; getsockopt on Windows).
+bool still_names_its_file(const leftover& l) noexcept {
+    iowait::detail::file_identity now;
+    return file_of(l.event.fd, now) && now == l.id;
+}
+
 // Hands out the rest of the last batch; 0 if there is none left.
 std::size_t take_rest(iowait_t* w, iowait_event* events, std::size_t capacity) noexcept {
     std::lock_guard lock(w->mu);
     std::size_t n = 0;
     for (; n < capacity && w->next < w->rest.size(); ++w->next)
-        if (w->rest[w->next].events) events[n++] = w->rest[w->next];
-    while (w->next < w->rest.size() && !w->rest[w->next].events) ++w->next;
+        if (const leftover& l = w->rest[w->next]; l.event.events && still_names_its_file(l)) events[n++] = l.event;
+    while (w->next < w->rest.size() && !w->rest[w->next].event.events) ++w->next;
     if (w->next == w->rest.size()) {
         w->rest.clear();  // keeps its capacity
         w->next = 0;
@@ -181,10 +206,9 @@ std::size_t take_rest(iowait_t* w, iowait_event* events, std::size_t capacity) n
 
 int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t timeout_ns, bool or_signal) noexcept {
     const char* op = or_signal ? "wait_or_signal" : "wait";
-    if (!w) return fail(invalid(), op, nullptr, nullptr, "NULL handle");
-    if (!events || !capacity) return fail(invalid(), op, nullptr, w, "events is NULL or capacity is 0");
-    if (w->waiting.exchange(true, std::memory_order_acquire))
-        return fail(iowait::errc::wait_in_progress, op, nullptr, w);
+    if (!w) return fail(invalid(), {op}, nullptr, "NULL handle");
+    if (!events || !capacity) return fail(invalid(), {op}, w, "events is NULL or capacity is 0");
+    if (w->waiting.exchange(true, std::memory_order_acquire)) return fail(iowait::errc::wait_in_progress, {op}, w);
     struct reset {
         std::atomic<bool>& flag;
         ~reset() { flag.store(false, std::memory_order_release); }
@@ -201,7 +225,7 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
         got = timeout_ns < 0 ? w->cxx.wait_or_signal(ec) : w->cxx.wait_or_signal(timeout, ec);
     else
         got = timeout_ns < 0 ? w->cxx.wait(ec) : w->cxx.wait(timeout, ec);
-    if (ec) return fail(ec, op, nullptr, w);
+    if (ec) return fail(ec, {op}, w);
 
     const std::size_t n = std::min(got.size(), capacity);
     for (std::size_t i = 0; i < n; ++i) events[i] = to_c(got[i]);
@@ -209,8 +233,10 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
         std::lock_guard lock(w->mu);
         // rest is empty here (a wait that found a rest returned it above),
         // and its capacity covers every watched fd: push_back cannot throw.
-        for (std::size_t i = n; i < got.size(); ++i) w->rest.push_back(to_c(got[i]));
-        w->has_rest.store(true, std::memory_order_release);
+        // The file each fd names as the kernel reported it, for take_rest().
+        for (std::size_t i = n; i < got.size(); ++i)
+            if (leftover l{to_c(got[i]), {}}; file_of(l.event.fd, l.id)) w->rest.push_back(l);
+        w->has_rest.store(!w->rest.empty(), std::memory_order_release);
     }
     return int(n);
 }
@@ -219,17 +245,17 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
 
 // A source gets room in rest like a fd, before it exists.
 template <class Make>
-int watch_source(iowait_t* w, const char* op, iowait_fd* id, Make make) {
-    if (!w || !id) return fail(invalid(), op, nullptr, w, !w ? "NULL handle" : "NULL id");
+int watch_source(iowait_t* w, const iowait::detail::call& op, iowait_fd* id, Make make) {
+    if (!w || !id) return fail(invalid(), op, w, !w ? "NULL handle" : "NULL id");
     std::lock_guard lock(w->mu);
     try {
         if (w->rest.capacity() <= w->watched) w->rest.reserve(std::max<std::size_t>(16, 2 * w->rest.capacity()));
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), op, nullptr, w);
+        return fail(no_memory(), op, w);
     }
     std::error_code ec;
     const iowait::native_handle made = make(ec);
-    if (ec) return fail(ec, op, nullptr, w);
+    if (ec) return fail(ec, op, w);
     *id = made;
     ++w->watched;
     return 0;
@@ -249,51 +275,51 @@ int iowait_create_backend(iowait_t** out, iowait_backend backend) {
 void iowait_destroy(iowait_t* w) { delete w; }
 
 int iowait_watch(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode) {
-    if (!w) return fail(invalid(), "watch", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("watch", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     try {
         // Room in rest for one more fd's event, before the watch exists.
         if (w->rest.capacity() <= w->watched) w->rest.reserve(std::max<std::size_t>(16, 2 * w->rest.capacity()));
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), "watch", &fd, w);
+        return fail(no_memory(), fd_call("watch", fd), w);
     }
     std::error_code ec;
     w->cxx.watch(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
-    if (ec) return fail(ec, "watch", &fd, w);
+    if (ec) return fail(ec, fd_call("watch", fd), w);
     ++w->watched;
     return 0;
 }
 
 int iowait_watch_signal(iowait_t* w, int signo, uint64_t data, iowait_mode mode, iowait_fd* id) {
-    return watch_source(w, "watch_signal", id, [&](std::error_code& ec) {
+    return watch_source(w, {"watch_signal", "signo", signo}, id, [&](std::error_code& ec) {
         return w->cxx.watch_signal(signo, data, iowait::Mode(as_int(mode)), ec);
     });
 }
 
 int iowait_watch_process(iowait_t* w, int64_t pid, uint64_t data, iowait_fd* id) {
-    return watch_source(w, "watch_process", id,
+    return watch_source(w, {"watch_process", "pid", pid}, id,
                         [&](std::error_code& ec) { return w->cxx.watch_process(pid, data, ec); });
 }
 
 int iowait_watch_timer(iowait_t* w, int64_t first_ns, int64_t period_ns, uint64_t data, iowait_mode mode,
                        iowait_fd* id) {
-    return watch_source(w, "watch_timer", id, [&](std::error_code& ec) {
+    return watch_source(w, {"watch_timer"}, id, [&](std::error_code& ec) {
         return w->cxx.watch_timer(std::chrono::nanoseconds(first_ns), std::chrono::nanoseconds(period_ns), data,
                                   iowait::Mode(as_int(mode)), ec);
     });
 }
 
 int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode) {
-    if (!w) return fail(invalid(), "modify", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("modify", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     std::error_code ec;
     w->cxx.modify(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
-    if (ec) return fail(ec, "modify", &fd, w);
+    if (ec) return fail(ec, fd_call("modify", fd), w);
     // The rest reports the fd as the new watch would: its data, its interests.
     // Linear in the rest, which is short unless a big batch met a small array.
     if (w->has_rest.load(std::memory_order_relaxed))
         for (std::size_t i = w->next; i < w->rest.size(); ++i) {
-            iowait_event& e = w->rest[i];
+            iowait_event& e = w->rest[i].event;
             if (e.fd != fd || !e.events) continue;
             e.data = data;
             e.events &= interest | IOWAIT_HANGUP | IOWAIT_ERROR;
@@ -303,15 +329,15 @@ int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, i
 }
 
 int iowait_unwatch(iowait_t* w, iowait_fd fd) {
-    if (!w) return fail(invalid(), "unwatch", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("unwatch", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     std::error_code ec;
     w->cxx.unwatch(fd, ec);
-    if (ec) return fail(ec, "unwatch", &fd, w);
+    if (ec) return fail(ec, fd_call("unwatch", fd), w);
     --w->watched;
     if (w->has_rest.load(std::memory_order_relaxed))
         for (std::size_t i = w->next; i < w->rest.size(); ++i)
-            if (w->rest[i].fd == fd) w->rest[i].events = 0;
+            if (w->rest[i].event.fd == fd) w->rest[i].event.events = 0;
     return 0;
 }
 
@@ -324,17 +350,10 @@ int iowait_wait_or_signal(iowait_t* w, iowait_event* events, size_t capacity, in
 }
 
 int iowait_notify(iowait_t* w) {
-    if (!w) return fail(invalid(), "notify", nullptr, nullptr, "NULL handle");
-    try {
-        w->cxx.notify();
-        return 0;
-    } catch (const std::system_error& e) {
-        return fail(to_code(e.code()), e.what());
-    } catch (const iowait::usage_error& e) {
-        return fail(to_code(e.code()), e.what());
-    } catch (...) {
-        return fail(IOWAIT_E_UNKNOWN, "iowait: notify: unknown exception");
-    }
+    if (!w) return fail(invalid(), {"notify"}, nullptr, "NULL handle");
+    std::error_code ec;
+    w->cxx.notify(ec);
+    return ec ? fail(ec, {"notify"}, w) : 0;
 }
 
 iowait_backend iowait_get_backend(const iowait_t* w) {
@@ -344,13 +363,13 @@ iowait_backend iowait_get_backend(const iowait_t* w) {
 int iowait_supports(const iowait_t* w, iowait_mode mode) { return w && w->cxx.supports(iowait::Mode(as_int(mode))); }
 
 int iowait_available_backends(iowait_backend* out, size_t capacity) {
-    if (!out && capacity) return fail(invalid(), "available_backends", nullptr, nullptr, "out is NULL");
+    if (!out && capacity) return fail(invalid(), {"available_backends"}, nullptr, "out is NULL");
     try {
         const auto all = iowait::IOWait::available_backends();
         for (std::size_t i = 0; i < all.size() && i < capacity; ++i) out[i] = iowait_backend(all[i]);
         return int(all.size());
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), "available_backends", nullptr, nullptr);
+        return fail(no_memory(), {"available_backends"}, nullptr);
     } catch (...) {
         return fail(IOWAIT_E_UNKNOWN, "iowait: available_backends: unknown exception");
     }
@@ -362,13 +381,13 @@ const char* iowait_backend_name(iowait_backend backend) {
 }
 
 int iowait_backend_from_name(const char* name, iowait_backend* out) {
-    if (!name || !out) return fail(invalid(), "backend_from_name", nullptr, nullptr, "NULL argument");
+    if (!name || !out) return fail(invalid(), {"backend_from_name"}, nullptr, "NULL argument");
     for (int b = IOWAIT_BACKEND_EPOLL; b <= IOWAIT_BACKEND_WSAPOLL; ++b)
         if (iowait::to_string(iowait::Backend(b)) == name) {
             *out = iowait_backend(b);
             return 0;
         }
-    return fail(iowait::errc::unknown_backend, "backend_from_name", nullptr, nullptr, name);
+    return fail(iowait::errc::unknown_backend, {"backend_from_name"}, nullptr, name);
 }
 
 const char* iowait_strerror(int code) {

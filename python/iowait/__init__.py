@@ -46,13 +46,16 @@ methods:
 
   Wait until watched files are ready, and return a list of IOEvent objects,
   one for each ready file: every file that is ready, in one call. The
-  timeout is in seconds (int or float); None or no argument blocks until a
-  file is ready, 0 only polls. If no file is watched, ValueError is raised.
+  timeout is in seconds (any real number); None or no argument blocks until
+  a file is ready, 0 only polls; a negative or NaN one is ValueError. If
+  nothing is watched (no file and no source), ValueError is raised. One
+  wait() at a time on an object: a second one, from another thread or from
+  a signal handler during the first, raises RuntimeError.
 
 * get_watched()
 
   Return a list of IOEvent(file, read, write), one for each watched file,
-  with the interest it is watched for.
+  with the interest it is watched for (then the sources, below).
 
 * clear()
 
@@ -71,7 +74,8 @@ Added by this module:
   NotWatchedError if it is not watched.
 * notify() -- wake a wait() running in another thread: it returns []. With
   no wait running, the next one returns [] at once.
-* len(w) -- the number of watched files; w.backend -- the mechanism's name.
+* len(w) -- the number of watched files and sources; w.backend -- the
+  mechanism's name.
 * wait() releases the GIL. A signal during it runs its Python handler; if
   the handler raises (Ctrl-C: KeyboardInterrupt), so does wait(), else the
   wait goes on with the time that is left (PEP 475).
@@ -85,8 +89,14 @@ Added by this module:
   process (reported once when it has exited; reap it yourself, e.g. with
   Popen.wait()), a timer (due `first` seconds from now, then every `period`
   seconds; 0: once). Each returns a Source; wait() reports it as
-  IOEvent(source, True, False), and unwatch(source) stops it. clear() and
-  close() stop them too; len(w) and get_watched() count files only.
+  IOEvent(source, True, False) (tell it from a file by identity:
+  `event.fileobj is timer`), and unwatch(source) stops it. A source stays
+  watched until unwatch(), a once timer that fired and a process reported
+  as exited included (neither is reported again): len(w) counts it, and
+  get_watched() lists it as IOEvent(source, True, False) after the files.
+  A signal or process already watched by the object is KeyError (the first
+  Source stays the one reported; unwatch it to watch it again). clear()
+  and close() stop every source.
   Windows: SIGINT and SIGBREAK only (console control events; other signals
   NotImplementedError), and any process by pid, not only a child.
 * Selector -- a selectors.BaseSelector on the same engine, for asyncio:
@@ -113,7 +123,7 @@ from . import _iowait
 from ._iowait import available_backends
 from .selector import Selector
 
-__version__ = '0.3.0'
+__version__ = _iowait.__version__  # project(iowait VERSION ...) in CMakeLists.txt
 __all__ = [
     'IOWait', 'IOEvent', 'SelectIOWait', 'PollIOWait', 'EPollIOWait', 'KQueueIOWait',
     'IOUringIOWait', 'AFDIOWait', 'WSAPollIOWait', 'AbstractIOWait', 'NotWatchedError', 'Selector', 'Source',
@@ -132,6 +142,15 @@ class IOEvent(collections.namedtuple('IOEvent', 'fileobj read write')):
     def __new__(_cls, fileobj, read=False, write=False):  # _cls: namedtuple's own name, as in the stubs
         return super().__new__(_cls, fileobj, bool(read), bool(write))
 
+    @classmethod
+    def _make(cls, iterable):
+        """An IOEvent from a sequence of three, with read and write as bools
+        (namedtuple's own _make, which _replace() calls, would keep ints)."""
+        fields = tuple(iterable)
+        if len(fields) != 3:
+            raise TypeError(f'Expected 3 arguments, got {len(fields)}')
+        return tuple.__new__(cls, (fields[0], bool(fields[1]), bool(fields[2])))
+
 
 class NotWatchedError(KeyError, ValueError):
     """unwatch() or modify() of a file that is not watched."""
@@ -146,7 +165,10 @@ class Source:
     or (first, period) in seconds. Equal only to itself.
     """
 
-    __slots__ = ('kind', 'arg')
+    __slots__ = {
+        'kind': "'signal', 'process' or 'timer'.",
+        'arg': 'The signal number, the pid, or (first, period) in seconds.',
+    }
 
     def __init__(self, kind, arg):
         self.kind = kind
@@ -275,6 +297,11 @@ class _CoreIOWait(_iowait._Poller, AbstractIOWait, metaclass=_Meta):
         state = 'closed' if self.closed else f'watched={len(self)}'
         return f'<{type(self).__name__} backend={self.backend} {state}>'
 
+
+# What a wrong call's TypeError names: the public class, not this one.
+for _name in ('__init__', 'watch_signal', 'watch_process', 'watch_timer'):
+    getattr(_CoreIOWait, _name).__qualname__ = f'IOWait.{_name}'
+del _name
 
 _available = frozenset(available_backends())
 
