@@ -218,6 +218,7 @@ void IOWait::impl::deliver_slow(std::uint64_t token, unsigned flags) noexcept {
     if (generation == waker_generation) {
         if (!own_wake) waker.drain();
         woken_ |= notified.exchange(false, std::memory_order_acq_rel);
+        if (srcs) srcs->woken();  // the signal sources' handler writes to this waker too
         return;
     }
     slot* s = find(fd);
@@ -402,7 +403,7 @@ Event* IOWait::impl::pass_epoll_rest(const epoll_event* e, Event* out) noexcept 
 void IOWait::impl::collect_extras() noexcept {
     if (!always_ready.empty()) collect_always_ready();
     if (srcs) {
-        out_ = srcs->collect(out_);
+        out_ = srcs->collect(out_, events.get() + capacity);
         any_always_ready.store(need_before(), std::memory_order_release);
     }
     extras_changed();

@@ -14,8 +14,13 @@ Classes, one per kernel mechanism:
 * EPollIOWait -- based on epoll() (Linux);
 * KQueueIOWait -- based on kqueue() (macOS, the BSDs);
 * IOUringIOWait -- based on io_uring (Linux 5.13 and later; added);
-* AFDIOWait -- based on the AFD driver's polls (Windows; sockets only; added);
-* WSAPollIOWait -- based on WSAPoll() (Windows; sockets only; added).
+* AFDIOWait -- based on the AFD driver's polls (Windows; added);
+* WSAPollIOWait -- based on WSAPoll() (Windows; added).
+
+On Windows a file is a socket, a pipe, console input or a waitable object
+(an event, a process, ...): a socket or a file object (its fileno() is a C
+runtime fd, turned into its handle by msvcrt.get_osfhandle), or a handle as
+an int.
 
 IOWait is the best of them for this system: the class itself (on Linux,
 iowait.IOWait is iowait.EPollIOWait), or the one named by the environment
@@ -316,8 +321,8 @@ PollIOWait = _backend_class('PollIOWait', 'poll', 'Based on poll().')
 EPollIOWait = _backend_class('EPollIOWait', 'epoll', 'Based on epoll() (Linux).')
 KQueueIOWait = _backend_class('KQueueIOWait', 'kqueue', 'Based on kqueue() (macOS, the BSDs).')
 IOUringIOWait = _backend_class('IOUringIOWait', 'io_uring', 'Based on io_uring (Linux 5.13 and later).')
-AFDIOWait = _backend_class('AFDIOWait', 'afd', "Based on the AFD driver's polls (Windows; sockets only).")
-WSAPollIOWait = _backend_class('WSAPollIOWait', 'wsapoll', 'Based on WSAPoll() (Windows; sockets only).')
+AFDIOWait = _backend_class('AFDIOWait', 'afd', "Based on the AFD driver's polls (Windows).")
+WSAPollIOWait = _backend_class('WSAPollIOWait', 'wsapoll', 'Based on WSAPoll() (Windows).')
 
 _by_backend = {cls._backend: cls for cls in (
     SelectIOWait, PollIOWait, EPollIOWait, KQueueIOWait, IOUringIOWait, AFDIOWait, WSAPollIOWait)}

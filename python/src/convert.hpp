@@ -75,6 +75,43 @@ inline std::string call_name(const char* op, handle fd) { return call_name(op) +
     raise(PyExc_RuntimeError, what + ": " + ec.message());
 }
 
+#ifdef _WIN32
+// Windows: a socket's fileno() is its SOCKET, but any other object's (a
+// file, a subprocess's pipe) is a C runtime fd, whose handle is
+// msvcrt.get_osfhandle(fd): Python's own C runtime, whose table the fd is
+// in. Takes number (fileno()'s result) and returns the handle's, or null
+// with the Python error set. An int is taken as a handle as it is.
+inline PyObject* windows_handle_of(py::handle fileobj, PyObject* number) noexcept {
+    static PyObject* socket_type = nullptr;  // socket.socket and msvcrt.get_osfhandle, kept for the process
+    static PyObject* get_osfhandle = nullptr;
+    auto attribute = [](const char* module_name, const char* name) -> PyObject* {
+        PyObject* module = PyImport_ImportModule(module_name);
+        if (!module) return nullptr;
+        PyObject* found = PyObject_GetAttrString(module, name);
+        Py_DECREF(module);
+        return found;
+    };
+    if (!socket_type && !(socket_type = attribute("socket", "socket"))) {
+        Py_DECREF(number);
+        return nullptr;
+    }
+    const int is_socket = PyObject_IsInstance(fileobj.ptr(), socket_type);
+    if (is_socket < 0) {
+        Py_DECREF(number);
+        return nullptr;
+    }
+    if (is_socket) return number;
+    if (!get_osfhandle && !(get_osfhandle = attribute("msvcrt", "get_osfhandle"))) {
+        Py_DECREF(number);
+        return nullptr;
+    }
+    // OSError (EBADF) for a fd that is not open.
+    PyObject* h = PyObject_CallFunctionObjArgs(get_osfhandle, number, nullptr);
+    Py_DECREF(number);
+    return h;
+}
+#endif
+
 // The handle of fileobj, by the rules of select.select() and
 // PyObject_AsFileDescriptor: an int, or an object whose fileno() returns
 // one; negative is a ValueError. Empty, with the Python error set, if not.
@@ -104,6 +141,9 @@ inline std::optional<handle> handle_or_error(py::handle fileobj) noexcept {
             PyErr_SetString(PyExc_TypeError, "fileno() returned a non-integer");
             return std::nullopt;
         }
+#ifdef _WIN32
+        if (!(number = windows_handle_of(fileobj, number))) return std::nullopt;
+#endif
     }
     int overflow = 0;
     const long long value = PyLong_AsLongLongAndOverflow(number, &overflow);

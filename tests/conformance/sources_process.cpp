@@ -23,6 +23,10 @@
 
 #include "helpers.hpp"
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+
 namespace iowait::test {
 namespace {
 
@@ -82,6 +86,7 @@ struct child {
         if (::pipe(gate) != 0) return;
         pid = ::fork();
         if (pid == 0) {
+            ::close(gate[1]);  // so that the parent's close() alone ends the read: a failed test leaves no child
             char c;
             if (!go_now) [[maybe_unused]]
                 auto n = ::read(gate[0], &c, 1);
@@ -177,6 +182,43 @@ TEST_P(ProcessSource, UnwatchAsTheChildExitsReportsNothingAfterIt) {
     }
 }
 
+#ifndef _WIN32
+bool running_on_valgrind() {
+#ifdef RUNNING_ON_VALGRIND
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    return false;
+#endif
+}
+#endif
+
+// A child that had exited is reported by the next wait; unwatched before
+// that wait, it leaves the wait nothing to do: it sleeps its whole timeout.
+TEST_P(ProcessSource, ExitedChildUnwatchedBeforeAnyWaitLeavesTheWaitAsleep) {
+#ifdef _WIN32
+    GTEST_SKIP() << "the thread's CPU time is measured with CLOCK_THREAD_CPUTIME_ID (POSIX)";
+#else
+    const auto cpu_used = [] {
+        ::timespec ts{};
+        ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+    };
+    child c(0, true);
+    ASSERT_TRUE(c.wait_exited());
+    w.unwatch(w.watch_process(c.pid, 1));
+    const auto cpu_before = cpu_used();
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(wait_events(w, 300ms).empty());
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+    // One sleeping kernel wait costs microseconds; waits of zero again and
+    // again cost milliseconds even on a loaded machine that preempts them
+    // (valgrind's own scheduling costs milliseconds too).
+    const auto bound = running_on_valgrind() ? 100ms : 5ms;
+    EXPECT_LT(cpu_used() - cpu_before, bound) << "the wait spun instead of sleeping";
+    EXPECT_EQ(c.reap(), 0);
+#endif
+}
+
 // Exits close together: each watch is reported once, with its own data, even
 // when they wake the IOWait through one waker (Windows, the SIGCHLD fallback).
 TEST_P(ProcessSource, ManyChildrenExitingTogetherAreEachReportedOnce) {
@@ -251,6 +293,27 @@ TEST_P(ProcessSource, SIGCHLDStaysTheProgramsWhereTheKernelWatchesTheChild) {
     EXPECT_EQ(expect_event(w, id).data, 1u);
     w.unwatch(id);
     EXPECT_EQ(c.reap(), 0);
+#endif
+}
+
+// select cannot watch a pidfd at or above FD_SETSIZE: the child is watched
+// without one (SIGCHLD and waitid), and behaves the same.
+TEST_P(ProcessSource, ExitReportedWhateverFdNumbersTheProgramHasOpen) {
+#ifdef _WIN32
+    GTEST_SKIP() << "Windows: process handles, no fd numbers below FD_SETSIZE to take";
+#else
+    child c(3);
+    ASSERT_GT(c.pid, 0);
+    const fds_taken_below taken(1100);
+    if (!taken.ok()) GTEST_SKIP() << "RLIMIT_NOFILE lets this process open fewer than 1100 fds";
+    const fd_t id = w.watch_process(c.pid, 4);
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "still running";
+    c.let_exit();
+    const Event e = expect_event(w, id);
+    EXPECT_EQ(e.data, 4u);
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "reported once";
+    EXPECT_EQ(c.reap(), 3) << "not reaped by iowait";
+    w.unwatch(id);
 #endif
 }
 
