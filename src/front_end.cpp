@@ -67,7 +67,7 @@ void IOWait::impl::changed(bool now_always_ready) {
     if (now_always_ready) extras_changed();
     const bool any = need_before();
     if (any != any_always_ready.load(std::memory_order_relaxed)) any_always_ready.store(any, std::memory_order_seq_cst);
-    if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) wake();
+    if ((now_always_ready || changes_need_wakeup) && (waiters_state.load(std::memory_order_seq_cst) & in_wait)) wake();
 }
 
 void IOWait::impl::wake() {
@@ -180,6 +180,8 @@ status IOWait::impl::modify(native_handle fd, Interest interest, std::uint64_t d
     s->data = data;
     s->mode = mode;
     s->armed = true;
+    s->holder = 0;  // a thread holding it (several waiters) holds it no more
+    note_change(fd);
     set_live(fd, *s);
     changed(rearmed_always_ready);
     return {};
@@ -197,6 +199,7 @@ status IOWait::impl::unwatch(native_handle fd) {
     }
     if (s->state == slot::always_ready && s->armed) std::erase(always_ready, fd);
     slots.erase(fd);
+    note_change(fd);
     changed();
     return {};
 }
@@ -374,6 +377,7 @@ void IOWait::impl::collect_extras() noexcept {
         out_ = srcs->collect(out_);
         any_always_ready.store(need_before(), std::memory_order_release);
     }
+    if (holding) hold_batch();
     extras_changed();
 }
 
@@ -389,6 +393,9 @@ status IOWait::impl::more(std::int64_t timeout_ns, bool return_on_signal) noexce
     using clock = std::chrono::steady_clock;
     const auto start = timeout_ns > 0 ? clock::now() : clock::time_point{};
     for (;;) {
+        // Another thread waits for this one, which waited alone, to share.
+        if ((waiters_state.load(std::memory_order_relaxed) & (slow_exit | shared_tag)) == slow_exit) [[unlikely]]
+            share_in_wait();
         std::int64_t remaining = timeout_ns;
         if (timeout_ns > 0) {
             remaining = timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();

@@ -27,8 +27,10 @@
 #include "detail/fork_count.hpp"
 #include "detail/small_mutex.hpp"
 #include "detail/sys_error.hpp"
+#include "detail/thread_key.hpp"
 #include "detail/waker.hpp"
 #include "sources.hpp"
+#include "waiters.hpp"
 
 namespace iowait {
 
@@ -84,7 +86,34 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // before the kernel wait only when there is something to do under it.
     std::atomic<bool> any_always_ready{false};
     std::uint32_t next_generation = 1;
-    std::atomic<bool> waiting{false};
+    // Who waits (waiters.hpp): the thread_key() of the one thread that has
+    // waited so far (0 before the first wait), or shared_tag once a second
+    // thread has waited; with the flags in_wait (a kernel wait is in
+    // progress, or about to be: a change may have to wake it) and slow_exit
+    // (the wait in progress ends through handed_over(): a second thread
+    // waits for it to share, or it is shared). One compare-and-swap on entry
+    // and one subtraction on exit are the one-thread wait's whole cost.
+    static constexpr std::uintptr_t in_wait = 1, slow_exit = 2, shared_tag = 4;
+    std::atomic<std::uintptr_t> waiters_state{0};
+    std::unique_ptr<detail::shared_waits> shared;  // made (under mu) by the second thread's first wait
+    detail::waiter* holding = nullptr;             // under mu: the leader whose pass holds what it reports
+    std::size_t shared_room = 0;                   // 1 once shared: collect_extras() then runs after each pass
+    // Before it is shared: the fds modified or unwatched since the last pass
+    // (batch changed_batch), whose watches the thread that waited alone
+    // does not hold when another thread comes (share()).
+    std::vector<native_handle> changed_alone;
+    std::uint32_t changed_batch = 0;
+    void note_change(native_handle fd) noexcept {
+        if (waiters_state.load(std::memory_order_relaxed) & shared_tag) return;
+        if (changed_batch != batch_) {
+            changed_alone.clear();
+            changed_batch = batch_;
+        }
+        try {
+            changed_alone.push_back(fd);
+        } catch (const std::bad_alloc&) {
+        }
+    }
     std::atomic<bool> notified{false};
     // The caller's Events, written by the sink in place; grown only when a
     // wait promises more than ever before, so the steady state allocates nothing.
@@ -127,7 +156,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // before it blocks or this sees it waiting and wakes it.
     void changed(bool now_always_ready = false);
 
-    void extras_changed() noexcept { extra_room = always_ready.size() + (srcs ? srcs->size() : 0); }
+    void extras_changed() noexcept { extra_room = always_ready.size() + (srcs ? srcs->size() : 0) + shared_room; }
 
     // Work for before() under the lock: always-ready files, armed timers, a source that fired.
     bool need_before() const noexcept {
@@ -309,25 +338,60 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // being retried, so that the caller can run its own signal handlers.
     // The common case (an event or notify() on the first kernel wait) runs
     // once() and returns; the loop with the clock is out of the way in more().
+    // The thread that waited last, waiting again with no other thread
+    // waiting: the one-thread wait. Anything else is wait_shared()'s.
     [[gnu::always_inline]] status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
-        if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
-        if (timeout_ns > 0) return waited(more(timeout_ns, return_on_signal));
-        return after_once(once(timeout_ns), timeout_ns, return_on_signal);
+        std::uintptr_t key = detail::thread_key();
+        if (!waiters_state.compare_exchange_strong(key, key | in_wait, std::memory_order_seq_cst,
+                                                   std::memory_order_relaxed)) [[unlikely]]
+            return wait_shared(timeout_ns, return_on_signal);
+        return waited(body(timeout_ns, return_on_signal));
     }
 
-    // The end of a wait whose first kernel wait has answered `st`. EINTR is
+    // The wait itself, by the thread whose turn it is.
+    [[gnu::always_inline]] status body(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if (timeout_ns > 0) return more(timeout_ns, return_on_signal);
+        return go_on(once(timeout_ns), timeout_ns, return_on_signal);
+    }
+
+    // The rest of a wait whose first kernel wait has answered `st`. EINTR is
     // retried for a zero timeout too (T2): poll and select fail with it
     // even then, when a signal lands during the call.
-    [[gnu::always_inline]] status after_once(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+    [[gnu::always_inline]] status go_on(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if ((timeout_ns < 0 && !st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal))
             st = more(timeout_ns, return_on_signal);
-        return waited(st);
-    }
-
-    status waited(status st) noexcept {
-        waiting.store(false, std::memory_order_release);
         return st;
     }
+
+    [[gnu::always_inline]] status after_once(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        return waited(go_on(st, timeout_ns, return_on_signal));
+    }
+
+    // The end of the one-thread wait: in_wait cleared, and the slow exit
+    // when another thread waits for this one to share (or it now is shared).
+    status waited(status st) noexcept {
+        if (waiters_state.fetch_sub(in_wait, std::memory_order_acq_rel) & slow_exit) [[unlikely]]
+            return handed_over(st);
+        return st;
+    }
+
+    // Several waiters (waiters.cpp). wait_shared: every wait but the
+    // one-thread one. handed_over: the end of a wait that the one thread
+    // waiting began alone. share_in_wait: that thread, in its wait, sees
+    // another waiting for it, and leads from now on. A result of
+    // own_events means the Events are the calling thread's, in thread_events.
+    [[gnu::noinline, gnu::cold]] status wait_shared(std::int64_t timeout_ns, bool return_on_signal) noexcept;
+    [[gnu::noinline, gnu::cold]] status handed_over(status st) noexcept;
+    [[gnu::noinline, gnu::cold]] void share_in_wait() noexcept;
+    status wait_with_others(std::uintptr_t me, std::int64_t timeout_ns, bool return_on_signal) noexcept;
+    status lead_end(detail::waiter& w, status st) noexcept;
+    void share(std::uintptr_t owner) noexcept;
+    void hold(native_handle fd, slot& s, detail::waiter& w) noexcept;
+    void hold_batch() noexcept;
+    void release(detail::waiter& w) noexcept;
+    void notify() noexcept;
+    [[gnu::noinline, gnu::cold]] void notify_shared() noexcept;
+    bool batch_full() noexcept;
 
 #ifdef __linux__
     // The common wait, inline in the public wait(): epoll or io_uring, no timeout,
@@ -339,8 +403,10 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     [[gnu::always_inline]] status wait_fast() noexcept {
         if (!waits_inline || forked()) [[unlikely]]
             return run_general();
-        if (waiting.exchange(true, std::memory_order_seq_cst)) [[unlikely]]
-            return errc::wait_in_progress;
+        std::uintptr_t key = detail::thread_key();
+        if (!waiters_state.compare_exchange_strong(key, key | in_wait, std::memory_order_seq_cst,
+                                                   std::memory_order_relaxed)) [[unlikely]]
+            return wait_shared(-1, false);
         if (any_always_ready.load(std::memory_order_seq_cst)) [[unlikely]]
             return after_first(once(-1));
         count = 0;

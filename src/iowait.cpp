@@ -237,16 +237,32 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code&
     return wait_ns(timeout_ns < 0 ? -1 : timeout_ns, false, ec);
 }
 
+// A wait that did not end as the one thread's: the calling thread's own
+// Events (several waiters), or the error.
+[[gnu::noinline]] static std::span<const Event> own_or_fail(status st, Backend backend) {
+    if (st == detail::own_events) return detail::thread_events;
+    fail(st, "wait", -1, backend);
+}
+
+[[gnu::noinline]] static std::span<const Event> own_or_error(status st, std::error_code& ec) noexcept {
+    if (st == detail::own_events) {
+        ec.clear();
+        return detail::thread_events;
+    }
+    ec = st.code();
+    return {};
+}
+
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
     if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false)))
-        fail(st, "wait", -1, backend_);
+        return own_or_fail(st, backend_);
     return impl_->result();
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_signal, std::error_code& ec) noexcept {
     const status st = !impl_ ? status(errc::moved_from) : impl_->run(timeout_ns, return_on_signal);
-    ec = st.code();
-    if (st) return {};
+    if (st) return own_or_error(st, ec);
+    ec.clear();
     return impl_->result();
 }
 
@@ -264,9 +280,9 @@ template <class Impl>
 std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
     impl* const p = impl_.get();
     const status st = p ? wait_without_timeout(p) : status(errc::moved_from);
-    ec = st.code();
     if (st) [[unlikely]]
-        return {};
+        return own_or_error(st, ec);
+    ec.clear();
     return p->result();
 }
 
@@ -274,16 +290,16 @@ std::span<const Event> IOWait::wait() {
     impl* const p = impl_.get();
     if (!p) fail(errc::moved_from, "wait", -1, backend_);
     if (const status st = wait_without_timeout(p)) [[unlikely]]
-        fail(st, "wait", -1, p->kind);
+        return own_or_fail(st, p->kind);
     return p->result();
 }
 
-bool IOWait::batch_full() const noexcept { return impl_ && impl_->be->batch_full(); }
+bool IOWait::batch_full() const noexcept { return impl_ && impl_->batch_full(); }
 
 void IOWait::notify() {
     if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
     if (impl_->forked()) throw_error(errc::forked, "notify", -1, to_string(backend_));
-    if (!impl_->notified.exchange(true, std::memory_order_acq_rel)) impl_->wake();
+    impl_->notify();
 }
 
 }  // namespace iowait

@@ -73,7 +73,7 @@ enum class errc {
     bad_timeout,          // negative, NaN, or too large for nanoseconds
     backend_unavailable,  // IOWait{Backend::x} where x is not compiled in or refused
     unknown_backend,      // IOWAIT_BACKEND names no backend
-    wait_in_progress,     // a second wait() while one is running
+    wait_in_progress,     // wait() from inside the same thread's wait() on the object (a signal handler)
     unsupported_mode,     // a Mode the backend cannot honour (edge on poll, select)
     moved_from,           // use of a moved-from IOWait
     forked,               // use in a forked child of an IOWait made before fork() (rule F1)
@@ -117,11 +117,14 @@ std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
 }
 }  // namespace detail
 
-// Threading: wait() from one thread at a time (a second concurrent wait()
-// fails with errc::wait_in_progress and changes nothing). watch(), modify(),
-// unwatch() and notify() may be called from any thread, also while another
-// thread waits, and take effect in that wait (rules N1-N8 of the document).
-// The span returned by wait() stays valid until the next wait() on this object.
+// Threading: every call may come from any thread, also while other threads
+// wait, and takes effect in those waits (rules N1-N7 of the document).
+// wait() may run in any number of threads at once (rules W1-W9, "Several
+// waiters"): each report goes to one waiting thread, and a fd watch
+// reported to a thread is reported to no other until that thread calls
+// wait() again or the watch is modified or unwatched, so that the thread
+// can use the fd without a lock of its own. The span returned by wait()
+// stays valid until the same thread's next wait() on this object.
 class IOWAIT_API IOWait {
 public:
     // The best backend of this platform, or the one named by the environment
@@ -203,7 +206,10 @@ public:
     // timeout passes (never earlier; rounded up to the kernel's resolution).
     // Returns the ready fds, empty on timeout or notify. A signal does not end
     // the wait (EINTR is retried with the remaining time). usage_error
-    // (bad_timeout) for a negative, NaN or unrepresentable timeout.
+    // (bad_timeout) for a negative, NaN or unrepresentable timeout;
+    // usage_error(wait_in_progress) for a wait() from inside this thread's
+    // own wait() on this object (a signal handler's), which goes on.
+    // From several threads at once: see "Threading" above.
     std::span<const Event> wait();
     std::span<const Event> wait(std::error_code& ec) noexcept;
     template <class Rep, class Period>
@@ -234,8 +240,9 @@ public:
     // wsapoll. For the thread that called wait(), until its next wait().
     bool batch_full() const noexcept;
 
-    // Wake a wait() in progress, or make the next one return at once, with no
-    // events. Any thread; repeated calls before the wake are merged into one.
+    // Wake every wait() in progress, or if none is in progress make the next
+    // one return at once, with no events. Any thread; repeated calls before
+    // the wake are merged into one.
     void notify();
 
     // The backend in use, and whether it honours a mode (level and oneshot:
