@@ -367,9 +367,27 @@ Event* IOWait::impl::pass_epoll_rest(const epoll_event* e, Event* out) noexcept 
     dense_size_ = slots.dense_size();
     const epoll_event* const end = eset->entries() + eset->ready();
     for (; e != end; ++e) deliver(std::uint64_t(e->data.u64), detail::from_epoll(e->events));
+    // Another thread asks this one, which waits alone, to share, and woke
+    // it (the waker's entry brought the pass here): this wait must end
+    // through handed_over(), and wait_fast() ends it through a plain store
+    // unless its pass says 0 Events. The pass says so; after_first() gives
+    // them back. Its extras are collected here, as collect_epoll() would.
+    if ((waiters_state.load(std::memory_order_relaxed) & (slow_exit | shared_tag)) == slow_exit) {
+        if (extra_room != 0) collect_extras();
+        diverted = std::size_t(out_ - first_);
+        extra_room = 0;
+        return first_;
+    }
     return out_;
 }
 #endif
+
+void IOWait::impl::undivert() noexcept {
+    count = diverted;
+    diverted = 0;
+    std::lock_guard lock(mu);
+    extras_changed();  // as pass_epoll_rest found it
+}
 
 void IOWait::impl::collect_extras() noexcept {
     if (!always_ready.empty()) collect_always_ready();
@@ -402,6 +420,8 @@ status IOWait::impl::more(std::int64_t timeout_ns, bool return_on_signal) noexce
             if (remaining < 0) remaining = 0;
         }
         const status st = once(remaining);
+        if (diverted != 0) [[unlikely]]
+            undivert();
         if (st && (!(st == std::errc::interrupted) || return_on_signal)) return st;
         if (!st && (count != 0 || woken_ || timeout_ns == 0)) return {};
         if (timeout_ns > 0 && clock::now() - start >= std::chrono::nanoseconds(timeout_ns)) return {};

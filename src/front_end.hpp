@@ -103,6 +103,11 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // does not hold when another thread comes (share()).
     std::vector<native_handle> changed_alone;
     std::uint32_t changed_batch = 0;
+    // Events of a pass that saw another thread ask to share (pass_epoll_rest):
+    // the pass says 0, so that wait_fast() takes after_first(), which
+    // gives them back (undivert) and ends through handed_over().
+    std::size_t diverted = 0;
+    [[gnu::noinline, gnu::cold]] void undivert() noexcept;
     void note_change(native_handle fd) noexcept {
         if (waiters_state.load(std::memory_order_relaxed) & shared_tag) return;
         if (changed_batch != batch_) {
@@ -342,7 +347,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // waiting: the one-thread wait. Anything else is wait_shared()'s.
     [[gnu::always_inline]] status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         std::uintptr_t key = detail::thread_key();
-        if (!waiters_state.compare_exchange_strong(key, key | in_wait, std::memory_order_seq_cst,
+        if (!waiters_state.compare_exchange_strong(key, key + in_wait, std::memory_order_seq_cst,
                                                    std::memory_order_relaxed)) [[unlikely]]
             return wait_shared(timeout_ns, return_on_signal);
         return waited(body(timeout_ns, return_on_signal));
@@ -358,6 +363,8 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // retried for a zero timeout too (T2): poll and select fail with it
     // even then, when a signal lands during the call.
     [[gnu::always_inline]] status go_on(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if (diverted != 0) [[unlikely]]
+            undivert();
         if ((timeout_ns < 0 && !st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal))
             st = more(timeout_ns, return_on_signal);
         return st;
@@ -404,7 +411,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         if (!waits_inline || forked()) [[unlikely]]
             return run_general();
         std::uintptr_t key = detail::thread_key();
-        if (!waiters_state.compare_exchange_strong(key, key | in_wait, std::memory_order_seq_cst,
+        if (!waiters_state.compare_exchange_strong(key, key + in_wait, std::memory_order_seq_cst,
                                                    std::memory_order_relaxed)) [[unlikely]]
             return wait_shared(-1, false);
         if (any_always_ready.load(std::memory_order_seq_cst)) [[unlikely]]
@@ -414,7 +421,12 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         const status st = wait_set(-1);
         if (st || count == 0) [[unlikely]]
             return after_first(st);
-        return waited(st);
+        // Events from the first kernel wait: a plain store ends it, which
+        // may clear a slow_exit that another thread set after the pass (one
+        // set before it diverted the pass: pass_epoll_rest). That thread
+        // sees the store as it polls (wait_with_others), and shares.
+        waiters_state.store(detail::thread_key(), std::memory_order_release);
+        return st;
     }
 
     [[gnu::noinline]] status run_general() noexcept;

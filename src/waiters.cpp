@@ -94,7 +94,12 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
             wake();  // its kernel wait ends; the waker alone does not end its wait()
         }
         if (sw.notifies != notifies) return no_events();
-        if (sw.cv.wait_until(lk, deadline) == std::cv_status::timeout &&
+        // Polled: the one-thread wait that ends with events from its first
+        // kernel wait clears slow_exit with a plain store, and notifies no
+        // one (front_end.hpp, wait_fast). Once per IOWait, for at most the
+        // time that thread takes to finish its wait.
+        const auto poll = std::min(deadline, clock::now() + std::chrono::milliseconds(1));
+        if (sw.cv.wait_until(lk, poll) == std::cv_status::timeout && clock::now() >= deadline &&
             !(waiters_state.load(std::memory_order_seq_cst) & shared_tag))
             return no_events();
     }

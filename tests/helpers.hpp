@@ -197,6 +197,30 @@ inline void rebuild_kernel_set(IOWait& w) {
 }
 #endif
 
+#ifndef _WIN32
+// Every free fd number below `top` taken (duplicates of one fd), so that any
+// fd made next is at or above it, as in a program with that many files
+// open; closed again at the end. ok() is false where RLIMIT_NOFILE is lower.
+struct fds_taken_below {
+    std::vector<int> fds;
+    int top;
+    explicit fds_taken_below(int top_) : top(top_) {
+        const int first = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (first < 0) return;
+        fds.push_back(first);
+        while (fds.back() < top - 1) {
+            const int fd = ::fcntl(first, F_DUPFD_CLOEXEC, 0);
+            if (fd < 0) break;
+            fds.push_back(fd);
+        }
+    }
+    bool ok() const { return !fds.empty() && fds.back() >= top - 1; }
+    ~fds_taken_below() {
+        for (int fd : fds) ::close(fd);
+    }
+};
+#endif
+
 inline std::string name_of(const testing::TestParamInfo<Backend>& info) { return std::string(to_string(info.param)); }
 
 // The fixture of every conformance test: GetParam() is the backend.

@@ -254,6 +254,27 @@ TEST_P(ProcessSource, SIGCHLDStaysTheProgramsWhereTheKernelWatchesTheChild) {
 #endif
 }
 
+// select cannot watch a pidfd at or above FD_SETSIZE: the child is watched
+// without one (SIGCHLD and waitid), and behaves the same.
+TEST_P(ProcessSource, ExitReportedWhateverFdNumbersTheProgramHasOpen) {
+#ifdef _WIN32
+    GTEST_SKIP() << "Windows: process handles, no fd numbers below FD_SETSIZE to take";
+#else
+    child c(3);
+    ASSERT_GT(c.pid, 0);
+    const fds_taken_below taken(1100);
+    if (!taken.ok()) GTEST_SKIP() << "RLIMIT_NOFILE lets this process open fewer than 1100 fds";
+    const fd_t id = w.watch_process(c.pid, 4);
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "still running";
+    c.let_exit();
+    const Event e = expect_event(w, id);
+    EXPECT_EQ(e.data, 4u);
+    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "reported once";
+    EXPECT_EQ(c.reap(), 3) << "not reaped by iowait";
+    w.unwatch(id);
+#endif
+}
+
 TEST_P(ProcessSource, ErrorsNameTheProcessAndChangeNothing) {
     const std::string b(to_string(GetParam()));
     // POSIX: init is never our child (ECHILD). Windows: ids are multiples of

@@ -294,6 +294,24 @@ TEST_P(KqueueSignalSource, ReportsASignalBlockedInEveryThread) {
 #endif
 }
 
+// The signals' wake-up is the library's own fd: select must report the
+// signal whatever numbers the program has open (its fds up to 1099 here).
+TEST_P(SignalSource, ReportedWhateverFdNumbersTheProgramHasOpen) {
+#ifdef _WIN32
+    GTEST_SKIP() << "Windows: sockets, no fd numbers below FD_SETSIZE to take";
+#else
+    const fds_taken_below taken(1100);
+    if (!taken.ok()) GTEST_SKIP() << "RLIMIT_NOFILE lets this process open fewer than 1100 fds";
+    const fd_t id = w.watch_signal(sig1, 5);
+    EXPECT_TRUE(wait_events(w).empty()) << "nothing delivered yet";
+    ASSERT_EQ(::raise(sig1), 0);
+    const Event e = expect_event(w, id);
+    EXPECT_EQ(e.data, 5u);
+    EXPECT_TRUE(wait_events(w).empty()) << "reported once";
+    w.unwatch(id);
+#endif
+}
+
 TEST_P(SignalSource, ErrorsNameTheSignalAndChangeNothing) {
     auto message = [&](int signo, Mode mode = Mode::level) -> std::string {
         try {

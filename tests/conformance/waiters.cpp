@@ -146,6 +146,46 @@ TEST_P(Pool, EachEdgeGoesToOneThread) {
     pool_run(w, Mode::edge, 4, 16, 2000);
 }
 
+// W1, W2 across the moment a second thread first waits, while the first
+// waits alone and is reported fds: it shares, and no fd goes to both.
+TEST_P(Pool, ASecondThreadJoiningAThreadThatWaitsAloneNeverSharesItsFds) {
+    for (int round = 0; round < 20; ++round) {
+        IOWait x{GetParam()};
+        socket_pair p, q;
+        x.watch(p.a, Interest::read, 0);
+        x.watch(q.a, Interest::read, 1);
+        const fd_t fds[2] = {p.a, q.a};
+        std::atomic<bool> busy[2] = {false, false};
+        std::atomic<std::size_t> read{0}, overlaps{0};
+        std::atomic<bool> stop{false};
+        auto worker = [&] {
+            while (!stop.load())
+                for (const Event& e : x.wait(20ms)) {
+                    if (busy[e.data].exchange(true)) ++overlaps;
+                    std::this_thread::yield();
+                    read += read_all(fds[e.data]);
+                    busy[e.data] = false;
+                }
+        };
+        std::thread first(worker);
+        std::size_t written = 0;
+        std::thread second;
+        for (int i = 0; i < 40; ++i) {
+            (i % 2 ? q : p).send_b();
+            ++written;
+            if (i == round + 5) second = std::thread(worker);
+            std::this_thread::sleep_for(200us);
+        }
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (read.load() < written && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+        stop = true;
+        first.join();
+        second.join();
+        ASSERT_EQ(read.load(), written) << "round " << round;
+        ASSERT_EQ(overlaps.load(), 0u) << "round " << round << ": two threads handled one fd at once";
+    }
+}
+
 // W2: a reported watch is the reporting thread's until that thread waits
 // again; meanwhile no other wait reports it, and none spins on it.
 TEST_P(Pool, AReportedWatchIsHeldUntilItsThreadWaitsAgain) {
