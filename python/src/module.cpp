@@ -185,8 +185,8 @@ public:
         dropped_sources.swap(sources_);
         count_ = 0;
         backend_ = w_->backend();
-        if (waiting_)
-            w_->notify();
+        if (waiting_ != 0)
+            w_->notify();  // ends every wait in progress; the last one out destroys the core
         else
             w_.reset();
     }
@@ -247,12 +247,12 @@ public:
         std::vector<source_entry> dropped_sources;
         dropped_sources.swap(sources_);
         count_ = 0;
-        if (w_ && !waiting_)
+        if (w_ && waiting_ == 0)
             for (const source_entry& src : dropped_sources) {
                 std::error_code ignored;
                 w_->unwatch(src.id, ignored);
             }
-        if (w_ && !waiting_)
+        if (w_ && waiting_ == 0)
             dropped.each([&](handle fd, const watch_entry&) {
                 std::error_code ignored;  // the object is being destroyed: nothing to tell
                 w_->unwatch(fd, ignored);
@@ -260,17 +260,18 @@ public:
     }
 
 private:
-    // One wait() per object at a time (the span the core returns is shared);
-    // a close() from another thread during the wait takes effect here.
+    // Several threads may wait at once (the core gives each its own
+    // Events, and a fd reported to one thread goes to no other until that
+    // thread waits again); a close() from another thread during the waits
+    // takes effect as the last of them leaves. Counted with the GIL held.
     struct wait_guard {
         poller& p;
-        explicit wait_guard(poller& pl) : p(pl) {
-            if (p.waiting_) raise(PyExc_RuntimeError, "iowait: wait() is already running in another thread");
-            p.waiting_ = true;
-        }
+        explicit wait_guard(poller& pl) : p(pl) { ++p.waiting_; }
         ~wait_guard() {
-            p.waiting_ = false;
-            if (p.closed_) p.w_.reset();
+            if (--p.waiting_ == 0 && p.closed_)
+                p.w_.reset();
+            else if (p.closed_)
+                p.w_->notify();  // for a thread whose wait began after close()'s notify: it ends too
         }
     };
 
@@ -434,7 +435,7 @@ private:
     std::uint64_t next_serial_ = 1;
     std::uint64_t wait_calls_ = 0;
     std::uint64_t core_waits_ = 0;  // for the tests: the core's waits (wait(0): one kernel wait each)
-    bool waiting_ = false;
+    int waiting_ = 0;               // wait() and select() calls in progress
     bool closed_ = false;
 };
 

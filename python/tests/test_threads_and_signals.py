@@ -75,21 +75,6 @@ def test_notify_before_wait_makes_the_next_wait_return_at_once(waiter):
     assert waiter.wait(0.01) == []  # merged: one wake only
 
 
-def test_a_second_concurrent_wait_is_a_runtime_error(waiter):
-    errors = []
-
-    def second():
-        try:
-            waiter.wait(0)
-        except RuntimeError as e:
-            errors.append(e)
-        waiter.notify()
-    t = later(0.05, second)
-    assert waiter.wait(10) == []
-    t.join()
-    assert len(errors) == 1
-
-
 def test_close_from_another_thread_ends_a_wait_in_progress(waiter):
     t = later(0.05, waiter.close)
     start = time.monotonic()
