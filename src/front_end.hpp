@@ -96,7 +96,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     static constexpr std::uintptr_t in_wait = 1, slow_exit = 2, shared_tag = 4;
     std::atomic<std::uintptr_t> waiters_state{0};
     std::unique_ptr<detail::shared_waits> shared;  // made (under mu) by the second thread's first wait
-    detail::waiter* holding = nullptr;             // under mu: the leader whose pass holds what it reports
+    detail::waiter* holding = nullptr;             // the leader's own: it holds what its passes report
     std::size_t shared_room = 0;                   // 1 once shared: collect_extras() then runs after each pass
     // Before it is shared: the fds modified or unwatched since the last pass
     // (batch changed_batch), whose watches the thread that waited alone

@@ -62,7 +62,8 @@ status IOWait::impl::wait_shared(std::int64_t timeout_ns, bool return_on_signal)
         }
         break;
     }
-    {
+    // slow_exit or shared_tag: made by the thread that set them.
+    if (!(seen & (slow_exit | shared_tag))) {
         std::lock_guard lock(mu);
         if (!shared) shared.reset(new (std::nothrow) detail::shared_waits);
         if (!shared) return status::from_errno(ENOMEM);
@@ -132,21 +133,16 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
     sw.leader = w;
     waiters_state.store(shared_tag | slow_exit | in_wait, std::memory_order_seq_cst);
     lk.unlock();
-    // The leader's Events are the front end's while it leads.
+    // The leader's Events are the front end's while it leads; holding, read
+    // by its passes alone, is the leader's too.
     events = std::move(w->events);
     capacity = w->capacity;
-    {
-        std::lock_guard lock(mu);
-        holding = w;
-    }
+    holding = w;
     return lead_end(*w, body(left_until(deadline), return_on_signal));
 }
 
 status IOWait::impl::lead_end(detail::waiter& w, status st) noexcept {
-    {
-        std::lock_guard lock(mu);
-        holding = nullptr;
-    }
+    holding = nullptr;
     w.count = st ? 0 : count;
     w.batch_full = !st && be->batch_full();
     w.events = std::move(events);
@@ -194,11 +190,11 @@ void IOWait::impl::share_in_wait() noexcept {
     if (!w) return;  // out of memory: shared when this wait ends (handed_over)
     w->in_wait = true;
     sw.leader = w;
+    holding = w;
     {
         std::lock_guard lock(mu);
         shared_room = 1;
         extras_changed();
-        holding = w;
     }
     waiters_state.store(shared_tag | slow_exit | in_wait, std::memory_order_seq_cst);
     sw.cv.notify_all();
