@@ -352,11 +352,13 @@ void IOWait::impl::collect_always_ready() {
 }
 
 #ifdef __linux__
-status IOWait::impl::run_general() noexcept { return run(-2, false); }
+status IOWait::impl::run_general(std::span<const Event>& out) noexcept { return run(-2, false, out); }
 #endif
 
 #ifdef __linux__
-status IOWait::impl::after_first(status st) noexcept { return after_once(st, -1, false); }
+status IOWait::impl::after_first(status st, std::span<const Event>& out) noexcept {
+    return after_once(st, -1, false, out);
+}
 #endif
 
 #ifdef __linux__

@@ -237,61 +237,51 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code&
     return wait_ns(timeout_ns < 0 ? -1 : timeout_ns, false, ec);
 }
 
-// A wait that did not end as the one thread's: the calling thread's own
-// Events (several waiters), or the error.
-[[gnu::noinline]] static std::span<const Event> own_or_fail(status st, Backend backend) {
-    if (st == detail::own_events) return detail::thread_events;
-    fail(st, "wait", -1, backend);
-}
-
-[[gnu::noinline]] static std::span<const Event> own_or_error(status st, std::error_code& ec) noexcept {
-    if (st == detail::own_events) {
-        ec.clear();
-        return detail::thread_events;
-    }
-    ec = st.code();
-    return {};
-}
-
+// Each wait hands back the calling thread's own Events (`out`): another
+// thread may take over the front end's the moment it ends (share()).
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
-    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false)))
-        return own_or_fail(st, backend_);
-    return impl_->result();
+    std::span<const Event> out;
+    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false, out)))
+        fail(st, "wait", -1, backend_);
+    return out;
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_signal, std::error_code& ec) noexcept {
-    const status st = !impl_ ? status(errc::moved_from) : impl_->run(timeout_ns, return_on_signal);
-    if (st) return own_or_error(st, ec);
-    ec.clear();
-    return impl_->result();
+    std::span<const Event> out;
+    const status st = !impl_ ? status(errc::moved_from) : impl_->run(timeout_ns, return_on_signal, out);
+    ec = st.code();
+    if (st) return {};
+    return out;
 }
 
 // The wait without a timeout of both overloads below, and of the C API's:
 // its common case inline where the front end has one (front_end.hpp).
 template <class Impl>
-[[gnu::always_inline]] static inline status wait_without_timeout(Impl* p) noexcept {
+[[gnu::always_inline]] static inline status wait_without_timeout(Impl* p, std::span<const Event>& out) noexcept {
 #ifdef __linux__
-    return p->wait_fast();
+    return p->wait_fast(out);
 #else
-    return p->run(-2, false);
+    return p->run(-2, false, out);
 #endif
 }
 
 std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
     impl* const p = impl_.get();
-    const status st = p ? wait_without_timeout(p) : status(errc::moved_from);
+    std::span<const Event> out;
+    const status st = p ? wait_without_timeout(p, out) : status(errc::moved_from);
+    ec = st.code();
     if (st) [[unlikely]]
-        return own_or_error(st, ec);
-    ec.clear();
-    return p->result();
+        return {};
+    return out;
 }
 
 std::span<const Event> IOWait::wait() {
     impl* const p = impl_.get();
     if (!p) fail(errc::moved_from, "wait", -1, backend_);
-    if (const status st = wait_without_timeout(p)) [[unlikely]]
-        return own_or_fail(st, p->kind);
-    return p->result();
+    std::span<const Event> out;
+    if (const status st = wait_without_timeout(p, out)) [[unlikely]]
+        fail(st, "wait", -1, p->kind);
+    return out;
 }
 
 bool IOWait::batch_full() const noexcept { return impl_ && impl_->batch_full(); }

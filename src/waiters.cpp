@@ -39,15 +39,15 @@ std::int64_t left_until(clock::time_point deadline) noexcept {
     return left > 0 ? left : 0;
 }
 
-// A wait that ends with no Events of its own: a timeout or a notify().
-status no_events() noexcept {
-    detail::thread_events = {};
-    return detail::own_events;
+// A wait that ends with no Events: a timeout or a notify().
+status no_events(std::span<const Event>& out) noexcept {
+    out = {};
+    return {};
 }
 
 }  // namespace
 
-status IOWait::impl::wait_shared(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+status IOWait::impl::wait_shared(std::int64_t timeout_ns, bool return_on_signal, std::span<const Event>& out) noexcept {
     const std::uintptr_t me = detail::thread_key();
     std::uintptr_t seen = waiters_state.load(std::memory_order_seq_cst);
     while (!(seen & shared_tag)) {
@@ -57,7 +57,7 @@ status IOWait::impl::wait_shared(std::int64_t timeout_ns, bool return_on_signal)
         if ((owner == 0 || owner == me) && !(seen & slow_exit)) {
             // The first wait of all, or this thread's own state read as it moved.
             if (waiters_state.compare_exchange_strong(seen, me | in_wait, std::memory_order_seq_cst))
-                return waited(body(timeout_ns, return_on_signal));
+                return waited(body(timeout_ns, return_on_signal), out);
             continue;
         }
         break;
@@ -68,10 +68,11 @@ status IOWait::impl::wait_shared(std::int64_t timeout_ns, bool return_on_signal)
         if (!shared) shared.reset(new (std::nothrow) detail::shared_waits);
         if (!shared) return status::from_errno(ENOMEM);
     }
-    return wait_with_others(me, timeout_ns, return_on_signal);
+    return wait_with_others(me, timeout_ns, return_on_signal, out);
 }
 
-status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns, bool return_on_signal,
+                                      std::span<const Event>& out) noexcept {
     detail::shared_waits& sw = *shared;
     const clock::time_point deadline = deadline_of(timeout_ns);
     std::unique_lock lk(sw.mu);
@@ -94,7 +95,7 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
             if (!waiters_state.compare_exchange_strong(seen, seen | slow_exit, std::memory_order_seq_cst)) continue;
             wake();  // its kernel wait ends; the waker alone does not end its wait()
         }
-        if (sw.notifies != notifies) return no_events();
+        if (sw.notifies != notifies) return no_events(out);
         // Polled: the one-thread wait that ends with events from its first
         // kernel wait clears slow_exit with a plain store, and notifies no
         // one (front_end.hpp, wait_fast). Once per IOWait, for at most the
@@ -102,7 +103,7 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
         const auto poll = std::min(deadline, clock::now() + std::chrono::milliseconds(1));
         if (sw.cv.wait_until(lk, poll) == std::cv_status::timeout && clock::now() >= deadline &&
             !(waiters_state.load(std::memory_order_seq_cst) & shared_tag))
-            return no_events();
+            return no_events(out);
     }
 
     detail::waiter* w = sw.of(me);
@@ -128,7 +129,7 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
         if (!sw.leader && sw.followers) sw.cv.notify_one();
         w->count = 0;
         w->in_wait = false;
-        return no_events();
+        return no_events(out);
     }
     sw.leader = w;
     waiters_state.store(shared_tag | slow_exit | in_wait, std::memory_order_seq_cst);
@@ -138,10 +139,10 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
     events = std::move(w->events);
     capacity = w->capacity;
     holding = w;
-    return lead_end(*w, body(left_until(deadline), return_on_signal));
+    return lead_end(*w, body(left_until(deadline), return_on_signal), out);
 }
 
-status IOWait::impl::lead_end(detail::waiter& w, status st) noexcept {
+status IOWait::impl::lead_end(detail::waiter& w, status st, std::span<const Event>& out) noexcept {
     holding = nullptr;
     w.count = st ? 0 : count;
     w.batch_full = !st && be->batch_full();
@@ -156,30 +157,26 @@ status IOWait::impl::lead_end(detail::waiter& w, status st) noexcept {
         waiters_state.store(shared_tag | slow_exit, std::memory_order_seq_cst);
         if (shared->followers) shared->cv.notify_one();
     }
-    if (st) return st;
-    detail::thread_events = {w.events.get(), w.count};
-    return detail::own_events;
+    out = {w.events.get(), w.count};
+    return st;
 }
 
-status IOWait::impl::handed_over(status st) noexcept {
+status IOWait::impl::handed_over(status st, std::span<const Event>& out) noexcept {
     detail::shared_waits& sw = *shared;
     std::unique_lock lk(sw.mu);
     if (waiters_state.load(std::memory_order_seq_cst) & shared_tag) {
         // Shared during this wait (share_in_wait): this thread leads.
         detail::waiter* w = sw.leader;
         lk.unlock();
-        return lead_end(*w, st);
+        return lead_end(*w, st, out);
     }
     // Shared now, with this wait's Events as this thread's first own ones.
     const std::uintptr_t me = detail::thread_key();
     if (st) count = 0;
     share(me);
     waiters_state.store(shared_tag | slow_exit, std::memory_order_seq_cst);
-    if (st) return st;
-    detail::waiter* w = sw.of(me);
-    if (!w) return st;  // out of memory: the Events stayed the front end's (share())
-    detail::thread_events = {w->events.get(), w->count};
-    return detail::own_events;
+    // out already has them (waited()): share() moved the buffer, not the Events.
+    return st;
 }
 
 void IOWait::impl::share_in_wait() noexcept {

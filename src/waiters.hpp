@@ -17,18 +17,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <span>
 #include <utility>
 #include <vector>
 
 #include "iowait/iowait.hpp"
 
 namespace iowait::detail {
-
-// A status no public call returns: the wait's Events are the calling
-// thread's own, in thread_events (read by the public wait() at once).
-constexpr errc own_events = errc(100);
-inline thread_local std::span<const Event> thread_events;
 
 // One thread's part.
 struct waiter {
