@@ -19,7 +19,9 @@
 #endif
 #ifndef _WIN32
 #include <pthread.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #endif
 
 namespace iowait::test {
@@ -361,6 +363,32 @@ TEST_P(Pool, EachSignalDeliveryGoesToOneWaiter) {
     w.unwatch(id);
 }
 
+// W4: a child's exit is reported to exactly one waiter.
+TEST_P(Pool, AProcessExitIsReportedToOneWaiter) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::usleep(30000);
+        ::_exit(0);
+    }
+    const fd_t id = w.watch_process(child, 8);
+    constexpr int n = 3;
+    std::atomic<int> reports{0};
+    std::vector<std::thread> pool;
+    for (int i = 0; i < n; ++i)
+        pool.emplace_back([&] {
+            const auto deadline = std::chrono::steady_clock::now() + 500ms;
+            while (std::chrono::steady_clock::now() < deadline)
+                for (const Event& e : w.wait(50ms))
+                    if (e.fd == id) ++reports;
+        });
+    for (auto& t : pool) t.join();
+    int status = 0;
+    EXPECT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_EQ(reports.load(), 1);
+    w.unwatch(id);
+}
+
 // W8: a wait() from inside the same thread's wait() (a signal handler) is
 // errc::wait_in_progress; the wait it interrupted goes on.
 IOWait* reentered = nullptr;
@@ -419,7 +447,7 @@ TEST_P(Pool, WatchUnwatchAndWaitFromManyThreadsAtOnce) {
     // No per-fd flag here: an unwatch() ends a hold (W2), so two threads
     // may rightly have one fd at once; Pool.EachReadiness* check that.
     std::atomic<std::size_t> read{0}, stale{0};
-    std::atomic<bool> stop{false};
+    std::atomic<bool> stop{false}, stop_churn{false};
     std::vector<std::thread> threads;
     for (int t = 0; t < 3; ++t)
         threads.emplace_back([&] {
@@ -437,7 +465,7 @@ TEST_P(Pool, WatchUnwatchAndWaitFromManyThreadsAtOnce) {
         threads.emplace_back([&, t] {
             std::mt19937 rng(unsigned(t + 11));
             std::uint64_t generation = 2 + std::uint64_t(t) * 1000000;
-            while (!stop.load()) {
+            while (!stop_churn.load()) {
                 const std::size_t i = rng() % pairs;
                 std::lock_guard lock(mu[i]);
                 if (live[i].load() != 0) {
@@ -460,9 +488,8 @@ TEST_P(Pool, WatchUnwatchAndWaitFromManyThreadsAtOnce) {
         std::this_thread::sleep_for(100us);
     }
     // Every pair watched again, the churners stopped: all that was written is read.
-    stop = true;
+    stop_churn = true;
     for (std::size_t t = 3; t < threads.size(); ++t) threads[t].join();
-    stop = false;
     for (int i = 0; i < pairs; ++i)
         if (live[std::size_t(i)].load() == 0) w.watch(p[std::size_t(i)]->a, Interest::read, std::uint64_t(i));
     const auto deadline = std::chrono::steady_clock::now() + 10s;
