@@ -352,13 +352,11 @@ void IOWait::impl::collect_always_ready() {
 }
 
 #ifdef __linux__
-status IOWait::impl::run_general(std::span<const Event>& out) noexcept { return run(-2, false, out); }
+IOWait::impl::answer IOWait::impl::run_general() noexcept { return run(-2, false); }
 #endif
 
 #ifdef __linux__
-status IOWait::impl::after_first(status st, std::span<const Event>& out) noexcept {
-    return after_once(st, -1, false, out);
-}
+IOWait::impl::answer IOWait::impl::after_first(status st) noexcept { return after_once(st, -1, false); }
 #endif
 
 #ifdef __linux__
@@ -414,7 +412,7 @@ status IOWait::impl::more(std::int64_t timeout_ns, bool return_on_signal) noexce
     const auto start = timeout_ns > 0 ? clock::now() : clock::time_point{};
     for (;;) {
         // Another thread waits for this one, which waited alone, to share.
-        if ((waiters_state.load(std::memory_order_relaxed) & (slow_exit | shared_tag)) == slow_exit) [[unlikely]]
+        if ((waiters_state.load(std::memory_order_acquire) & (slow_exit | shared_tag)) == slow_exit) [[unlikely]]
             share_in_wait();
         std::int64_t remaining = timeout_ns;
         if (timeout_ns > 0) {

@@ -138,6 +138,23 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
 
     std::span<const Event> result() const noexcept { return {events.get(), count}; }
 
+    // A wait's result in two registers: its Events, or (data null) its
+    // failure's status in `size`. The one-thread wait reads its Events
+    // before it clears in_wait (after that, another thread may take the
+    // front end's over: share()), and hands them back without memory.
+    struct answer {
+        const Event* data;
+        std::size_t size;
+        explicit operator bool() const noexcept { return data == nullptr; }  // failed
+        status failure() const noexcept { return status::from_raw(int(size)); }
+    };
+    static answer failed(status st) noexcept { return {nullptr, std::size_t(st.raw())}; }
+    // Events that are none: data must not be null.
+    static answer none() noexcept {
+        static const Event nothing{};
+        return {&nothing, 0};
+    }
+
     [[gnu::noinline]] status reserve(std::size_t n) noexcept;
 
     slot* find(native_handle fd) {
@@ -333,12 +350,11 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
 
     // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
     // `out`: the calling thread's Events, when the result is success.
-    [[gnu::always_inline]] status run(std::int64_t timeout_ns, bool return_on_signal,
-                                      std::span<const Event>& out) noexcept {
+    [[gnu::always_inline]] answer run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (forked()) [[unlikely]]
-            return errc::forked;
-        if (timeout_ns == -1) return errc::bad_timeout;
-        return wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal, out);
+            return failed(errc::forked);
+        if (timeout_ns == -1) return failed(errc::bad_timeout);
+        return wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
     }
 
     // timeout_ns < 0: none. return_on_signal: EINTR ends the wait instead of
@@ -347,13 +363,12 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // once() and returns; the loop with the clock is out of the way in more().
     // The thread that waited last, waiting again with no other thread
     // waiting: the one-thread wait. Anything else is wait_shared()'s.
-    [[gnu::always_inline]] status wait(std::int64_t timeout_ns, bool return_on_signal,
-                                       std::span<const Event>& out) noexcept {
+    [[gnu::always_inline]] answer wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         std::uintptr_t key = detail::thread_key();
         if (!waiters_state.compare_exchange_strong(key, key + in_wait, std::memory_order_seq_cst,
                                                    std::memory_order_relaxed)) [[unlikely]]
-            return wait_shared(timeout_ns, return_on_signal, out);
-        return waited(body(timeout_ns, return_on_signal), out);
+            return wait_shared(timeout_ns, return_on_signal);
+        return waited(body(timeout_ns, return_on_signal));
     }
 
     // The wait itself, by the thread whose turn it is.
@@ -373,33 +388,30 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         return st;
     }
 
-    [[gnu::always_inline]] status after_once(status st, std::int64_t timeout_ns, bool return_on_signal,
-                                             std::span<const Event>& out) noexcept {
-        return waited(go_on(st, timeout_ns, return_on_signal), out);
+    [[gnu::always_inline]] answer after_once(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        return waited(go_on(st, timeout_ns, return_on_signal));
     }
 
     // The end of the one-thread wait: the result read (once in_wait is
     // clear, another thread may take it over: share()), in_wait cleared, and
     // the slow exit when another thread waits for this one to share (or it
     // now is shared).
-    status waited(status st, std::span<const Event>& out) noexcept {
-        out = result();
+    answer waited(status st) noexcept {
+        const answer a = st ? failed(st) : answer{events.get(), count};
         if (waiters_state.fetch_sub(in_wait, std::memory_order_acq_rel) & slow_exit) [[unlikely]]
-            return handed_over(st, out);
-        return st;
+            return handed_over(st, a);
+        return a;
     }
 
     // Several waiters (waiters.cpp). wait_shared: every wait but the
     // one-thread one. handed_over: the end of a wait that the one thread
     // waiting began alone. share_in_wait: that thread, in its wait, sees
-    // another waiting for it, and leads from now on. `out`: as run()'s.
-    [[gnu::noinline, gnu::cold]] status wait_shared(std::int64_t timeout_ns, bool return_on_signal,
-                                                    std::span<const Event>& out) noexcept;
-    [[gnu::noinline, gnu::cold]] status handed_over(status st, std::span<const Event>& out) noexcept;
+    // another waiting for it, and leads from now on.
+    [[gnu::noinline, gnu::cold]] answer wait_shared(std::int64_t timeout_ns, bool return_on_signal) noexcept;
+    [[gnu::noinline, gnu::cold]] answer handed_over(status st, answer a) noexcept;
     [[gnu::noinline, gnu::cold]] void share_in_wait() noexcept;
-    status wait_with_others(std::uintptr_t me, std::int64_t timeout_ns, bool return_on_signal,
-                            std::span<const Event>& out) noexcept;
-    status lead_end(detail::waiter& w, status st, std::span<const Event>& out) noexcept;
+    answer wait_with_others(std::uintptr_t me, std::int64_t timeout_ns, bool return_on_signal) noexcept;
+    answer lead_end(detail::waiter& w, status st) noexcept;
     void share(std::uintptr_t owner) noexcept;
     void hold(native_handle fd, slot& s, detail::waiter& w) noexcept;
     void hold_batch() noexcept;
@@ -415,32 +427,35 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // live across the system call and the function saves one register.
     // It repeats once()'s first steps rather than call it: once() would
     // bring its general path (the backend's virtual wait) inline here too.
-    [[gnu::always_inline]] status wait_fast(std::span<const Event>& out) noexcept {
+    [[gnu::always_inline]] answer wait_fast() noexcept {
         if (!waits_inline || forked()) [[unlikely]]
-            return run_general(out);
+            return run_general();
         std::uintptr_t key = detail::thread_key();
         if (!waiters_state.compare_exchange_strong(key, key + in_wait, std::memory_order_seq_cst,
                                                    std::memory_order_relaxed)) [[unlikely]]
-            return wait_shared(-1, false, out);
+            return wait_shared(-1, false);
         if (any_always_ready.load(std::memory_order_seq_cst)) [[unlikely]]
-            return after_first(once(-1), out);
+            return after_first(once(-1));
         count = 0;
         woken_ = false;
         const status st = wait_set(-1);
         if (st || count == 0) [[unlikely]]
-            return after_first(st, out);
+            return after_first(st);
         // Events from the first kernel wait: the result read, then a plain
         // store ends it, which may clear a slow_exit that another thread set
         // after the pass (one set before it diverted the pass:
         // pass_epoll_rest). That thread sees the store as it polls
         // (wait_with_others), and shares.
-        out = result();
+        const answer a{events.get(), count};
+        // Never null while one thread waits alone (reserve() in the
+        // constructor; only share() takes it): no test of it here.
+        if (!a.data) __builtin_unreachable();
         waiters_state.store(detail::thread_key(), std::memory_order_release);
-        return st;
+        return a;
     }
 
-    [[gnu::noinline]] status run_general(std::span<const Event>& out) noexcept;
-    [[gnu::noinline]] status after_first(status st, std::span<const Event>& out) noexcept;
+    [[gnu::noinline]] answer run_general() noexcept;
+    [[gnu::noinline]] answer after_first(status st) noexcept;
 
     // The kernel wait on epoll's set and the pass, without the backend's
     // virtual call: epoll_wait (no timeout or a zero one), or io_uring's

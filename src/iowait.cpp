@@ -237,51 +237,58 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code&
     return wait_ns(timeout_ns < 0 ? -1 : timeout_ns, false, ec);
 }
 
-// Each wait hands back the calling thread's own Events (`out`): another
-// thread may take over the front end's the moment it ends (share()).
+// Each wait hands back the calling thread's own Events in registers (an
+// answer): another thread may take over the front end's the moment it ends
+// (share()).
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
-    std::span<const Event> out;
-    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false, out)))
-        fail(st, "wait", -1, backend_);
-    return out;
+    if (!impl_) fail(errc::moved_from, "wait", -1, backend_);
+    const auto a = impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false);
+    if (a) fail(a.failure(), "wait", -1, backend_);
+    return {a.data, a.size};
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_signal, std::error_code& ec) noexcept {
-    std::span<const Event> out;
-    const status st = !impl_ ? status(errc::moved_from) : impl_->run(timeout_ns, return_on_signal, out);
-    ec = st.code();
-    if (st) return {};
-    return out;
+    if (!impl_) {
+        ec = make_error_code(errc::moved_from);
+        return {};
+    }
+    const auto a = impl_->run(timeout_ns, return_on_signal);
+    ec = a ? a.failure().code() : std::error_code();
+    if (a) return {};
+    return {a.data, a.size};
 }
 
 // The wait without a timeout of both overloads below, and of the C API's:
 // its common case inline where the front end has one (front_end.hpp).
 template <class Impl>
-[[gnu::always_inline]] static inline status wait_without_timeout(Impl* p, std::span<const Event>& out) noexcept {
+[[gnu::always_inline]] static inline auto wait_without_timeout(Impl* p) noexcept {
 #ifdef __linux__
-    return p->wait_fast(out);
+    return p->wait_fast();
 #else
-    return p->run(-2, false, out);
+    return p->run(-2, false);
 #endif
 }
 
 std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
     impl* const p = impl_.get();
-    std::span<const Event> out;
-    const status st = p ? wait_without_timeout(p, out) : status(errc::moved_from);
-    ec = st.code();
-    if (st) [[unlikely]]
+    if (!p) [[unlikely]] {
+        ec = make_error_code(errc::moved_from);
         return {};
-    return out;
+    }
+    const auto a = wait_without_timeout(p);
+    ec = a ? a.failure().code() : std::error_code();
+    if (a) [[unlikely]]
+        return {};
+    return {a.data, a.size};
 }
 
 std::span<const Event> IOWait::wait() {
     impl* const p = impl_.get();
     if (!p) fail(errc::moved_from, "wait", -1, backend_);
-    std::span<const Event> out;
-    if (const status st = wait_without_timeout(p, out)) [[unlikely]]
-        fail(st, "wait", -1, p->kind);
-    return out;
+    const auto a = wait_without_timeout(p);
+    if (a) [[unlikely]]
+        fail(a.failure(), "wait", -1, p->kind);
+    return {a.data, a.size};
 }
 
 bool IOWait::batch_full() const noexcept { return impl_ && impl_->batch_full(); }

@@ -39,25 +39,19 @@ std::int64_t left_until(clock::time_point deadline) noexcept {
     return left > 0 ? left : 0;
 }
 
-// A wait that ends with no Events: a timeout or a notify().
-status no_events(std::span<const Event>& out) noexcept {
-    out = {};
-    return {};
-}
-
 }  // namespace
 
-status IOWait::impl::wait_shared(std::int64_t timeout_ns, bool return_on_signal, std::span<const Event>& out) noexcept {
+IOWait::impl::answer IOWait::impl::wait_shared(std::int64_t timeout_ns, bool return_on_signal) noexcept {
     const std::uintptr_t me = detail::thread_key();
     std::uintptr_t seen = waiters_state.load(std::memory_order_seq_cst);
     while (!(seen & shared_tag)) {
         const std::uintptr_t owner = seen & ~(in_wait | slow_exit);
         // A wait() from inside this thread's own wait(): a signal handler's.
-        if (owner == me && (seen & in_wait)) return errc::wait_in_progress;
+        if (owner == me && (seen & in_wait)) return failed(errc::wait_in_progress);
         if ((owner == 0 || owner == me) && !(seen & slow_exit)) {
             // The first wait of all, or this thread's own state read as it moved.
             if (waiters_state.compare_exchange_strong(seen, me | in_wait, std::memory_order_seq_cst))
-                return waited(body(timeout_ns, return_on_signal), out);
+                return waited(body(timeout_ns, return_on_signal));
             continue;
         }
         break;
@@ -66,13 +60,13 @@ status IOWait::impl::wait_shared(std::int64_t timeout_ns, bool return_on_signal,
     if (!(seen & (slow_exit | shared_tag))) {
         std::lock_guard lock(mu);
         if (!shared) shared.reset(new (std::nothrow) detail::shared_waits);
-        if (!shared) return status::from_errno(ENOMEM);
+        if (!shared) return failed(status::from_errno(ENOMEM));
     }
-    return wait_with_others(me, timeout_ns, return_on_signal, out);
+    return wait_with_others(me, timeout_ns, return_on_signal);
 }
 
-status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns, bool return_on_signal,
-                                      std::span<const Event>& out) noexcept {
+IOWait::impl::answer IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns,
+                                                    bool return_on_signal) noexcept {
     detail::shared_waits& sw = *shared;
     const clock::time_point deadline = deadline_of(timeout_ns);
     std::unique_lock lk(sw.mu);
@@ -95,7 +89,7 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
             if (!waiters_state.compare_exchange_strong(seen, seen | slow_exit, std::memory_order_seq_cst)) continue;
             wake();  // its kernel wait ends; the waker alone does not end its wait()
         }
-        if (sw.notifies != notifies) return no_events(out);
+        if (sw.notifies != notifies) return none();
         // Polled: the one-thread wait that ends with events from its first
         // kernel wait clears slow_exit with a plain store, and notifies no
         // one (front_end.hpp, wait_fast). Once per IOWait, for at most the
@@ -103,12 +97,12 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
         const auto poll = std::min(deadline, clock::now() + std::chrono::milliseconds(1));
         if (sw.cv.wait_until(lk, poll) == std::cv_status::timeout && clock::now() >= deadline &&
             !(waiters_state.load(std::memory_order_seq_cst) & shared_tag))
-            return no_events(out);
+            return none();
     }
 
     detail::waiter* w = sw.of(me);
-    if (!w) return status::from_errno(ENOMEM);
-    if (w->in_wait) return errc::wait_in_progress;  // from inside this thread's own wait()
+    if (!w) return failed(status::from_errno(ENOMEM));
+    if (w->in_wait) return failed(errc::wait_in_progress);  // from inside this thread's own wait()
     w->in_wait = true;
     {
         // This thread called wait() again: what it held is everyone's again.
@@ -129,7 +123,7 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
         if (!sw.leader && sw.followers) sw.cv.notify_one();
         w->count = 0;
         w->in_wait = false;
-        return no_events(out);
+        return none();
     }
     sw.leader = w;
     waiters_state.store(shared_tag | slow_exit | in_wait, std::memory_order_seq_cst);
@@ -139,10 +133,10 @@ status IOWait::impl::wait_with_others(std::uintptr_t me, std::int64_t timeout_ns
     events = std::move(w->events);
     capacity = w->capacity;
     holding = w;
-    return lead_end(*w, body(left_until(deadline), return_on_signal), out);
+    return lead_end(*w, body(left_until(deadline), return_on_signal));
 }
 
-status IOWait::impl::lead_end(detail::waiter& w, status st, std::span<const Event>& out) noexcept {
+IOWait::impl::answer IOWait::impl::lead_end(detail::waiter& w, status st) noexcept {
     holding = nullptr;
     w.count = st ? 0 : count;
     w.batch_full = !st && be->batch_full();
@@ -157,26 +151,27 @@ status IOWait::impl::lead_end(detail::waiter& w, status st, std::span<const Even
         waiters_state.store(shared_tag | slow_exit, std::memory_order_seq_cst);
         if (shared->followers) shared->cv.notify_one();
     }
-    out = {w.events.get(), w.count};
-    return st;
+    if (st) return failed(st);
+    if (!w.events) return none();
+    return {w.events.get(), w.count};
 }
 
-status IOWait::impl::handed_over(status st, std::span<const Event>& out) noexcept {
+IOWait::impl::answer IOWait::impl::handed_over(status st, answer a) noexcept {
     detail::shared_waits& sw = *shared;
     std::unique_lock lk(sw.mu);
     if (waiters_state.load(std::memory_order_seq_cst) & shared_tag) {
         // Shared during this wait (share_in_wait): this thread leads.
         detail::waiter* w = sw.leader;
         lk.unlock();
-        return lead_end(*w, st, out);
+        return lead_end(*w, st);
     }
     // Shared now, with this wait's Events as this thread's first own ones.
     const std::uintptr_t me = detail::thread_key();
     if (st) count = 0;
     share(me);
     waiters_state.store(shared_tag | slow_exit, std::memory_order_seq_cst);
-    // out already has them (waited()): share() moved the buffer, not the Events.
-    return st;
+    // a has them (waited()): share() moved the buffer, not the Events.
+    return a;
 }
 
 void IOWait::impl::share_in_wait() noexcept {
