@@ -7,6 +7,7 @@ Visual Studio's multi-configuration generator included."""
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -14,6 +15,16 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def version():
+    # The one place the version is written: project(iowait VERSION x.y.z) in
+    # CMakeLists.txt. The compiled module reports the same (iowait.__version__).
+    with open(os.path.join(ROOT, 'CMakeLists.txt'), encoding='utf-8') as f:
+        found = re.search(r'^project\(iowait VERSION (\d+\.\d+\.\d+)\b', f.read(), re.MULTILINE)
+    if not found:
+        sys.exit('iowait: no "project(iowait VERSION x.y.z" in CMakeLists.txt')
+    return found.group(1)
 
 
 def pybind11_dir():
@@ -50,4 +61,4 @@ class CMakeBuild(build_ext):
         self.copy_file(built[0], target)
 
 
-setup(ext_modules=[Extension('iowait._iowait', sources=[])], cmdclass={'build_ext': CMakeBuild})
+setup(version=version(), ext_modules=[Extension('iowait._iowait', sources=[])], cmdclass={'build_ext': CMakeBuild})

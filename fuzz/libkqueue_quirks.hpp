@@ -1,5 +1,5 @@
 // What the differential fuzzer lets pass when kqueue is libkqueue (Linux):
-// four bugs of libkqueue, not of this library (README, "kqueue"), which would
+// four bugs of libkqueue, not of this library (docs/platforms.md, "kqueue and libkqueue"), which would
 // otherwise stop every run at once and hide the library's own differences.
 // Only kqueue on Linux is libkqueue: on the BSDs and macOS none of this is
 // compiled in. IOWAIT_FUZZ_STRICT_LIBKQUEUE=1 turns all four off, to see them.
@@ -47,8 +47,8 @@ inline bool dropped_eof(const iowait::Event& want, const iowait::Event& got, boo
            want.error == got.error && want.data == got.data;
 }
 
-// 3. libkqueue keeps the knotes of a closed fd (its BUGS.md; README,
-// "kqueue"): a watched socket's number closed while a dup() keeps its file
+// 3. libkqueue keeps the knotes of a closed fd (its BUGS.md; docs/platforms.md,
+// "kqueue and libkqueue"): a watched socket's number closed while a dup() keeps its file
 // open leaves a knote that no unwatch() can reach, which answers in later
 // waits (a later wait even fails with EBADF). A kernel's kqueue drops the
 // knotes at close(), and the conformance suite's ClosedFds.ClosedWithADuplicate
@@ -56,7 +56,7 @@ inline bool dropped_eof(const iowait::Event& want, const iowait::Event& got, boo
 // for the rest of the input (retire()).
 //
 // 4. libkqueue's EVFILT_PROC watches the child from user space and misses
-// one that exited and was reaped between two waits (README, "kqueue"),
+// one that exited and was reaped between two waits (docs/platforms.md, "kqueue and libkqueue"),
 // where a kernel's knote fires at the exit itself and every other backend
 // reports it (K1); and after such a reap that kqueue can lose every later
 // event, a socket's EOF included (measured with a program on libkqueue

@@ -1,7 +1,8 @@
 // The C API (include/iowait/iowait.h) over the public C++ API: each call
 // forwards to the error_code overload of iowait::IOWait and turns the
-// error_code into an int; the constructors, which only throw, are caught.
-// No exception leaves this file.
+// error_code into an int; the constructors are called in their throwing
+// form, whose message says why a backend was refused, and caught. Messages
+// are the C++ ones (src/detail/messages.hpp). No exception leaves this file.
 #include "iowait/iowait.h"
 
 #include <algorithm>
@@ -16,8 +17,11 @@
 #include <type_traits>
 #include <vector>
 
+#include "detail/file_identity.hpp"
+#include "detail/messages.hpp"
 #include "detail/thread_key.hpp"
 #include "iowait/iowait.hpp"
+#include "sources.hpp"
 
 // The C names are the C++ values: one list of each, checked here.
 static_assert(std::is_same_v<iowait_fd, iowait::native_handle>);
@@ -43,14 +47,25 @@ static_assert(IOWAIT_E_ALREADY_WATCHED == -10000 - int(iowait::errc::already_wat
               IOWAIT_E_UNSUPPORTED_MODE == -10000 - int(iowait::errc::unsupported_mode) &&
               IOWAIT_E_MOVED_FROM == -10000 - int(iowait::errc::moved_from));
 
+// An event of a batch that did not fit the caller's array, and the file its
+// fd named when the kernel reported it.
+struct leftover {
+    iowait_event event;  // events == 0: taken out (unwatched, masked by modify)
+    iowait::detail::file_identity id;
+};
+
 // The rest of one thread's batch that did not fit its array, for that
 // thread's next iowait_wait() (several threads may wait: each has its own,
 // as each has its own Events in C++). rest.capacity() stays above the number
-// of watched fds (one event per fd per wait), so storing a rest never allocates.
+// of watched fds (one event per fd per wait), so storing a rest never
+// allocates. Before it is handed out, each is checked as the front end
+// checks a fresh batch: its watch is still the same (unwatch and modify edit
+// the rest) and its fd still names the file that was reported (C1, C3), or
+// it is dropped.
 struct thread_rest {
-    std::uintptr_t thread = 0;       // iowait::detail::thread_key()
-    std::vector<iowait_event> rest;  // an entry with events == 0 was taken out
-    std::size_t next = 0;            // the first of rest not handed out
+    std::uintptr_t thread = 0;  // iowait::detail::thread_key()
+    std::vector<leftover> rest;
+    std::size_t next = 0;  // the first of rest not handed out
 };
 
 // The handle. unwatch and modify, from any thread, edit every rest under `mu`.
@@ -62,6 +77,8 @@ struct iowait_handle {
     std::vector<thread_rest> threads;
     std::size_t watched = 0;
 };
+
+using iowait::detail::fd_call;
 
 namespace {
 
@@ -98,18 +115,13 @@ std::error_code from_code(int code) noexcept {
     return {};
 }
 
-// Records what the C++ API would have thrown: "iowait: op(fd=N) on backend:
-// message" (the format of throw_error in src/iowait.cpp), and returns the code.
-int fail(std::error_code ec, const char* op, const iowait_fd* fd, const iowait_t* w, const char* detail = nullptr) {
+// Records what the C++ API would have thrown for the same failure (one
+// source for both: src/detail/messages.hpp), with the C API's own detail
+// after it, and returns the code.
+int fail(std::error_code ec, const iowait::detail::call& c, const iowait_t* w, const char* detail = nullptr) {
     try {
-        std::string what = "iowait: ";
-        what += op;
-        if (fd) what += "(fd=" + std::to_string(*fd) + ")";
-        if (w) {
-            what += " on ";
-            what += iowait::to_string(w->cxx.backend());
-        }
-        what += ": " + ec.message();
+        std::string what =
+            iowait::detail::error_message(ec, c, w ? iowait::to_string(w->cxx.backend()) : std::string_view{});
         if (detail) what += std::string(" (") + detail + ")";
         last_message = std::move(what);
         last_error = last_message.c_str();
@@ -152,7 +164,7 @@ iowait_event to_c(const iowait::Event& e) noexcept {
 
 template <class Make>
 int create(iowait_t** out, const char* op, Make make) noexcept {
-    if (!out) return fail(invalid(), op, nullptr, nullptr, "out is NULL");
+    if (!out) return fail(invalid(), {op}, nullptr, "out is NULL");
     *out = nullptr;
     try {
         *out = new iowait_handle(make());
@@ -162,12 +174,26 @@ int create(iowait_t** out, const char* op, Make make) noexcept {
     } catch (const std::system_error& e) {
         return fail(to_code(e.code()), e.what());
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), op, nullptr, nullptr);
+        return fail(no_memory(), {op}, nullptr);
     } catch (const std::exception& e) {
         return fail(IOWAIT_E_UNKNOWN, e.what());
     } catch (...) {
         return fail(IOWAIT_E_UNKNOWN, "iowait: unknown exception");
     }
+}
+
+// The file an event's fd names now; false for a fd that is not open. A
+// source's id names no file: always true, with an empty identity.
+bool file_of(iowait_fd fd, iowait::detail::file_identity& id) noexcept {
+    id = {};
+    return iowait::detail::is_source_id(fd) || !iowait::detail::identify(fd, id);
+}
+
+// Whether a kept event may still be handed out: its fd names the file it
+// named when the kernel reported it (one fstat; getsockopt on Windows).
+bool still_names_its_file(const leftover& l) noexcept {
+    iowait::detail::file_identity now;
+    return file_of(l.event.fd, now) && now == l.id;
 }
 
 // Room for one more watch's event in every thread's rest, under mu.
@@ -181,7 +207,8 @@ bool make_room(iowait_t* w) noexcept {
     }
 }
 
-// The calling thread's rest, made (with room for every watch) by its first wait; null if out of memory.
+// The calling thread's rest, made (with room for every watch) by its first
+// wait that needs one; null if out of memory. Under mu.
 thread_rest* rest_of_this_thread(iowait_t* w) noexcept {
     const std::uintptr_t me = iowait::detail::thread_key();
     for (thread_rest& t : w->threads)
@@ -197,12 +224,12 @@ thread_rest* rest_of_this_thread(iowait_t* w) noexcept {
     }
 }
 
-// Hands out the rest of this thread's last batch; 0 if there is none left.
+// Hands out the rest of this thread's last batch; 0 if there is none left. Under mu.
 std::size_t take_rest(iowait_t* w, thread_rest& t, iowait_event* events, std::size_t capacity) noexcept {
     std::size_t n = 0;
     for (; n < capacity && t.next < t.rest.size(); ++t.next)
-        if (t.rest[t.next].events) events[n++] = t.rest[t.next];
-    while (t.next < t.rest.size() && !t.rest[t.next].events) ++t.next;
+        if (const leftover& l = t.rest[t.next]; l.event.events && still_names_its_file(l)) events[n++] = l.event;
+    while (t.next < t.rest.size() && !t.rest[t.next].event.events) ++t.next;
     if (t.next == t.rest.size() && !t.rest.empty()) {
         t.rest.clear();  // keeps its capacity
         t.next = 0;
@@ -213,8 +240,8 @@ std::size_t take_rest(iowait_t* w, thread_rest& t, iowait_event* events, std::si
 
 int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t timeout_ns, bool or_signal) noexcept {
     const char* op = or_signal ? "wait_or_signal" : "wait";
-    if (!w) return fail(invalid(), op, nullptr, nullptr, "NULL handle");
-    if (!events || !capacity) return fail(invalid(), op, nullptr, w, "events is NULL or capacity is 0");
+    if (!w) return fail(invalid(), {op}, nullptr, "NULL handle");
+    if (!events || !capacity) return fail(invalid(), {op}, w, "events is NULL or capacity is 0");
     capacity = std::min<std::size_t>(capacity, INT_MAX);
 
     if (w->rests.load(std::memory_order_acquire) != 0) {
@@ -230,7 +257,7 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
         got = timeout_ns < 0 ? w->cxx.wait_or_signal(ec) : w->cxx.wait_or_signal(timeout, ec);
     else
         got = timeout_ns < 0 ? w->cxx.wait(ec) : w->cxx.wait(timeout, ec);
-    if (ec) return fail(ec, op, nullptr, w);
+    if (ec) return fail(ec, {op}, w);
 
     const std::size_t n = std::min(got.size(), capacity);
     for (std::size_t i = 0; i < n; ++i) events[i] = to_c(got[i]);
@@ -240,9 +267,11 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
         if (!t) return int(n);  // out of memory: the rest is lost, as if the array had been the batch
         // This thread's rest is empty here (a wait that found one returned
         // it above), and its capacity covers every watched fd: push_back
-        // cannot throw.
-        for (std::size_t i = n; i < got.size(); ++i) t->rest.push_back(to_c(got[i]));
-        w->rests.fetch_add(1, std::memory_order_release);
+        // cannot throw. The file each fd names as the kernel reported it,
+        // for take_rest().
+        for (std::size_t i = n; i < got.size(); ++i)
+            if (leftover l{to_c(got[i]), {}}; file_of(l.event.fd, l.id)) t->rest.push_back(l);
+        if (!t->rest.empty()) w->rests.fetch_add(1, std::memory_order_release);
     }
     return int(n);
 }
@@ -251,13 +280,13 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
 
 // A source gets room in rest like a fd, before it exists.
 template <class Make>
-int watch_source(iowait_t* w, const char* op, iowait_fd* id, Make make) {
-    if (!w || !id) return fail(invalid(), op, nullptr, w, !w ? "NULL handle" : "NULL id");
+int watch_source(iowait_t* w, const iowait::detail::call& op, iowait_fd* id, Make make) {
+    if (!w || !id) return fail(invalid(), op, w, !w ? "NULL handle" : "NULL id");
     std::lock_guard lock(w->mu);
-    if (!make_room(w)) return fail(no_memory(), op, nullptr, w);
+    if (!make_room(w)) return fail(no_memory(), op, w);
     std::error_code ec;
     const iowait::native_handle made = make(ec);
-    if (ec) return fail(ec, op, nullptr, w);
+    if (ec) return fail(ec, op, w);
     *id = made;
     ++w->watched;
     return 0;
@@ -277,48 +306,48 @@ int iowait_create_backend(iowait_t** out, iowait_backend backend) {
 void iowait_destroy(iowait_t* w) { delete w; }
 
 int iowait_watch(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode) {
-    if (!w) return fail(invalid(), "watch", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("watch", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     // Room in every rest for one more fd's event, before the watch exists.
-    if (!make_room(w)) return fail(no_memory(), "watch", &fd, w);
+    if (!make_room(w)) return fail(no_memory(), fd_call("watch", fd), w);
     std::error_code ec;
     w->cxx.watch(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
-    if (ec) return fail(ec, "watch", &fd, w);
+    if (ec) return fail(ec, fd_call("watch", fd), w);
     ++w->watched;
     return 0;
 }
 
 int iowait_watch_signal(iowait_t* w, int signo, uint64_t data, iowait_mode mode, iowait_fd* id) {
-    return watch_source(w, "watch_signal", id, [&](std::error_code& ec) {
+    return watch_source(w, {"watch_signal", "signo", signo}, id, [&](std::error_code& ec) {
         return w->cxx.watch_signal(signo, data, iowait::Mode(as_int(mode)), ec);
     });
 }
 
 int iowait_watch_process(iowait_t* w, int64_t pid, uint64_t data, iowait_fd* id) {
-    return watch_source(w, "watch_process", id,
+    return watch_source(w, {"watch_process", "pid", pid}, id,
                         [&](std::error_code& ec) { return w->cxx.watch_process(pid, data, ec); });
 }
 
 int iowait_watch_timer(iowait_t* w, int64_t first_ns, int64_t period_ns, uint64_t data, iowait_mode mode,
                        iowait_fd* id) {
-    return watch_source(w, "watch_timer", id, [&](std::error_code& ec) {
+    return watch_source(w, {"watch_timer"}, id, [&](std::error_code& ec) {
         return w->cxx.watch_timer(std::chrono::nanoseconds(first_ns), std::chrono::nanoseconds(period_ns), data,
                                   iowait::Mode(as_int(mode)), ec);
     });
 }
 
 int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode) {
-    if (!w) return fail(invalid(), "modify", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("modify", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     std::error_code ec;
     w->cxx.modify(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
-    if (ec) return fail(ec, "modify", &fd, w);
+    if (ec) return fail(ec, fd_call("modify", fd), w);
     // The rest reports the fd as the new watch would: its data, its interests.
     // Linear in the rest, which is short unless a big batch met a small array.
     if (w->rests.load(std::memory_order_relaxed) != 0)
         for (thread_rest& t : w->threads)
             for (std::size_t i = t.next; i < t.rest.size(); ++i) {
-                iowait_event& e = t.rest[i];
+                iowait_event& e = t.rest[i].event;
                 if (e.fd != fd || !e.events) continue;
                 e.data = data;
                 e.events &= interest | IOWAIT_HANGUP | IOWAIT_ERROR;
@@ -328,16 +357,16 @@ int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, i
 }
 
 int iowait_unwatch(iowait_t* w, iowait_fd fd) {
-    if (!w) return fail(invalid(), "unwatch", &fd, nullptr, "NULL handle");
+    if (!w) return fail(invalid(), fd_call("unwatch", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
     std::error_code ec;
     w->cxx.unwatch(fd, ec);
-    if (ec) return fail(ec, "unwatch", &fd, w);
+    if (ec) return fail(ec, fd_call("unwatch", fd), w);
     --w->watched;
     if (w->rests.load(std::memory_order_relaxed) != 0)
         for (thread_rest& t : w->threads)
             for (std::size_t i = t.next; i < t.rest.size(); ++i)
-                if (t.rest[i].fd == fd) t.rest[i].events = 0;
+                if (t.rest[i].event.fd == fd) t.rest[i].event.events = 0;
     return 0;
 }
 
@@ -350,17 +379,10 @@ int iowait_wait_or_signal(iowait_t* w, iowait_event* events, size_t capacity, in
 }
 
 int iowait_notify(iowait_t* w) {
-    if (!w) return fail(invalid(), "notify", nullptr, nullptr, "NULL handle");
-    try {
-        w->cxx.notify();
-        return 0;
-    } catch (const std::system_error& e) {
-        return fail(to_code(e.code()), e.what());
-    } catch (const iowait::usage_error& e) {
-        return fail(to_code(e.code()), e.what());
-    } catch (...) {
-        return fail(IOWAIT_E_UNKNOWN, "iowait: notify: unknown exception");
-    }
+    if (!w) return fail(invalid(), {"notify"}, nullptr, "NULL handle");
+    std::error_code ec;
+    w->cxx.notify(ec);
+    return ec ? fail(ec, {"notify"}, w) : 0;
 }
 
 iowait_backend iowait_get_backend(const iowait_t* w) {
@@ -370,13 +392,13 @@ iowait_backend iowait_get_backend(const iowait_t* w) {
 int iowait_supports(const iowait_t* w, iowait_mode mode) { return w && w->cxx.supports(iowait::Mode(as_int(mode))); }
 
 int iowait_available_backends(iowait_backend* out, size_t capacity) {
-    if (!out && capacity) return fail(invalid(), "available_backends", nullptr, nullptr, "out is NULL");
+    if (!out && capacity) return fail(invalid(), {"available_backends"}, nullptr, "out is NULL");
     try {
         const auto all = iowait::IOWait::available_backends();
         for (std::size_t i = 0; i < all.size() && i < capacity; ++i) out[i] = iowait_backend(all[i]);
         return int(all.size());
     } catch (const std::bad_alloc&) {
-        return fail(no_memory(), "available_backends", nullptr, nullptr);
+        return fail(no_memory(), {"available_backends"}, nullptr);
     } catch (...) {
         return fail(IOWAIT_E_UNKNOWN, "iowait: available_backends: unknown exception");
     }
@@ -388,13 +410,13 @@ const char* iowait_backend_name(iowait_backend backend) {
 }
 
 int iowait_backend_from_name(const char* name, iowait_backend* out) {
-    if (!name || !out) return fail(invalid(), "backend_from_name", nullptr, nullptr, "NULL argument");
+    if (!name || !out) return fail(invalid(), {"backend_from_name"}, nullptr, "NULL argument");
     for (int b = IOWAIT_BACKEND_EPOLL; b <= IOWAIT_BACKEND_WSAPOLL; ++b)
         if (iowait::to_string(iowait::Backend(b)) == name) {
             *out = iowait_backend(b);
             return 0;
         }
-    return fail(iowait::errc::unknown_backend, "backend_from_name", nullptr, nullptr, name);
+    return fail(iowait::errc::unknown_backend, {"backend_from_name"}, nullptr, name);
 }
 
 const char* iowait_strerror(int code) {

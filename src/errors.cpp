@@ -1,5 +1,9 @@
-// The error category for misuse, and the names of the backends.
+// The error category for misuse, the messages of failed calls, and the
+// names of the backends.
 #include "iowait/iowait.hpp"
+
+#include "detail/messages.hpp"
+#include "sources.hpp"
 
 namespace iowait {
 
@@ -47,6 +51,43 @@ public:
 }  // namespace
 
 const char* usage_error::what() const noexcept { return std::invalid_argument::what(); }
+
+namespace detail {
+
+namespace {
+
+// "iowait: op(arg=value) on backend", to which each exception adds ": " and ec's message.
+std::string prefix(const call& c, std::string_view backend) {
+    std::string what = "iowait: ";
+    what += c.op;
+    if (c.arg) {
+        const bool source = std::string_view(c.arg) == "fd" && is_source_id(native_handle(c.value));
+        what += "(";
+        what += source ? "source" : c.arg;
+        what += "=" + std::to_string(c.value) + ")";
+    }
+    if (!backend.empty()) {
+        what += " on ";
+        what += backend;
+    }
+    return what;
+}
+
+}  // namespace
+
+// The exception is made here too, so that its what() is the text, whatever
+// the standard library's system_error makes of its arguments.
+std::string error_message(std::error_code ec, const call& c, std::string_view backend) {
+    if (ec.category() == iowait_category()) return usage_error(ec, prefix(c, backend) + ": " + ec.message()).what();
+    return std::system_error(ec, prefix(c, backend)).what();
+}
+
+void throw_error(std::error_code ec, const call& c, std::string_view backend) {
+    if (ec.category() == iowait_category()) throw usage_error(ec, prefix(c, backend) + ": " + ec.message());
+    throw std::system_error(ec, prefix(c, backend));
+}
+
+}  // namespace detail
 
 const std::error_category& iowait_category() noexcept {
     static const category instance;

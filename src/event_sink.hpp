@@ -171,7 +171,7 @@ protected:
     std::size_t dense_size_ = 0;
     Event* out_ = nullptr;  // the next Event to write
     Event* first_ = nullptr;
-    std::uint32_t batch_ = 0;  // counts batches, for deliver_merging()
+    std::uint32_t batch_ = 0;  // counts batches, for deliver_merging() (not on epoll's set: collect_epoll)
     bool woken_ = false;       // the waker's token was seen and notify() had been called
 };
 

@@ -22,7 +22,7 @@ constexpr entry compiled_in[] = {
 #endif
 #ifdef IOWAIT_HAVE_IO_URING
     // After epoll, by measurement (bench/uring_vs_epoll.cpp, figures in
-    // README.md, "io_uring"): a wait through the ring costs a little more
+    // docs/benchmarks.md, "io_uring beside epoll"): a wait through the ring costs a little more
     // than epoll_wait, and the rules need every change answered at once, so
     // the ring cannot batch them. It waits on an epoll set, so where epoll
     // is refused it is too: in effect it is chosen only by name.

@@ -70,7 +70,7 @@ void IOWait::impl::changed(bool now_always_ready) {
     if ((now_always_ready || changes_need_wakeup) && (waiters_state.load(std::memory_order_seq_cst) & in_wait)) wake();
 }
 
-void IOWait::impl::wake() {
+void IOWait::impl::wake() noexcept {
     if (own_wake)
         be->wake();
     else
@@ -241,8 +241,10 @@ void IOWait::impl::deliver_slow(std::uint64_t token, unsigned flags) noexcept {
 
 void IOWait::impl::stale() noexcept {
     if (!keeps_stale_entries) return;
-    if (stale_batch != 0 && stale_batch + 1 == batch_) rebuild();
-    stale_batch = batch_;
+    // Two waits running: the byte moved by one since (a stale entry met again
+    // 256 waits later would rebuild too, which is only wasted work).
+    if (stale_wait == std::uint8_t(until_sampled + 1)) rebuild();
+    stale_wait = until_sampled;
 }
 
 void IOWait::impl::rebuild() noexcept {
@@ -268,6 +270,35 @@ void IOWait::impl::rebuild() noexcept {
             s.live = no_token;
         }
 }
+
+#ifdef __linux__
+status IOWait::impl::collect_sampled() noexcept { return collect_pass<true>(); }
+
+Event* IOWait::impl::check_lasting(Event* first, Event* out) noexcept {
+    const std::uint32_t previous = samples++;
+    bool closed_any = false;
+    for (const Event* e = first; e != out; ++e) {
+        slot* s = find(e->fd);
+        if (!s || s->state != slot::active || s->mode != Mode::level) continue;
+        // s->batch: for epoll's set, the sampled wait that last reported the
+        // watch (deliver_merging(), its other user, serves other backends).
+        const bool lasting = s->batch == previous && previous != 0;
+        s->batch = samples;
+        if (!lasting) continue;
+        const status st = be_modify(e->fd, s->interest, s->mode, make_token(e->fd, s->generation));
+        if (st == std::errc::bad_file_descriptor || st == std::errc::no_such_file_or_directory) {
+            forget_closed(e->fd, *s);
+            closed_any = true;
+        }
+    }
+    if (!closed_any) return out;
+    rebuild();  // the stale entry goes with the old set
+    Event* kept = first;
+    for (const Event* e = first; e != out; ++e)
+        if (const slot* s = find(e->fd); s && s->state != slot::closed) *kept++ = *e;
+    return kept;
+}
+#endif
 
 bool IOWait::impl::report_slot(native_handle fd, slot& s, unsigned flags) noexcept {
     // The same reading of the flags as the inline path (R6): a peer's

@@ -108,11 +108,14 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // gives them back (undivert) and ends through handed_over().
     std::size_t diverted = 0;
     [[gnu::noinline, gnu::cold]] void undivert() noexcept;
+    // Moves with every pass: batch_ counts the passes of the backends that
+    // merge entries, until_sampled those of epoll's set (modulo 256).
+    std::uint32_t pass_stamp() const noexcept { return batch_ + until_sampled; }
     void note_change(native_handle fd) noexcept {
         if (waiters_state.load(std::memory_order_relaxed) & shared_tag) return;
-        if (changed_batch != batch_) {
+        if (changed_batch != pass_stamp()) {
             changed_alone.clear();
-            changed_batch = batch_;
+            changed_batch = pass_stamp();
         }
         try {
             changed_alone.push_back(fd);
@@ -124,8 +127,15 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // wait promises more than ever before, so the steady state allocates nothing.
     std::unique_ptr<Event[]> events;
     std::size_t capacity = 0;
-    std::size_t count = 0;          // Events of the last wait
-    std::uint32_t stale_batch = 0;  // the batch that last had an entry for no watch
+    std::size_t count = 0;  // Events of the last wait
+    // Every wait on epoll's set counts this byte down (collect_epoll), in
+    // place of batch_, which only the backends that merge entries need; at
+    // zero (every 256th wait) the wait is sampled for check_lasting().
+    std::uint8_t until_sampled = 0;
+    // until_sampled in the last wait that had an entry for no watch (stale());
+    // 0x100: none yet.
+    std::uint16_t stale_wait = 0x100;
+    std::uint32_t samples = 0;  // sampled waits so far (check_lasting)
 
     impl(std::unique_ptr<detail::backend> b, std::error_code& ec, std::string& why);
 
@@ -222,7 +232,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         return be->remove(fd);
     }
 
-    void wake();
+    void wake() noexcept;
 
     // The general watch, for every backend and every case (front_end.cpp).
     status watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode);
@@ -518,9 +528,18 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         std::lock_guard lock(mu);
         if (promised + extra_room > capacity)
             if (auto st = reserve(promised + extra_room)) return st;
-        ++batch_;
+        // Decided before the pass, so that nothing stays live across it: one
+        // decrement of a byte in memory, whose flags give the branch.
+        if (--until_sampled == 0) [[unlikely]]
+            return collect_sampled();
+        return collect_pass<false>();
+    }
+
+    template <bool sampled>
+    [[gnu::always_inline]] status collect_pass() noexcept {
         Event* const first = events.get();
         Event* out = pass_epoll(first);
+        if constexpr (sampled) out = check_lasting(first, out);
         if (extra_room != 0) [[unlikely]] {
             first_ = first;
             out_ = out;
@@ -530,6 +549,9 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         count = std::size_t(out - first);
         return {};
     }
+
+    // collect_pass<true>(), out of line: one wait in 256.
+    [[gnu::noinline, gnu::cold]] status collect_sampled() noexcept;
 
     // epoll_set::deliver(), here so that the common entry costs no call:
     // the first entry the inline path cannot take ends the loop, and the
@@ -566,6 +588,19 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // above would otherwise keep in saved registers is found again here.
     [[gnu::noinline]] Event* pass_epoll_rest(const epoll_event* e, Event* out) noexcept;
 #endif
+
+    // A level watch of epoll's set whose number was closed while a
+    // duplicate keeps its file open: the kernel keeps its entry, which no
+    // EPOLL_CTL_DEL by number can reach, and reports the file under the
+    // watch's live token on every wait, for ever (C4). Nothing on the common
+    // path can see the close; so every 256th wait looks at
+    // its level reports, and a watch reported by two such waits running (rare
+    // in a program that reads what it is told of) is checked once, by one
+    // EPOLL_CTL_MOD as it is: it finds the entry only while the number still
+    // names the file (ENOENT for another file, EBADF for none). A watch that
+    // fails is closed (C2), its Events leave this batch, and the kernel set
+    // is rebuilt without the stale entry. Returns the end of the Events kept.
+    [[gnu::noinline, gnu::cold]] Event* check_lasting(Event* first, Event* out) noexcept;
 
     // Off the common path: always-ready files and sources, after the kernel's batch.
     [[gnu::noinline]] void collect_extras() noexcept;

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "detail/messages.hpp"
 #include "detail/status.hpp"
 #include "factory.hpp"
 #include "front_end.hpp"
@@ -16,25 +17,13 @@ using detail::status;
 
 bool valid_interest(Interest i) { return i != Interest::none && (unsigned(i) & ~3u) == 0; }
 
-// The message names the call, the fd (or source) and the backend: "iowait: watch(fd=7) on epoll".
-[[noreturn]] void throw_error(std::error_code ec, std::string_view op, native_handle fd, std::string_view backend) {
-    std::string what = "iowait: ";
-    what += op;
-    if (detail::is_source_id(fd))
-        what += "(source=" + std::to_string(std::intptr_t(fd)) + ")";
-    else if (fd != native_handle(-1))
-        what += "(fd=" + std::to_string(fd) + ")";
-    if (!backend.empty()) {
-        what += " on ";
-        what += backend;
-    }
-    if (ec.category() == iowait_category()) throw usage_error(ec, what + ": " + ec.message());
-    throw std::system_error(ec, what);
-}
+using detail::call;
+using detail::throw_error;
 
-// Out of line, so that the calls that succeed pay nothing for building the message.
-[[noreturn, gnu::noinline, gnu::cold]] void fail(status st, const char* op, native_handle fd, Backend backend) {
-    throw_error(st.code(), op, fd, to_string(backend));
+// Out of line, so that the calls that succeed pay nothing for building the
+// message (src/detail/messages.hpp: the C API's messages are the same).
+[[noreturn, gnu::noinline, gnu::cold]] void fail(status st, const call& c, Backend backend) {
+    throw_error(st.code(), c, to_string(backend));
 }
 
 }  // namespace
@@ -46,11 +35,11 @@ IOWait::IOWait() {
     if (!be) {
         // Named first: given the expression, cppcheck loses sight of [[noreturn]].
         const std::string op = why.empty() ? "IOWait()" : "IOWait() with " + why;
-        throw_error(ec, op, -1, {});
+        throw_error(ec, {op}, {});
     }
     backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec, why);
-    if (ec) throw_error(ec, why.empty() ? "IOWait()" : "IOWait() (" + why + ")", -1, to_string(backend_));
+    if (ec) throw_error(ec, {why.empty() ? "IOWait()" : "IOWait() (" + why + ")"}, to_string(backend_));
 }
 
 IOWait::IOWait(Backend backend) : backend_(backend) {
@@ -61,10 +50,37 @@ IOWait::IOWait(Backend backend) : backend_(backend) {
         throw usage_error(
             ec, "iowait: IOWait(Backend) on " + std::string(to_string(backend)) + ": " + ec.message() + ": " + why);
     // A kernel limit the backend could explain (select's own wake-up fd, X2).
-    if (!be && !why.empty()) throw_error(ec, "IOWait(Backend) (" + why + ")", -1, to_string(backend));
-    if (!be) throw_error(ec, "IOWait(Backend)", -1, to_string(backend));
+    if (!be && !why.empty()) throw_error(ec, {"IOWait(Backend) (" + why + ")"}, to_string(backend));
+    if (!be) throw_error(ec, {"IOWait(Backend)"}, to_string(backend));
     impl_ = std::make_unique<impl>(std::move(be), ec, why);
-    if (ec) throw_error(ec, why.empty() ? "IOWait(Backend)" : "IOWait(Backend) (" + why + ")", -1, to_string(backend));
+    if (ec) throw_error(ec, {why.empty() ? "IOWait(Backend)" : "IOWait(Backend) (" + why + ")"}, to_string(backend));
+}
+
+IOWait::IOWait(std::error_code& ec) noexcept : backend_(Backend::epoll) {
+    ec.clear();
+    try {
+        std::string why;
+        auto be = detail::make_best_backend(ec, why);
+        if (!be) return;
+        backend_ = be->kind();
+        auto made = std::make_unique<impl>(std::move(be), ec, why);
+        if (!ec) impl_ = std::move(made);
+    } catch (const std::bad_alloc&) {
+        ec = std::make_error_code(std::errc::not_enough_memory);
+    }
+}
+
+IOWait::IOWait(Backend backend, std::error_code& ec) noexcept : backend_(backend) {
+    ec.clear();
+    try {
+        std::string why;
+        auto be = detail::make_backend(backend, ec, why);
+        if (!be) return;
+        auto made = std::make_unique<impl>(std::move(be), ec, why);
+        if (!ec) impl_ = std::move(made);
+    } catch (const std::bad_alloc&) {
+        ec = std::make_error_code(std::errc::not_enough_memory);
+    }
 }
 
 IOWait::~IOWait() = default;
@@ -72,6 +88,16 @@ IOWait::IOWait(IOWait&&) noexcept = default;
 IOWait& IOWait::operator=(IOWait&&) noexcept = default;
 
 std::vector<Backend> IOWait::available_backends() { return detail::available(); }
+
+std::vector<Backend> IOWait::available_backends(std::error_code& ec) noexcept {
+    ec.clear();
+    try {
+        return detail::available();
+    } catch (const std::bad_alloc&) {
+        ec = std::make_error_code(std::errc::not_enough_memory);
+        return {};
+    }
+}
 
 // The checks that need no lock and no kernel, shared by watch and modify.
 static status check_args(native_handle fd, Interest interest) noexcept {
@@ -104,7 +130,7 @@ template <class Impl>
 template <class Impl>
 [[gnu::noinline]] static void watch_or_throw(Impl* impl, Backend backend, native_handle fd, Interest interest,
                                              std::uint64_t data, Mode mode) {
-    if (status st = watch_general(impl, fd, interest, data, mode)) fail(st, "watch", fd, backend);
+    if (status st = watch_general(impl, fd, interest, data, mode)) fail(st, detail::fd_call("watch", fd), backend);
 }
 
 void IOWait::watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
@@ -159,7 +185,7 @@ static status unwatch_any(Impl* impl, native_handle fd) {
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode) {
-    if (auto st = modify_any(impl_.get(), fd, interest, data, mode)) fail(st, "modify", fd, backend_);
+    if (auto st = modify_any(impl_.get(), fd, interest, data, mode)) fail(st, detail::fd_call("modify", fd), backend_);
 }
 
 void IOWait::modify(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
@@ -175,12 +201,7 @@ bool IOWait::supports(Mode mode) const noexcept { return impl_ && impl_->support
 void IOWait::unwatch(native_handle fd, std::error_code& ec) noexcept { ec = unwatch_any(impl_.get(), fd).code(); }
 
 void IOWait::unwatch(native_handle fd) {
-    if (auto st = unwatch_any(impl_.get(), fd)) fail(st, "unwatch", fd, backend_);
-}
-
-// Sources: the message names the call and its argument, "watch_signal(signo=10)".
-[[noreturn, gnu::noinline, gnu::cold]] static void fail_source(status st, const std::string& op, Backend backend) {
-    throw_error(st.code(), op, -1, to_string(backend));
+    if (auto st = unwatch_any(impl_.get(), fd)) fail(st, detail::fd_call("unwatch", fd), backend_);
 }
 
 native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode, std::error_code& ec) noexcept {
@@ -195,7 +216,7 @@ native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode, std
 native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode) {
     std::error_code ec;
     const native_handle id = watch_signal(signo, data, mode, ec);
-    if (ec) fail_source(ec, "watch_signal(signo=" + std::to_string(signo) + ")", backend_);
+    if (ec) fail(ec, {"watch_signal", "signo", signo}, backend_);
     return id;
 }
 
@@ -211,7 +232,7 @@ native_handle IOWait::watch_process(std::int64_t pid, std::uint64_t data, std::e
 native_handle IOWait::watch_process(std::int64_t pid, std::uint64_t data) {
     std::error_code ec;
     const native_handle id = watch_process(pid, data, ec);
-    if (ec) fail_source(ec, "watch_process(pid=" + std::to_string(pid) + ")", backend_);
+    if (ec) fail(ec, {"watch_process", "pid", pid}, backend_);
     return id;
 }
 
@@ -229,7 +250,7 @@ native_handle IOWait::watch_timer_ns(std::int64_t first, std::int64_t period, st
 native_handle IOWait::watch_timer_ns(std::int64_t first, std::int64_t period, std::uint64_t data, Mode mode) {
     std::error_code ec;
     const native_handle id = watch_timer_ns(first, period, data, mode, ec);
-    if (ec) fail_source(ec, "watch_timer", backend_);
+    if (ec) fail(ec, {"watch_timer"}, backend_);
     return id;
 }
 
@@ -241,9 +262,9 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code&
 // answer): another thread may take over the front end's the moment it ends
 // (share()).
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
-    if (!impl_) fail(errc::moved_from, "wait", -1, backend_);
+    if (!impl_) fail(errc::moved_from, {"wait"}, backend_);
     const auto a = impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false);
-    if (a) fail(a.failure(), "wait", -1, backend_);
+    if (a) fail(a.failure(), {"wait"}, backend_);
     return {a.data, a.size};
 }
 
@@ -284,19 +305,29 @@ std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
 
 std::span<const Event> IOWait::wait() {
     impl* const p = impl_.get();
-    if (!p) fail(errc::moved_from, "wait", -1, backend_);
+    if (!p) fail(errc::moved_from, {"wait"}, backend_);
     const auto a = wait_without_timeout(p);
     if (a) [[unlikely]]
-        fail(a.failure(), "wait", -1, p->kind);
+        fail(a.failure(), {"wait"}, p->kind);
     return {a.data, a.size};
 }
 
 bool IOWait::batch_full() const noexcept { return impl_ && impl_->batch_full(); }
 
+void IOWait::notify(std::error_code& ec) noexcept {
+    ec.clear();
+    if (!impl_)
+        ec = errc::moved_from;
+    else if (impl_->forked())
+        ec = errc::forked;
+    else
+        impl_->notify();
+}
+
 void IOWait::notify() {
-    if (!impl_) throw_error(errc::moved_from, "notify", -1, to_string(backend_));
-    if (impl_->forked()) throw_error(errc::forked, "notify", -1, to_string(backend_));
-    impl_->notify();
+    std::error_code ec;
+    notify(ec);
+    if (ec) fail(ec, {"notify"}, backend_);
 }
 
 }  // namespace iowait

@@ -206,7 +206,7 @@ void IOWait::impl::share(std::uintptr_t owner) noexcept {
         w->batch_full = be->batch_full();
         capacity = 0;
         count = 0;
-        const bool changes = changed_batch == batch_;
+        const bool changes = changed_batch == pass_stamp();
         for (std::size_t i = 0; i < w->count; ++i) {
             const native_handle fd = w->events[i].fd;
             if (detail::is_source_id(fd)) continue;

@@ -4,7 +4,7 @@ time and the ratio "peer time / iowait time" (above 1: iowait is faster).
 
     PYTHONPATH=build/release/python /usr/bin/python3 python/bench/bench.py
 
-Workloads (from issue 3): select()/wait(0) with 1,000 registered socket pairs
+Workloads: select()/wait(0) with 1,000 registered socket pairs
 of which 10 are ready; register+unregister of 1,000 sockets; an asyncio echo
 round trip. Each figure is the best of several repeats (the least disturbed
 by other processes), per operation. --quick: few iterations, for CI.

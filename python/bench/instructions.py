@@ -1,7 +1,7 @@
 """User-space instructions of one select(0) call, counted by callgrind:
 iowait.Selector against a bare select.epoll().poll(0) over the same sockets,
 with selectors.EpollSelector as a third column. Prints the counts and the
-ratios to the bare call, and issue 12's bar (iowait at most 1.15x).
+ratios to the bare call, and the project's target (iowait at most 1.15x).
 
     PYTHONPATH=build/release/python /usr/bin/python3 python/bench/instructions.py
 
@@ -129,7 +129,7 @@ def parent(calls):
         verdicts.append(f'{"met" if ratio <= BAR else "MISSED"}: {ready} ready, iowait.Selector.select(0) '
                         f'{ratio:.2f}x the bare epoll.poll(0) (bar: {BAR}x)')
     print(f'\n(The empty loop, subtracted: {" and ".join(loops)} instructions per iteration.)')
-    print('\nIssue 12\'s bar:\n')
+    print('\nTarget:\n')
     for v in verdicts:
         print(f'- {v}')
     return verdicts

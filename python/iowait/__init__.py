@@ -117,7 +117,7 @@ from . import _iowait
 from ._iowait import available_backends
 from .selector import Selector
 
-__version__ = '0.3.0'
+__version__ = _iowait.__version__  # project(iowait VERSION ...) in CMakeLists.txt
 __all__ = [
     'IOWait', 'IOEvent', 'SelectIOWait', 'PollIOWait', 'EPollIOWait', 'KQueueIOWait',
     'IOUringIOWait', 'AFDIOWait', 'WSAPollIOWait', 'AbstractIOWait', 'NotWatchedError', 'Selector', 'Source',
@@ -150,7 +150,10 @@ class Source:
     or (first, period) in seconds. Equal only to itself.
     """
 
-    __slots__ = ('kind', 'arg')
+    __slots__ = {
+        'kind': "'signal', 'process' or 'timer'.",
+        'arg': 'The signal number, the pid, or (first, period) in seconds.',
+    }
 
     def __init__(self, kind, arg):
         self.kind = kind

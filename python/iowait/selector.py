@@ -77,6 +77,12 @@ class Selector(selectors.BaseSelector):
             raise
 
     def register(self, fileobj, events, data=None):
+        """Watch fileobj (a file object or an fd) for events (EVENT_READ,
+        EVENT_WRITE or both), and return its SelectorKey with data.
+
+        ValueError for bad events or a negative fd, KeyError if it is already
+        registered, OSError (EBADF) if it is not open; nothing changes then.
+        """
         if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
             raise ValueError(f'Invalid events: {events!r}')
         fd = self._lookup(fileobj)
@@ -88,6 +94,10 @@ class Selector(selectors.BaseSelector):
         return key
 
     def unregister(self, fileobj):
+        """Stop watching fileobj, also after it was closed, and return its key.
+
+        KeyError if it is not registered.
+        """
         fd = self._lookup(fileobj)
         try:
             key = self._keys.pop(fd)
@@ -97,6 +107,12 @@ class Selector(selectors.BaseSelector):
         return key
 
     def modify(self, fileobj, events, data=None):
+        """Change the events and data of a registered fileobj; return the new key.
+
+        KeyError if it is not registered, ValueError for bad events; if the
+        kernel refuses the change, the file is left unregistered (as the
+        standard library's selectors do) and the error raised.
+        """
         fd = self._lookup(fileobj)
         try:
             key = self._keys[fd]
@@ -122,12 +138,20 @@ class Selector(selectors.BaseSelector):
         return new
 
     def select(self, timeout=None):
+        """Wait until a registered file is ready, and return [(key, events)].
+
+        timeout in seconds: None blocks, 0 or less polls. Every ready file is
+        in one call's result; the GIL is released while waiting, and a signal
+        runs its Python handler (PEP 475).
+        """
         return self._poller._select(timeout)
 
     def get_map(self):
+        """Return a read-only mapping of file objects to their SelectorKeys."""
         return self._map
 
     def close(self):
+        """Unregister everything and release the kernel's objects."""
         self._keys.clear()
         self._map = None
         self._poller.close()

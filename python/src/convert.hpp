@@ -33,7 +33,7 @@ inline PyTypeObject* source_type = nullptr;  // iowait.Source: what unwatch() of
 // subclass itself (ENOENT: FileNotFoundError, EAGAIN: BlockingIOError, ...),
 // and the exception is set with that subclass as its type. (Set as OSError
 // with a subclass instance, pybind11 sees a type that normalisation changes,
-// and turns it into a RuntimeError: issue 13, finding 7.) The strerror text
+// and turns it into a RuntimeError; test_kernel_errors.py.) The strerror text
 // is prefixed with the call and fd, as every message of this module.
 [[noreturn]] inline void raise_os_error(int err, const std::string& what) {
     py::object e = py::reinterpret_steal<py::object>(

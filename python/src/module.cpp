@@ -451,12 +451,18 @@ poller* poller_of(PyObject* self) {
 
 PYBIND11_MODULE(_iowait, m) {
     m.doc() = "The C++ core of iowait; use the iowait package.";
+    m.attr("__version__") = IOWAIT_VERSION;
 
-    m.def("available_backends", [] {
-        py::list out;
-        for (iowait::Backend b : iowait::IOWait::available_backends()) out.append(std::string(iowait::to_string(b)));
-        return out;
-    });
+    m.def(
+        "available_backends",
+        [] {
+            py::list out;
+            for (iowait::Backend b : iowait::IOWait::available_backends())
+                out.append(std::string(iowait::to_string(b)));
+            return out;
+        },
+        "The kernel mechanisms usable here, best first: names for IOWAIT_BACKEND,\n"
+        "Selector(backend) and the IOWait classes, e.g. ['epoll', 'io_uring', 'poll', 'select'].");
     m.def("_setup", [](py::handle event, py::handle not_watched, py::handle source) {
         if (!PyType_Check(source.ptr())) throw py::type_error("Source must be a class");
         source_type = (PyTypeObject*)source.inc_ref().ptr();
@@ -541,5 +547,9 @@ PYBIND11_MODULE(_iowait, m) {
         .def("_register", &poller::reg)
         .def("_modify", &poller::mod)
         .def("_unregister", &poller::unreg)
-        .def("_select", &poller::select, py::arg("timeout") = py::none());
+        // Selector.select itself, on each Selector: its docstring is the one help() shows.
+        .def("_select", &poller::select, py::arg("timeout") = py::none(),
+             "select(timeout=None)\n\nWait until a registered file is ready, and return [(key, events)].\n\n"
+             "timeout in seconds: None blocks, 0 or less polls. Every ready file is in one call's result;\n"
+             "the GIL is released while waiting, and a signal runs its Python handler (PEP 475).");
 }

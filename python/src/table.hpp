@@ -4,7 +4,7 @@
 // 4, pointer-sized, not bounded by a small number): an ordered map, so that
 // iteration is in handle order there too. IOWAIT_PYTHON_SPARSE_HANDLES forces
 // the map (and convert.hpp's own handle conversion) on POSIX, so that the
-// Windows code paths can be built and tested on Linux (README, "Wheels").
+// Windows code paths can be built and tested on Linux (docs/python.md, "Wheels, types and other systems").
 #pragma once
 
 #include <pybind11/pybind11.h>

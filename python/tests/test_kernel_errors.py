@@ -1,6 +1,6 @@
 """A kernel's refusal is the OSError subclass Python itself raises for its
 errno (PyErr_SetFromErrno), on every backend, for IOWait and Selector alike
-(issue 13, finding 7: it was a RuntimeError from pybind11); and a watched
+(a regression: it was a RuntimeError from pybind11); and a watched
 number closed and taken by a new file (rules C2, C3 and P6)."""
 
 import errno

@@ -1,6 +1,6 @@
-"""What programs written for the original iowait (0.1, 0.2) rely on (issue 14),
+"""What programs written for the original iowait (0.1, 0.2) rely on,
 checked with our own tests; the original's own test files run through
-python/scripts/run-original-tests (see README.md)."""
+python/scripts/run-original-tests (see docs/python.md)."""
 
 import os
 import pydoc

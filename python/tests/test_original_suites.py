@@ -1,6 +1,6 @@
 """The original iowait's own test files, unchanged, against this module.
 
-They are not in this repository (see README.md, "Coming from the original
+They are not in this repository (see docs/python.md, "Coming from the original
 iowait"): name them in IOWAIT_ORIGINAL_TESTS (paths separated by ':'), e.g.
 IOWAIT_ORIGINAL_TESTS=~/orig/test_iowait_0.1.py:~/orig/test_iowait_0.2.py,
 and each runs through python/scripts/run-original-tests, once as published

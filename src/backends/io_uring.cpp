@@ -1,7 +1,7 @@
 // io_uring: Linux's submission/completion rings, here waiting on an epoll
 // set through the ring, so that its semantics are epoll's by construction.
 //
-// Design (README, "io_uring", has the measurements behind it):
+// Design (docs/benchmarks.md, "io_uring beside epoll", has the measurements behind it):
 // - The source of truth is an epoll set (src/backends/epoll_set.hpp, shared
 //   with the epoll backend): level, oneshot (EPOLLONESHOT), edge (EPOLLET),
 //   hangups, closed fds leaving the set, regular files refused with EPERM
@@ -16,7 +16,7 @@
 //   A change deferred to the next io_uring_enter (IORING_OP_EPOLL_CTL) could
 //   only report its error after the call returned, and no system call that
 //   checks an fd (fcntl, fstat) costs less than the epoll_ctl itself, so
-//   changes are not batched through the ring (the README has the figures of
+//   changes are not batched through the ring (docs/benchmarks.md has the figures of
 //   what batching would gain if the rules allowed it).
 // - The wait goes through the ring: IORING_OP_EPOLL_WAIT (Linux 6.15, opcode
 //   59, newer than Debian 12's <linux/io_uring.h>), found with

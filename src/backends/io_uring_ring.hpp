@@ -175,7 +175,8 @@ private:
     // io_uring_enter, with the kernel's -errno convention. On x86-64 the
     // system call instruction itself: libc's variadic syscall() and its
     // argument shuffling were a third of what a wait through the ring costs
-    // in user space beyond epoll's (issue 12's bar: within 1.2x of epoll).
+    // in user space beyond epoll's (the target: within 1.2x of epoll's
+    // instructions per event; docs/benchmarks.md).
     long raw_enter(unsigned to_submit, unsigned wait_for, unsigned flags, const void* arg, std::size_t argsz) noexcept {
 #if defined(__x86_64__) && !defined(__CPPCHECK__)
         // The last three arguments go to r10, r8 and r9 inside the asm, not

@@ -65,8 +65,10 @@ int test_edge(iowait_backend b);
 int test_user_data(iowait_backend b);
 int test_capacity(iowait_backend b);
 int test_closed(iowait_backend b);
+int test_leftovers(iowait_backend b);
 int test_signals(iowait_backend b);
 int test_timer_source(iowait_backend b);
 int test_process_and_signal_sources(iowait_backend b);
+int test_forked_child(iowait_backend b);
 
 #endif

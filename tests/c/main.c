@@ -30,9 +30,11 @@ static const struct {
     TEST_ENTRY(user_data),
     TEST_ENTRY(capacity),
     TEST_ENTRY(closed),
+    TEST_ENTRY(leftovers),
     TEST_ENTRY(signals),
     TEST_ENTRY(timer_source),
     TEST_ENTRY(process_and_signal_sources),
+    TEST_ENTRY(forked_child),
     /* clang-format on */
 };
 #define NTESTS (sizeof tests / sizeof tests[0])

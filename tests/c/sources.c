@@ -79,3 +79,42 @@ int test_process_and_signal_sources(iowait_backend b) {
     return 0;
 #endif
 }
+
+/* F1: in a forked child every call on an inherited handle fails with
+ * IOWAIT_E_FORKED and a message that says so, iowait_notify() included. */
+int test_forked_child(iowait_backend b) {
+#ifdef _WIN32
+    (void)b;
+    printf("SKIP: Windows has no fork()\n");
+    return SKIP;
+#else
+    iowait_t* w;
+    iowait_fd p[2];
+    iowait_event ev[8];
+    pid_t pid;
+    int status = 0;
+    OPEN(b, w);
+    CHECK_CALL(make_pair(p));
+    CHECK_CALL(iowait_watch(w, p[0], IOWAIT_READ, 0, IOWAIT_LEVEL));
+    fflush(NULL);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int failed = 0;
+        failed |= iowait_notify(w) != IOWAIT_E_FORKED || !strstr(iowait_last_error(), "notify on") ||
+                  !strstr(iowait_last_error(), "fork");
+        failed |= (iowait_wait(w, ev, 8, 0) != IOWAIT_E_FORKED) << 1;
+        failed |= (iowait_modify(w, p[0], IOWAIT_WRITE, 0, IOWAIT_LEVEL) != IOWAIT_E_FORKED) << 2;
+        _exit(failed);
+    }
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0); /* bits: notify, wait, modify */
+    CHECK_CALL(iowait_notify(w));     /* the parent's handle works */
+    CHECK_EQ(iowait_wait(w, ev, 8, PATIENCE), 0);
+    close_fd(p[0]);
+    close_fd(p[1]);
+    iowait_destroy(w);
+    return 0;
+#endif
+}

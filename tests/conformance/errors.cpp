@@ -1,5 +1,9 @@
 // Rules E1-E8 of docs/behaviour.md: misuse and bad input get a clear error of
 // the same type on every backend, and leave the IOWait as it was.
+#include <iowait/iowait.h>
+
+#include <memory>
+
 #include "helpers.hpp"
 
 namespace iowait::test {
@@ -115,6 +119,45 @@ TEST_P(Errors, MessagesNameTheOperationTheFdAndTheBackend) {
     EXPECT_NE(m.find("wait"), std::string::npos) << m;
 }
 
+// E5 in C: iowait_last_error() is the what() of the exception the C++ call
+// throws for the same failure, word for word (G4 and K2 name the signal and
+// the pid there too).
+TEST_P(Errors, TheCApisLastErrorIsTheCxxMessage) {
+    iowait_t* c = nullptr;
+    ASSERT_EQ(iowait_create_backend(&c, iowait_backend(GetParam())), 0) << iowait_last_error();
+    const std::unique_ptr<iowait_t, void (*)(iowait_t*)> owner(c, iowait_destroy);
+    socket_pair p;
+    w.watch(p.a, Interest::read);
+    ASSERT_EQ(iowait_watch(c, p.a, IOWAIT_READ, 0, IOWAIT_LEVEL), 0);
+    iowait_fd id = 0;
+    const auto same = [&](const char* what, auto cxx, int code) {
+        EXPECT_NE(code, 0) << what;
+        EXPECT_EQ(std::string(iowait_last_error()), message_of(cxx)) << what;
+    };
+    same(
+        "watch_signal(9)", [&] { w.watch_signal(9); }, iowait_watch_signal(c, 9, 0, IOWAIT_LEVEL, &id));
+    same(
+        "watch_signal(0)", [&] { w.watch_signal(0); }, iowait_watch_signal(c, 0, 0, IOWAIT_LEVEL, &id));
+    same(
+        "watch_process(1)", [&] { w.watch_process(1); }, iowait_watch_process(c, 1, 0, &id));
+    same(
+        "watch_timer(-1ns)", [&] { w.watch_timer(-1ns); }, iowait_watch_timer(c, -1, 0, 0, IOWAIT_LEVEL, &id));
+    same(
+        "watch twice", [&] { w.watch(p.a, Interest::read); }, iowait_watch(c, p.a, IOWAIT_READ, 0, IOWAIT_LEVEL));
+    same(
+        "watch(-1)", [&] { w.watch(native_handle(-1), Interest::read); },
+        iowait_watch(c, iowait_fd(-1), IOWAIT_READ, 0, IOWAIT_LEVEL));
+    same(
+        "modify, bad interest", [&] { w.modify(p.a, Interest(4)); }, iowait_modify(c, p.a, 4, 0, IOWAIT_LEVEL));
+    same(
+        "modify, not watched", [&] { w.modify(p.b, Interest::read); },
+        iowait_modify(c, p.b, IOWAIT_READ, 0, IOWAIT_LEVEL));
+    same(
+        "unwatch, not watched", [&] { w.unwatch(p.b); }, iowait_unwatch(c, p.b));
+    same(
+        "unwatch of a source id never made", [&] { w.unwatch(native_handle(-5)); }, iowait_unwatch(c, iowait_fd(-5)));
+}
+
 // E1-E4 and M5 again once the table has room for the numbers, where the
 // epoll backends' watch() makes its entry inline before the kernel answers:
 // a refusal must take the entry back, and the errors must be the same.
@@ -178,6 +221,45 @@ TEST_P(Errors, ErrorCodeOverloadsReportWithoutThrowing) {
     EXPECT_EQ(events[0].data, 5u);
     w.unwatch(p.a, ec);
     EXPECT_FALSE(ec);
+}
+
+// E6 for the calls beside watch/modify/unwatch/wait: notify, the
+// constructors, the pointer-data forms, available_backends.
+TEST_P(Errors, EveryCallHasAnErrorCodeOverload) {
+    std::error_code ec = make_error_code(errc::bad_fd);
+    w.notify(ec);
+    EXPECT_FALSE(ec);
+    EXPECT_TRUE(wait_events(w, 0ns).empty());  // the notify's wake, no events
+    IOWait made{GetParam(), ec};
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(made.backend(), GetParam());
+    socket_pair p;
+    int datum = 7;
+    made.watch(p.a, Interest::read, &datum, ec);
+    EXPECT_FALSE(ec);
+    made.watch(p.a, Interest::read, &datum, Mode::level, ec);
+    EXPECT_EQ(ec, errc::already_watched);
+    int other = 8;
+    made.modify(p.a, Interest::read, &other, ec);
+    EXPECT_FALSE(ec);
+    made.modify(p.b, Interest::read, &other, Mode::level, ec);
+    EXPECT_EQ(ec, errc::not_watched);
+    p.send_b();
+    EXPECT_EQ(expect_event(made, p.a).ptr<int>(), &other);
+
+    IOWait moved = std::move(made);
+    made.notify(ec);
+    EXPECT_EQ(ec, errc::moved_from);
+    IOWait none{Backend(42), ec};
+    EXPECT_EQ(ec, errc::backend_unavailable);
+    none.watch(p.a, Interest::read, 0, ec);
+    EXPECT_EQ(ec, errc::moved_from);  // an IOWait the constructor could not make is empty
+    const auto all = IOWait::available_backends(ec);
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(all, IOWait::available_backends());
+    IOWait best{ec};
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(best.backend(), IOWait().backend());
 }
 
 TEST_P(Errors, MovedFromIsAnErrorNotACrash) {

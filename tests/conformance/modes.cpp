@@ -139,7 +139,7 @@ TEST_P(Modes, EdgeReportsHangup) {
 }
 
 // M3: modify() re-arms an edge watch, as watch() arms one: readiness already
-// there is reported once, then only new edges (issue 13, finding 8: kqueue
+// there is reported once, then only new edges (a regression: kqueue
 // re-enabled its knotes, which report only new edges).
 TEST_P(Modes, ModifyOfAnEdgeWatchReportsReadinessAlreadyThereOnce) {
     REQUIRE_EDGE_OR_CHECK_REFUSAL();

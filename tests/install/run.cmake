@@ -1,12 +1,12 @@
 # The package as a consumer meets it: this build installed, and the other
-# kind (static or shared) built by the README's library-only recipe and
+# kind (static or shared) built by the README's library-only recipe ("Installing") and
 # installed; against each, a C and a C++ program built with strict warnings
 # as errors through find_package(iowait) and through pkg-config, and run.
 # The shared library's SONAME and exported symbols are checked, and an FFI
 # user (ctypes) drives it. Last, the source tree vendored by add_subdirectory.
 #
 # cmake -DSOURCE_DIR=.. -DBUILD_DIR=.. -DWORK_DIR=.. -DGENERATOR=.. -DTHIS_KIND=static|shared
-#       [-DPYTHON=python3] -P run.cmake
+#       -DVERSION=<the project's version> [-DPYTHON=python3] -P run.cmake
 file(REMOVE_RECURSE ${WORK_DIR})
 set(consumer ${SOURCE_DIR}/tests/install/consumer)  # main.cpp; c_consumer/ has main.c
 set(strict_c -std=c11 -Wall -Wextra -Wpedantic -Wconversion -Wshadow -Werror)
@@ -64,7 +64,7 @@ foreach(kind static shared)
   # find_package(iowait), from a C++ project and from a C-only one.
   foreach(project consumer c_consumer)
     run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/install/${project} -B ${out}/${project} -G ${GENERATOR}
-        -DCMAKE_PREFIX_PATH=${prefix})
+        -DCMAKE_PREFIX_PATH=${prefix} -DIOWAIT_VERSION=${VERSION})
     run(${CMAKE_COMMAND} --build ${out}/${project})
     run_consumer(${out}/${project}/${project})
   endforeach()

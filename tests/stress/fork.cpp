@@ -6,6 +6,8 @@
 // epoll, the kernel set behind it is shared with the parent.)
 #include <sys/wait.h>
 
+#include <csignal>
+
 #include "stress.hpp"
 
 namespace iowait::test {
@@ -97,6 +99,10 @@ int child_uses_inherited(IOWait& inherited, socket_pair& p) {
     if (!is_forked([&](std::error_code& ec) { inherited.unwatch(p.a, ec); })) return 8;
     if (!throws_forked([&] { inherited.unwatch(p.a); })) return 9;
     if (!throws_forked([&] { inherited.notify(); })) return 10;
+    if (!is_forked([&](std::error_code& ec) { inherited.notify(ec); })) return 11;
+    if (!is_forked([&](std::error_code& ec) { inherited.watch_signal(SIGUSR2, 0, Mode::level, ec); })) return 12;
+    if (!is_forked([&](std::error_code& ec) { inherited.watch_process(1, 0, ec); })) return 13;
+    if (!is_forked([&](std::error_code& ec) { inherited.watch_timer(1s, 0s, 0, Mode::level, ec); })) return 14;
     return 0;
 }
 
