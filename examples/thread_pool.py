@@ -13,33 +13,6 @@ import threading
 import iowait
 
 
-def serve(waitobj: iowait.IOWait, listener: socket.socket, stop: threading.Event, served: list[int]) -> None:
-    while not stop.is_set():
-        for event in waitobj.wait(5):
-            sock = event.fileobj
-            if sock is listener:
-                while True:
-                    try:
-                        conn, _ = listener.accept()
-                    except BlockingIOError:
-                        break
-                    conn.setblocking(False)
-                    waitobj.watch(conn, read=True)
-                continue
-            assert isinstance(sock, socket.socket)
-            try:
-                data = sock.recv(256)
-            except BlockingIOError:
-                continue
-            if data:
-                sock.sendall(data)
-                served.append(1)
-            else:
-                waitobj.unwatch(sock)
-                sock.close()
-    waitobj.notify()  # a thread whose wait began after the shutdown's notify() ends too
-
-
 def main(threads: int = 4, clients: int = 20) -> None:
     listener = socket.create_server(('127.0.0.1', 0))
     listener.setblocking(False)
@@ -47,11 +20,37 @@ def main(threads: int = 4, clients: int = 20) -> None:
     served: list[int] = []
     with listener, iowait.IOWait() as waitobj:
         waitobj.watch(listener, read=True)
-        pool = [threading.Thread(target=serve, args=(waitobj, listener, stop, served)) for _ in range(threads)]
+        def serve() -> None:
+            while not stop.is_set():
+                for event in waitobj.wait(5):
+                    sock = event.fileobj
+                    if sock is listener:
+                        while True:
+                            try:
+                                conn, _ = listener.accept()
+                            except BlockingIOError:
+                                break
+                            conn.setblocking(False)
+                            waitobj.watch(conn, read=True)
+                        continue
+                    assert isinstance(sock, socket.socket)
+                    try:
+                        data = sock.recv(256)
+                    except BlockingIOError:
+                        continue
+                    if data:
+                        sock.sendall(data)
+                        served.append(1)
+                    else:
+                        waitobj.unwatch(sock)
+                        sock.close()
+            waitobj.notify()  # a thread whose wait began after the shutdown's notify() ends too
+
+        pool = [threading.Thread(target=serve) for _ in range(threads)]
         for t in pool:
             t.start()
         conns = [socket.create_connection(listener.getsockname(), timeout=10) for _ in range(clients)]
-        for round in range(2):
+        for _ in range(2):
             for i, c in enumerate(conns):
                 msg = f'hello {i}\n'.encode()
                 c.sendall(msg)

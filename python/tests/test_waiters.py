@@ -156,13 +156,3 @@ def test_close_ends_every_wait_in_progress(backend, pairs):
     assert time.monotonic() - start < 5, 'a wait ran to its timeout'
     assert w.closed
 
-
-def test_the_thread_pool_example_runs():
-    import os
-    import subprocess
-    import sys
-    example = os.path.join(os.path.dirname(__file__), '..', '..', 'examples', 'thread_pool.py')
-    done = subprocess.run([sys.executable, example], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.endswith('OK\n')
