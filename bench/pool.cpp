@@ -16,10 +16,12 @@
 //     M messages (default 200000). Prints: mode T events seconds events/s.
 // Under callgrind, --toggle-collect=serve counts the server threads alone.
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -136,9 +138,23 @@ int main(int argc, char** argv) {
     char buf[256];
     while (echoed < messages) {
         const int n = ::epoll_wait(ep, evs, 64, 5000);
+        // EINTR: a stop and continue of the process ends epoll_wait on Linux
+        // (signal(7)), here without a signal handler of ours.
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            std::fprintf(stderr, "iowait-pool-bench: no echo for 5 s (%ld of %ld)\n", echoed, messages);
-            return 1;
+            std::fprintf(stderr, "iowait-pool-bench: no echo for 5 s (%ld of %ld)", echoed, messages);
+            // Where the messages wait: unread at the server (a report lost)
+            // or at the client (an echo the client's epoll missed).
+            for (int i = 0; i < conns; ++i) {
+                int at_server = 0, at_client = 0;
+                ::ioctl(server[std::size_t(i)], FIONREAD, &at_server);
+                ::ioctl(client[std::size_t(i)], FIONREAD, &at_client);
+                if (at_server || at_client)
+                    std::fprintf(stderr, "; connection %d (fd %d): %d bytes unread by the server, %d by the client", i,
+                                 server[std::size_t(i)], at_server, at_client);
+            }
+            std::fprintf(stderr, "\n");
+            std::_Exit(1);
         }
         for (int k = 0; k < n; ++k) {
             const int fd = client[evs[k].data.u32];
