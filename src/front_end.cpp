@@ -221,6 +221,7 @@ void IOWait::impl::deliver_slow(std::uint64_t token, unsigned flags) noexcept {
     if (generation == waker_generation) {
         if (!own_wake) waker.drain();
         woken_ |= notified.exchange(false, std::memory_order_acq_rel);
+        if (srcs) srcs->woken();  // the signal sources' handler writes to this waker too
         return;
     }
     slot* s = find(fd);
@@ -423,7 +424,7 @@ void IOWait::impl::undivert() noexcept {
 void IOWait::impl::collect_extras() noexcept {
     if (!always_ready.empty()) collect_always_ready();
     if (srcs) {
-        out_ = srcs->collect(out_);
+        out_ = srcs->collect(out_, events.get() + capacity);
         any_always_ready.store(need_before(), std::memory_order_release);
     }
     if (holding) hold_batch();

@@ -195,20 +195,28 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         return needs_before_wait || !always_ready.empty() || (srcs && srcs->need_before_wait());
     }
 
-    // A watch, modify or unwatch of a source; a change wakes the waiter,
-    // whose kernel wait may have to end sooner (a timer) or at once.
+    // A watch, modify or unwatch of a source. The waiter is woken where the
+    // change needs it (sources::take_wake()): a timer that is now the
+    // earliest deadline, a source that may have fired already, a change to
+    // the kernel set of a backend whose waiter sleeps on a copy of it; not
+    // for a timer due after the earliest, which the waiter's kernel wait
+    // ends before anyway. Sequentially consistent as in changed().
     template <class F>
-    status on_sources(F f, bool wake_waiter) noexcept {
+    status on_sources(F f) noexcept {
         if (forked()) [[unlikely]]
             return errc::forked;
         std::lock_guard lock(mu);
-        if (!srcs) {
-            srcs.reset(new (std::nothrow) detail::sources(*be));
+        if (!srcs) [[unlikely]] {
+            srcs.reset(new (std::nothrow) detail::sources(*be, own_wake ? nullptr : &waker));
             if (!srcs) return status::from_errno(ENOMEM);
         }
         const status st = f(*srcs);
         extras_changed();
-        if (!st) changed(wake_waiter);
+        if (st) return st;
+        const bool any = need_before();
+        if (any != any_always_ready.load(std::memory_order_relaxed))
+            any_always_ready.store(any, std::memory_order_seq_cst);
+        if (srcs->take_wake() && (waiters_state.load(std::memory_order_seq_cst) & in_wait)) wake();
         return st;
     }
 

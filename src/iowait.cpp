@@ -169,7 +169,7 @@ static status modify_any(Impl* impl, native_handle fd, Interest interest, std::u
     if (impl->forked()) [[unlikely]]
         return errc::forked;
     if (detail::is_source_id(fd))
-        return impl->on_sources([&](detail::sources& s) { return s.modify(fd, interest, data, mode); }, true);
+        return impl->on_sources([&](detail::sources& s) { return s.modify(fd, interest, data, mode); });
     if (auto st = check_args(fd, interest)) return st;
     return impl->modify(fd, interest, data, mode);
 }
@@ -179,7 +179,7 @@ static status unwatch_any(Impl* impl, native_handle fd) {
     if (!impl) return errc::moved_from;
     if (impl->forked()) [[unlikely]]
         return errc::forked;
-    if (detail::is_source_id(fd)) return impl->on_sources([&](detail::sources& s) { return s.unwatch(fd); }, false);
+    if (detail::is_source_id(fd)) return impl->on_sources([&](detail::sources& s) { return s.unwatch(fd); });
     if (auto st = check_args(fd, Interest::read)) return st;
     return impl->unwatch(fd);
 }
@@ -208,7 +208,7 @@ native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode, std
     native_handle id = -1;
     const status st =
         !impl_ ? status(errc::moved_from)
-               : impl_->on_sources([&](detail::sources& s) { return s.watch_signal(signo, data, mode, id); }, true);
+               : impl_->on_sources([&](detail::sources& s) { return s.watch_signal(signo, data, mode, id); });
     ec = st.code();
     return st ? native_handle(-1) : id;
 }
@@ -222,9 +222,8 @@ native_handle IOWait::watch_signal(int signo, std::uint64_t data, Mode mode) {
 
 native_handle IOWait::watch_process(std::int64_t pid, std::uint64_t data, std::error_code& ec) noexcept {
     native_handle id = -1;
-    const status st = !impl_
-                          ? status(errc::moved_from)
-                          : impl_->on_sources([&](detail::sources& s) { return s.watch_process(pid, data, id); }, true);
+    const status st = !impl_ ? status(errc::moved_from)
+                             : impl_->on_sources([&](detail::sources& s) { return s.watch_process(pid, data, id); });
     ec = st.code();
     return st ? native_handle(-1) : id;
 }
@@ -240,17 +239,20 @@ native_handle IOWait::watch_timer_ns(std::int64_t first, std::int64_t period, st
                                      std::error_code& ec) noexcept {
     native_handle id = -1;
     const status st =
-        !impl_
-            ? status(errc::moved_from)
-            : impl_->on_sources([&](detail::sources& s) { return s.watch_timer(first, period, data, mode, id); }, true);
+        !impl_ ? status(errc::moved_from)
+               : impl_->on_sources([&](detail::sources& s) { return s.watch_timer(first, period, data, mode, id); });
     ec = st.code();
     return st ? native_handle(-1) : id;
 }
 
 native_handle IOWait::watch_timer_ns(std::int64_t first, std::int64_t period, std::uint64_t data, Mode mode) {
-    std::error_code ec;
-    const native_handle id = watch_timer_ns(first, period, data, mode, ec);
-    if (ec) fail(ec, {"watch_timer"}, backend_);
+    // Not through the error_code overload: a server starts a timer per
+    // connection and request, and making the error_code costs a call.
+    native_handle id = -1;
+    const status st =
+        !impl_ ? status(errc::moved_from)
+               : impl_->on_sources([&](detail::sources& s) { return s.watch_timer(first, period, data, mode, id); });
+    if (st) fail(st, {"watch_timer"}, backend_);
     return id;
 }
 

@@ -12,20 +12,38 @@ namespace iowait::detail {
 
 status sources::watch_process_windows(std::int64_t pid, std::uint64_t data, native_handle& id) noexcept {
     if (auto st = use_waker()) return st;
-    source s{};
+    if (auto st = reserve_queue()) return st;
+    const std::uint32_t index = take_slot();
+    if (index == none) return status::from_errno(ENOMEM);
+    source& s = slots_[index];
     s.what = kind::process;
     s.mode = Mode::oneshot;
     s.data = data;
-    s.pid = pid;
+    s.process = {pid, -2, nullptr};
+    try {
+        pids_.emplace(pid, index);
+    } catch (...) {
+        free_slot(index);
+        return status::from_errno(ENOMEM);
+    }
+    // Checked at each wake until it has exited: polled_ holds every process here.
+    status st = polled_add(index);
     bool exited = false;
-    if (auto st = process_wait_start(pid, signals_.write_fd(), s.wait, exited)) return st;
-    s.fired = exited;
-    dirty_ = dirty_ || exited;
-    if (auto st = insert(s)) {
-        process_wait_stop(s.wait);
+    if (!st) st = process_wait_start(pid, wake_fd(), s.process.wait, exited);
+    if (st) {
+        polled_remove(index);
+        pids_.erase(pid);
+        free_slot(index);
         return st;
     }
-    id = list_.back().id;
+    ++queueable_;
+    ++live_;
+    if (exited) {
+        s.fired = true;
+        polled_remove(index);
+        queue(index);
+    }
+    id = id_of(index, s);
     return {};
 }
 

@@ -30,14 +30,13 @@ namespace iowait::test {
 
 using namespace std::chrono_literals;
 
-// A socket (any fd on POSIX): what watch() takes.
+// A fd on POSIX, a socket or another handle on Windows: what watch() takes.
 using fd_t = native_handle;
 constexpr fd_t no_fd = fd_t(-1);
 
 #ifdef _WIN32
-// Windows: only sockets can be watched; the rules that need another kind of
-// file, or a chosen fd number, are skipped with this reason printed
-// (docs/behaviour.md, "Windows").
+// Windows: the rules that need a POSIX file, or a chosen fd number, are
+// skipped with this reason printed (docs/behaviour.md, "Windows").
 #define IOWAIT_SKIP_ON_WINDOWS(why) GTEST_SKIP() << "not on Windows: " << why
 constexpr bool on_windows = true;
 inline void close_fd(fd_t fd) { ::closesocket(SOCKET(fd)); }
@@ -45,8 +44,8 @@ inline int socket_error() { return ::WSAGetLastError(); }
 constexpr int would_block = WSAEWOULDBLOCK;
 constexpr int connection_refused = WSAECONNREFUSED;
 constexpr int shut_wr = SD_SEND;
-// Winsock cannot tell a closed socket from a handle that is no socket (E4).
-constexpr std::errc not_open = std::errc::not_a_socket;
+// A handle that is not open, socket or not (E4).
+constexpr std::errc not_open = std::errc::bad_file_descriptor;
 // Wine reports a peer's close or shutdown(SD_SEND) that arrives behind
 // unread data as "readable" only, on both backends, until the data is read
 // (it asks Linux with a peek); Windows itself signals the FIN at once.
@@ -155,6 +154,36 @@ inline void drain(fd_t fd) {
     while (recv_some(fd, buf, sizeof buf) > 0) {
     }
 }
+
+// A regular file (a disk file on Windows), deleted when closed: always
+// ready for every interest (R8, W1).
+struct temp_file {
+    fd_t fd = no_fd;
+    temp_file() {
+#ifdef _WIN32
+        char dir[MAX_PATH], path[MAX_PATH];
+        if (::GetTempPathA(MAX_PATH, dir) == 0 || ::GetTempFileNameA(dir, "iow", 0, path) == 0) return;
+        const HANDLE h = ::CreateFileA(path, GENERIC_READ | GENERIC_WRITE, 0, nullptr, OPEN_EXISTING,
+                                       FILE_FLAG_DELETE_ON_CLOSE, nullptr);
+        if (h != INVALID_HANDLE_VALUE) fd = fd_t(reinterpret_cast<std::uintptr_t>(h));
+#else
+        char path[] = "/tmp/iowait-file-XXXXXX";
+        fd = ::mkostemp(path, O_CLOEXEC);
+        if (fd >= 0) ::unlink(path);
+#endif
+        EXPECT_NE(fd, no_fd) << "no temporary file";
+    }
+    temp_file(const temp_file&) = delete;
+    temp_file& operator=(const temp_file&) = delete;
+    ~temp_file() {
+        if (fd == no_fd) return;
+#ifdef _WIN32
+        ::CloseHandle(reinterpret_cast<HANDLE>(fd));
+#else
+        ::close(fd);
+#endif
+    }
+};
 
 // The events of one wait(), copied out of the span.
 inline std::vector<Event> wait_events(IOWait& w, std::chrono::nanoseconds timeout = 0ns) {

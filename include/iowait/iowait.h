@@ -14,8 +14,7 @@
  * Errors. Every call that can fail returns an int: 0 (or a count) on
  * success, a negative code on failure, and then nothing changed:
  *   -errno                 the kernel refused (-EBADF: fd not open; -EMFILE,
- *                          -ENOMEM; -ENOTSOCK on Windows for a handle that is
- *                          not a socket; -EINTR only from iowait_wait_or_signal).
+ *                          -ENOMEM; -EINTR only from iowait_wait_or_signal).
  *                          errno values lie in 1..9999.
  *   IOWAIT_E_*             misuse: -(10000 + the C++ iowait::errc value), the
  *                          same codes as the C++ API's errc.
@@ -49,8 +48,10 @@
 extern "C" {
 #endif
 
-/** The handle a backend waits on: a file descriptor (int) on POSIX, a SOCKET
- * (uintptr_t) on Windows. */
+/** The handle a backend waits on: a file descriptor (int) on POSIX; on
+ * Windows (uintptr_t) a SOCKET, or the HANDLE of a pipe, of console input or
+ * of a waitable object (iowait::native_handle in iowait.hpp says what each
+ * reports). */
 #ifdef _WIN32
 typedef uintptr_t iowait_fd;
 #else
@@ -89,8 +90,8 @@ typedef enum iowait_backend {
     IOWAIT_BACKEND_POLL = 2,     /**< POSIX: poll(), the fallback when epoll is refused. */
     IOWAIT_BACKEND_SELECT = 3,   /**< POSIX: select(), the last resort; fds below FD_SETSIZE only. */
     IOWAIT_BACKEND_KQUEUE = 4,   /**< macOS and the BSDs (first choice there); Linux through libkqueue. */
-    IOWAIT_BACKEND_AFD = 5,      /**< Windows, sockets only: AFD poll requests; first choice. */
-    IOWAIT_BACKEND_WSAPOLL = 6   /**< Windows, sockets only: WSAPoll(), the fallback. */
+    IOWAIT_BACKEND_AFD = 5,      /**< Windows: AFD poll requests; first choice. */
+    IOWAIT_BACKEND_WSAPOLL = 6   /**< Windows: WSAPoll(), the fallback. */
 } iowait_backend;
 
 /** One ready fd, as iowait_wait() reports it: at most one per fd per wait. */
@@ -141,15 +142,14 @@ IOWAIT_API void iowait_destroy(iowait_t* w);
 /** Starts watching a fd; data comes back in its events. On error nothing
  * changed.
  * @param w the handle.
- * @param fd an open fd (Windows: a socket).
+ * @param fd an open fd (Windows: a socket or another handle).
  * @param interest IOWAIT_READ, IOWAIT_WRITE or both.
  * @param data user data, returned in iowait_event::data.
  * @param mode when to report; IOWAIT_EDGE only where iowait_supports() says so.
  * @return 0; IOWAIT_E_ALREADY_WATCHED, IOWAIT_E_BAD_FD,
  *         IOWAIT_E_BAD_INTEREST, IOWAIT_E_FD_TOO_LARGE,
- *         IOWAIT_E_UNSUPPORTED_MODE, IOWAIT_E_FORKED; -EBADF for a fd that is
- *         not open (Windows: -ENOTSOCK for a handle that is not an open
- *         socket), -ENOMEM; -EINVAL for a NULL handle. */
+ *         IOWAIT_E_UNSUPPORTED_MODE, IOWAIT_E_FORKED; -EBADF for a fd (or
+ *         handle) that is not open, -ENOMEM; -EINVAL for a NULL handle. */
 IOWAIT_API int iowait_watch(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode);
 /** Changes the interest, data and mode of a watched fd or source; re-arms a
  * oneshot watch. On error nothing changed.

@@ -25,8 +25,17 @@
 /// Everything of the C++ API: IOWait and the types of its calls.
 namespace iowait {
 
-/// The handle a backend waits on: a file descriptor (`int`) on POSIX, a
-/// `SOCKET` (`std::uintptr_t`) on Windows.
+/// The handle a backend waits on: a file descriptor (`int`) on POSIX; on
+/// Windows (`std::uintptr_t`) a `SOCKET`, or a `HANDLE` that is no socket,
+/// watched by both Windows backends with the same interest, modes and rules
+/// (docs/behaviour.md, "Windows"): a pipe, either end, named or anonymous
+/// (read: data or EOF; write: always, Windows tells no room in a pipe;
+/// error once the other end is gone); console input (read: an input record
+/// is there); an event, semaphore, process, thread or waitable timer (read:
+/// signalled; each report is a successful wait, which takes an auto-reset
+/// event's or a semaphore's signal; write interest is errc::bad_interest; a
+/// mutex is EINVAL). A disk file is always ready, as a regular file on
+/// POSIX. Unwatch a handle before closing it.
 #ifdef _WIN32
 using native_handle = std::uintptr_t;
 #else
@@ -41,8 +50,8 @@ enum class Backend {
     poll,      ///< POSIX: poll(), the fallback when epoll is refused.
     select,    ///< POSIX: select(), the last resort; fds below FD_SETSIZE only.
     kqueue,    ///< macOS and the BSDs (first choice there); Linux through libkqueue, by name only.
-    afd,       ///< Windows, sockets only: AFD poll requests through an I/O completion port; first choice.
-    wsapoll    ///< Windows, sockets only: WSAPoll(), the fallback.
+    afd,       ///< Windows: AFD poll requests through an I/O completion port; first choice.
+    wsapoll    ///< Windows: WSAPoll(), the fallback.
 };
 
 /// What a watch waits for: read, write, or read | write.
@@ -164,6 +173,16 @@ namespace detail {
 template <class Rep, class Period>
 std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
     using namespace std::chrono;
+    using per_ns = std::ratio_divide<Period, std::nano>;
+    if constexpr (std::is_integral_v<Rep> && per_ns::den == 1 && per_ns::num <= INT64_MAX) {
+        // Whole nanoseconds per tick (ns, us, ms, s, ...): exact in integers,
+        // and cheap (a timer per connection is made with such a duration).
+        constexpr auto scale = std::int64_t(per_ns::num);
+        const Rep c = d.count();
+        if (c < 0) return -1;
+        if (std::uintmax_t(c) > std::uintmax_t(INT64_MAX / scale)) return -1;
+        return std::int64_t(c) * scale;
+    }
     const long double ns = duration<long double, std::nano>(d).count();
     // 2^63 is exact in every long double; nanoseconds::max() is just below it,
     // or rounds to it where long double is a double: "practically forever"
@@ -234,23 +253,23 @@ public:
 
     /// Starts watching a fd; `data` comes back in its events. On error nothing
     /// changed.
-    /// @param fd an open fd (Windows: a socket).
+    /// @param fd an open fd (Windows: a socket or another handle).
     /// @param interest Interest::read, Interest::write or both.
     /// @param data user data, returned as Event::data.
     /// @param mode when to report; Mode::edge only where supports() says so.
     /// @throws usage_error errc::already_watched, errc::bad_fd,
     ///         errc::bad_interest, errc::fd_too_large, errc::unsupported_mode.
-    /// @throws std::system_error EBADF for a fd that is not open (Windows:
-    ///         ENOTSOCK for a handle that is not an open socket), ENOMEM.
+    /// @throws std::system_error EBADF for a fd (or handle) that is not
+    ///         open, ENOMEM.
     void watch(native_handle fd, Interest interest, std::uint64_t data = 0, Mode mode = Mode::level);
     /// As watch(), in Mode::level, setting `ec` in place of throwing.
-    /// @param fd an open fd (Windows: a socket).
+    /// @param fd an open fd (Windows: a socket or another handle).
     /// @param interest Interest::read, Interest::write or both.
     /// @param data user data, returned as Event::data.
     /// @param ec set to the error (an errc or an errno), cleared on success.
     void watch(native_handle fd, Interest interest, std::uint64_t data, std::error_code& ec) noexcept;
     /// As watch(), setting `ec` in place of throwing.
-    /// @param fd an open fd (Windows: a socket).
+    /// @param fd an open fd (Windows: a socket or another handle).
     /// @param interest Interest::read, Interest::write or both.
     /// @param data user data, returned as Event::data.
     /// @param mode when to report.
@@ -258,7 +277,7 @@ public:
     void watch(native_handle fd, Interest interest, std::uint64_t data, Mode mode, std::error_code& ec) noexcept;
     /// As watch(), with a pointer as user data: Event::ptr<T>() gives it back.
     /// @tparam T the pointee's type.
-    /// @param fd an open fd (Windows: a socket).
+    /// @param fd an open fd (Windows: a socket or another handle).
     /// @param interest Interest::read, Interest::write or both.
     /// @param data the pointer, stored as Event::data.
     /// @param mode when to report.
@@ -269,7 +288,7 @@ public:
     }
     /// As watch() with a pointer as user data, in Mode::level, setting `ec` in place of throwing.
     /// @tparam T the pointee's type.
-    /// @param fd an open fd (Windows: a socket).
+    /// @param fd an open fd (Windows: a socket or another handle).
     /// @param interest Interest::read, Interest::write or both.
     /// @param data the pointer, stored as Event::data.
     /// @param ec set to the error (an errc or an errno), cleared on success.
@@ -279,7 +298,7 @@ public:
     }
     /// As watch() with a pointer as user data, setting `ec` in place of throwing.
     /// @tparam T the pointee's type.
-    /// @param fd an open fd (Windows: a socket).
+    /// @param fd an open fd (Windows: a socket or another handle).
     /// @param interest Interest::read, Interest::write or both.
     /// @param data the pointer, stored as Event::data.
     /// @param mode when to report.
@@ -403,7 +422,12 @@ public:
     native_handle watch_process(std::int64_t pid, std::uint64_t data, std::error_code& ec) noexcept;
     /// Watches a timer on the monotonic clock: due `first` from now, then
     /// every `period` (zero: once); periods that a late wait missed are
-    /// reported once (rules T5-T9).
+    /// reported once (rules T5-T9). Source ids are not fds: a source takes
+    /// no fd number, and one IOWait holds a million timers (up to 4,194,303
+    /// sources at once; ENOMEM beyond), each started, stopped or fired in
+    /// O(log n) (rule S1). An unwatched id stays errc::not_watched until its
+    /// slot has served 512 more sources. One wait reports at most 1,024
+    /// sources; the next wait reports the rest without blocking.
     /// @tparam R1, P1, R2, P2 the durations' representations and periods.
     /// @param first when it is first due, from now.
     /// @param period the time between reports after the first; zero: once.

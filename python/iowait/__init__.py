@@ -14,8 +14,13 @@ Classes, one per kernel mechanism:
 * EPollIOWait -- based on epoll() (Linux);
 * KQueueIOWait -- based on kqueue() (macOS, the BSDs);
 * IOUringIOWait -- based on io_uring (Linux 5.13 and later; added);
-* AFDIOWait -- based on the AFD driver's polls (Windows; sockets only; added);
-* WSAPollIOWait -- based on WSAPoll() (Windows; sockets only; added).
+* AFDIOWait -- based on the AFD driver's polls (Windows; added);
+* WSAPollIOWait -- based on WSAPoll() (Windows; added).
+
+On Windows a file is a socket, a pipe, console input or a waitable object
+(an event, a process, ...): a socket or a file object (its fileno() is a C
+runtime fd, turned into its handle by msvcrt.get_osfhandle), or a handle as
+an int.
 
 IOWait is the best of them for this system: the class itself (on Linux,
 iowait.IOWait is iowait.EPollIOWait), or the one named by the environment
@@ -46,13 +51,16 @@ methods:
 
   Wait until watched files are ready, and return a list of IOEvent objects,
   one for each ready file: every file that is ready, in one call. The
-  timeout is in seconds (int or float); None or no argument blocks until a
-  file is ready, 0 only polls. If no file is watched, ValueError is raised.
+  timeout is in seconds (any real number); None or no argument blocks until
+  a file is ready, 0 only polls; a negative or NaN one is ValueError. If
+  nothing is watched (no file and no source), ValueError is raised. One
+  wait() at a time on an object: a second one, from another thread or from
+  a signal handler during the first, raises RuntimeError.
 
 * get_watched()
 
   Return a list of IOEvent(file, read, write), one for each watched file,
-  with the interest it is watched for.
+  with the interest it is watched for (then the sources, below).
 
 * clear()
 
@@ -71,7 +79,8 @@ Added by this module:
   NotWatchedError if it is not watched.
 * notify() -- wake every wait() running in other threads: each returns [].
   With no wait running, the next one returns [] at once.
-* len(w) -- the number of watched files; w.backend -- the mechanism's name.
+* len(w) -- the number of watched files and sources; w.backend -- the
+  mechanism's name.
 * Several threads may wait() on one object at once: each ready file goes to
   one thread, and to no other until that thread calls wait() again (or the
   file is modified or unwatched), so a pool of threads can share one IOWait.
@@ -89,8 +98,14 @@ Added by this module:
   process (reported once when it has exited; reap it yourself, e.g. with
   Popen.wait()), a timer (due `first` seconds from now, then every `period`
   seconds; 0: once). Each returns a Source; wait() reports it as
-  IOEvent(source, True, False), and unwatch(source) stops it. clear() and
-  close() stop them too; len(w) and get_watched() count files only.
+  IOEvent(source, True, False) (tell it from a file by identity:
+  `event.fileobj is timer`), and unwatch(source) stops it. A source stays
+  watched until unwatch(), a once timer that fired and a process reported
+  as exited included (neither is reported again): len(w) counts it, and
+  get_watched() lists it as IOEvent(source, True, False) after the files.
+  A signal or process already watched by the object is KeyError (the first
+  Source stays the one reported; unwatch it to watch it again). clear()
+  and close() stop every source.
   Windows: SIGINT and SIGBREAK only (console control events; other signals
   NotImplementedError), and any process by pid, not only a child.
 * Selector -- a selectors.BaseSelector on the same engine, for asyncio:
@@ -135,6 +150,15 @@ class IOEvent(collections.namedtuple('IOEvent', 'fileobj read write')):
 
     def __new__(_cls, fileobj, read=False, write=False):  # _cls: namedtuple's own name, as in the stubs
         return super().__new__(_cls, fileobj, bool(read), bool(write))
+
+    @classmethod
+    def _make(cls, iterable):
+        """An IOEvent from a sequence of three, with read and write as bools
+        (namedtuple's own _make, which _replace() calls, would keep ints)."""
+        fields = tuple(iterable)
+        if len(fields) != 3:
+            raise TypeError(f'Expected 3 arguments, got {len(fields)}')
+        return tuple.__new__(cls, (fields[0], bool(fields[1]), bool(fields[2])))
 
 
 class NotWatchedError(KeyError, ValueError):
@@ -283,6 +307,11 @@ class _CoreIOWait(_iowait._Poller, AbstractIOWait, metaclass=_Meta):
         return f'<{type(self).__name__} backend={self.backend} {state}>'
 
 
+# What a wrong call's TypeError names: the public class, not this one.
+for _name in ('__init__', 'watch_signal', 'watch_process', 'watch_timer'):
+    getattr(_CoreIOWait, _name).__qualname__ = f'IOWait.{_name}'
+del _name
+
 _available = frozenset(available_backends())
 
 
@@ -296,8 +325,8 @@ PollIOWait = _backend_class('PollIOWait', 'poll', 'Based on poll().')
 EPollIOWait = _backend_class('EPollIOWait', 'epoll', 'Based on epoll() (Linux).')
 KQueueIOWait = _backend_class('KQueueIOWait', 'kqueue', 'Based on kqueue() (macOS, the BSDs).')
 IOUringIOWait = _backend_class('IOUringIOWait', 'io_uring', 'Based on io_uring (Linux 5.13 and later).')
-AFDIOWait = _backend_class('AFDIOWait', 'afd', "Based on the AFD driver's polls (Windows; sockets only).")
-WSAPollIOWait = _backend_class('WSAPollIOWait', 'wsapoll', 'Based on WSAPoll() (Windows; sockets only).')
+AFDIOWait = _backend_class('AFDIOWait', 'afd', "Based on the AFD driver's polls (Windows).")
+WSAPollIOWait = _backend_class('WSAPollIOWait', 'wsapoll', 'Based on WSAPoll() (Windows).')
 
 _by_backend = {cls._backend: cls for cls in (
     SelectIOWait, PollIOWait, EPollIOWait, KQueueIOWait, IOUringIOWait, AFDIOWait, WSAPollIOWait)}

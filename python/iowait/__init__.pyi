@@ -21,7 +21,8 @@ _T = TypeVar('_T', bound=AbstractIOWait)
 class IOEvent(NamedTuple):
     """A file and its readiness: what wait() returns for each ready file."""
 
-    fileobj: FileDescriptorLike  # the very object that was watched
+    # The very object watched: a file, or a Source (`if event.fileobj is timer:`).
+    fileobj: FileDescriptorLike | Source
     read: bool = False
     write: bool = False
 
@@ -49,7 +50,7 @@ class AbstractIOWait(abc.ABC):
 class Source:
     """A signal, child process or timer that an IOWait watches."""
 
-    __slots__ = ('kind', 'arg')
+    __slots__: dict[str, str]  # each slot's docstring, as help() shows them
     kind: str  # 'signal', 'process' or 'timer'
     arg: Any  # the signal number, the pid, or (first, period) in seconds
     def __init__(self, kind: str, arg: Any) -> None: ...

@@ -2,8 +2,28 @@
 
 import collections.abc
 import selectors
+import socket
+import sys
 
 from . import _iowait
+
+if sys.platform == 'win32':
+    import msvcrt
+
+    def _handle_of(fileobj, fd):
+        # A file's or a pipe's fileno() is a C runtime fd: its handle is what
+        # iowait watches on Windows (a socket's fileno() is one already).
+        if isinstance(fileobj, socket.socket):
+            return fd
+        try:
+            return msvcrt.get_osfhandle(fd)
+        except OSError:
+            raise ValueError(f'Invalid file object: {fileobj!r}') from None
+else:
+
+    def _handle_of(fileobj, fd):
+        return fd
+
 
 __all__ = ['Selector']
 
@@ -18,6 +38,7 @@ def _fd_of(fileobj):
             fd = int(fileobj.fileno())
         except (AttributeError, TypeError, ValueError):
             raise ValueError(f'Invalid file object: {fileobj!r}') from None
+        fd = _handle_of(fileobj, fd)
     if fd < 0:
         raise ValueError(f'Invalid file descriptor: {fd}')
     return fd

@@ -8,6 +8,8 @@ import socket
 import tempfile
 import time
 import warnings
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -66,7 +68,7 @@ def test_timeouts_are_honoured_and_accept_int_and_float(waiter, pair):
 
 
 @pytest.mark.parametrize('timeout, error', [
-    (-1, ValueError), (-0.5, ValueError), (float('nan'), ValueError), (float('-inf'), OverflowError),
+    (-1, ValueError), (-0.5, ValueError), (float('nan'), ValueError),
     (1e300, OverflowError), (float('inf'), OverflowError), (2**100, OverflowError),
     ('1', TypeError), (b'1', TypeError), ([], TypeError)])
 def test_bad_timeouts_raise_what_select_raises_and_leave_the_object_usable(waiter, pair, timeout, error):
@@ -78,6 +80,49 @@ def test_bad_timeouts_raise_what_select_raises_and_leave_the_object_usable(waite
     waiter.watch(pair.a, read=True)
     pair.sb.send(b'x')
     assert len(waiter.wait(5)) == 1
+
+
+@pytest.mark.parametrize('timeout', [float('-inf'), -1e300, -10**30, -2**63 - 1])
+def test_every_negative_timeout_is_a_value_error_however_large(waiter, pair, timeout):
+    # help(wait) promises ValueError for a negative timeout; select.select()
+    # says OverflowError for these, as it checks the range before the sign.
+    waiter.watch(pair.a, read=True)
+    with pytest.raises(ValueError, match=r'wait\(\): timeout must be non-negative'):
+        waiter.wait(timeout)
+    assert waiter.wait(0) == [], 'still usable'
+
+
+@pytest.mark.parametrize('timeout', [Fraction(1, 100), Decimal('0.01'), True, 0.0])
+def test_any_real_number_is_a_timeout(waiter, pair, timeout):
+    # As EpollSelector.select() accepts any real number.
+    waiter.watch(pair.a, read=True)
+    assert waiter.wait(timeout) == []
+    with iowait.Selector() as s:
+        s.register(pair.a, 1)
+        assert s.select(timeout) == []
+        assert s.select(-Fraction(1, 3)) == [], 'negative: poll, as selectors'
+        pair.sb.send(b'x')
+        assert [k.fileobj for k, _ in s.select(Fraction(1, 10))] == [pair.a]
+
+
+@pytest.mark.parametrize('call', ['wait', 'watch_timer'])
+@pytest.mark.parametrize('value, error, words', [
+    ('1', TypeError, 'must be a real number of seconds'), (None, TypeError, 'must be a real number of seconds'),
+    (float('inf'), OverflowError, 'is too large'), (2**100, OverflowError, 'is too large'),
+    (-1, ValueError, 'must be non-negative'), (float('nan'), ValueError, 'is NaN')])
+def test_bad_durations_name_the_call_and_the_parameter(waiter, pair, call, value, error, words):
+    waiter.watch(pair.a, read=True)
+    if call == 'wait' and value is None:
+        return  # blocks: not an error
+    name = 'first' if call == 'watch_timer' else 'timeout'
+    with pytest.raises(error) as e:
+        getattr(waiter, call)(value)
+    assert str(e.value).startswith(f'iowait: {call}(): {name} {words}'), str(e.value)
+    if call == 'watch_timer':
+        with pytest.raises(error) as e:
+            waiter.watch_timer(1, value)
+        assert str(e.value).startswith(f'iowait: watch_timer(): period {words}'), str(e.value)
+    assert len(waiter) == 1 and waiter.wait(0) == [], 'nothing changed'
 
 
 def test_regular_files_are_always_ready(waiter):
@@ -288,8 +333,11 @@ def test_available_follows_the_core(name):
     if cls.available:
         cls().close()
     else:
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(NotImplementedError) as e:
             cls()
+        # Python's words: the mechanism, not the C++ call (IOWait(Backend)).
+        assert str(e.value).startswith(f'iowait: {cls._backend} is not available here'), str(e.value)
+        assert 'IOWait(' not in str(e.value) and 'Backend' not in str(e.value)
 
 
 # --- random stress ------------------------------------------------------------

@@ -64,6 +64,17 @@ def test_an_ioevent_with_neither_read_nor_write_is_a_value_error(waiter, pair):
     assert waiter.get_watched() == []
 
 
+def test_ioevents_made_by_the_namedtuple_helpers_hold_bools_too():
+    made = IOEvent._make([3, 1, 0])
+    assert made == (3, True, False) and type(made) is IOEvent
+    assert type(made.read) is bool and type(made.write) is bool
+    replaced = IOEvent(3, True)._replace(read=0)
+    assert replaced == (3, False, False) and type(replaced.read) is bool and type(replaced.write) is bool
+    assert type(IOEvent(3, True)._replace(write='yes').write) is bool
+    with pytest.raises(TypeError):
+        IOEvent._make([3, True])
+
+
 def test_get_watched_returns_ioevents_with_the_very_objects_watched(waiter, pair):
     waiter.watch(pair.a, read=True)
     waiter.watch(pair.b, read=1, write='yes')
@@ -223,8 +234,10 @@ def test_help_documents_the_originals_api_and_what_this_module_adds():
                  'modify(', 'notify()', 'NotWatchedError', 'Selector', 'ResourceWarning', 'ValueError'):
         assert word in text, word
     for method in ('watch', 'modify', 'unwatch', 'wait', 'get_watched', 'clear', 'notify', 'close'):
-        doc = getattr(iowait.IOWait, method).__doc__
-        assert doc.startswith(method + '('), (method, doc)
+        # help() shows each with its parameters, as the standard library's methods.
+        assert f'{method}(self, /' in pydoc.render_doc(getattr(iowait.IOWait, method), renderer=pydoc.plaintext)
+        assert getattr(iowait.IOWait, method).__doc__, method
+    assert 'RuntimeError' in iowait.IOWait.wait.__doc__, 'help(wait) says what a second wait() raises'
 
 
 # --- every ready file in one wait -----------------------------------------------

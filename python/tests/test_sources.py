@@ -81,7 +81,29 @@ def test_files_and_sources_in_one_wait(waiter, pair):
     pair.sb.send(b'x')
     assert sorted(waiter.wait(1), key=lambda e: e.fileobj is timer) == [
         iowait.IOEvent(pair.a, True, False), iowait.IOEvent(timer, True, False)]
-    assert len(waiter) == 1 and waiter.get_watched() == [iowait.IOEvent(pair.a, True, False)], 'files only'
+    assert len(waiter) == 2, 'files and sources'
+    assert waiter.get_watched() == [iowait.IOEvent(pair.a, True, False), iowait.IOEvent(timer, True, False)]
+    assert [isinstance(e.fileobj, iowait.Source) for e in waiter.get_watched()] == [False, True]
+
+
+def test_a_spent_source_stays_watched_and_shown_until_unwatched(waiter):
+    # What wait() waits for, len() counts and get_watched() shows: a once
+    # timer that fired stays watched (it will not fire again) until unwatch().
+    timer = waiter.watch_timer(0.01)
+    assert wait_for(waiter, timer) == iowait.IOEvent(timer, True, False)
+    assert len(waiter) == 1 and waiter.get_watched() == [iowait.IOEvent(timer, True, False)]
+    assert waiter.wait(0.02) == [], 'spent: not reported again'
+    waiter.unwatch(timer)
+    assert len(waiter) == 0 and waiter.get_watched() == []
+    with pytest.raises(ValueError, match='no file is watched and no source'):
+        waiter.wait(), 'nothing left to wait for: at once, not for ever'
+    child = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process = waiter.watch_process(child.pid)
+    assert wait_for(waiter, process) == iowait.IOEvent(process, True, False)
+    child.wait(5)
+    assert waiter.get_watched() == [iowait.IOEvent(process, True, False)] and len(waiter) == 1
+    waiter.clear()
+    assert len(waiter) == 0 and waiter.get_watched() == []
 
 
 @windows
@@ -108,9 +130,34 @@ def test_errors_are_pythons_and_name_the_source(waiter):
         waiter.watch_timer(-1)
     with pytest.raises(ValueError):
         waiter.watch_timer(float('nan'))
-    source = waiter.watch_signal(signal.SIGUSR2)
-    with pytest.raises(KeyError):
-        waiter.watch_signal(signal.SIGUSR2)
     waiter.close()
     with pytest.raises(ValueError):
         waiter.watch_timer(1)
+
+
+@posix
+def test_a_signal_watched_twice_is_refused_and_the_first_source_stays(waiter):
+    source = waiter.watch_signal(signal.SIGUSR2)
+    with pytest.raises(KeyError) as e:
+        waiter.watch_signal(signal.SIGUSR2)
+    message = str(e.value)
+    assert f'signal {int(signal.SIGUSR2)} is already watched' in message and 'unwatch its Source' in message
+    assert ' fd' not in message, 'in words about signals'
+    assert waiter.get_watched() == [iowait.IOEvent(source, True, False)], 'nothing changed'
+    os.kill(os.getpid(), signal.SIGUSR2)
+    assert waiter.wait(1) == [iowait.IOEvent(source, True, False)], 'the first Source is still the one reported'
+    waiter.unwatch(source)
+    waiter.unwatch(waiter.watch_signal(signal.SIGUSR2))  # once unwatched, it may be watched again
+
+
+def test_a_process_watched_twice_is_refused_in_words_about_processes(waiter):
+    child = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'], stdin=subprocess.PIPE)
+    try:
+        source = waiter.watch_process(child.pid)
+        with pytest.raises(KeyError) as e:
+            waiter.watch_process(child.pid)
+        assert f'process {child.pid} is already watched' in str(e.value) and ' fd' not in str(e.value)
+        assert waiter.get_watched() == [iowait.IOEvent(source, True, False)]
+    finally:
+        child.stdin.close()
+        child.wait(5)

@@ -1,4 +1,4 @@
-// afd: the Windows backend of choice (sockets only). Readiness straight from
+// afd: the Windows backend of choice. Readiness of sockets straight from
 // the AFD driver, the kernel side of Winsock, with completions through an I/O
 // completion port: no per-wait rebuild of the set, any number of sockets.
 // The mechanism of wepoll, mio, Rust's polling and libuv; written here from
@@ -46,13 +46,17 @@
 //   watch learns of a closed peer too. A refused connect is AFD_POLL_CONNECT_FAIL.
 // - The driver's requests are tied to the port, not to the thread that issued
 //   them, so a thread that watches and exits does not cancel them (Vista+).
+//
+// Handles that are not sockets (pipes, console input, waitable objects) go
+// to a handle_set (handles_windows.hpp), whose waits wake this one with a
+// completion of their own key, merged while one is pending.
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
 
 #include "backend.hpp"
 #include "backends/afd_ntapi.hpp"
-#include "detail/file_identity.hpp"
+#include "backends/handles_windows.hpp"
 #include "detail/winsock.hpp"
 
 #ifndef SIO_BASE_HANDLE
@@ -66,8 +70,9 @@ namespace iowait::detail {
 
 namespace {
 
-constexpr ULONG_PTR poll_key = 0;  // completions of the AFD handle
-constexpr ULONG_PTR wake_key = 1;  // completions posted by wake()
+constexpr ULONG_PTR poll_key = 0;     // completions of the AFD handle
+constexpr ULONG_PTR wake_key = 1;     // completions posted by wake()
+constexpr ULONG_PTR handles_key = 2;  // completions posted by the handle set's waits
 
 struct watch;
 
@@ -121,6 +126,7 @@ public:
     }
 
     ~afd_backend() override {
+        handles_.reset();  // its waits post to port_: ended first
         std::lock_guard lock(mu_);
         for (auto& [fd, w] : watches_) cancel(*w);
         // Cancelled requests still complete: wait for each, or their memory
@@ -154,8 +160,7 @@ public:
     }
 
     status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
-        file_identity is_socket;
-        if (auto ec = identify(fd, is_socket)) return ec;
+        if (!is_socket(fd)) return add_handle(fd, interest, mode, token);
         SOCKET base;
         if (auto ec = base_socket(SOCKET(fd), base)) return ec;
         std::lock_guard lock(mu_);
@@ -186,7 +191,9 @@ public:
     status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         std::lock_guard lock(mu_);
         auto it = watches_.find(fd);
-        if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+        if (it == watches_.end())
+            return handles_ ? handles_->modify(fd, interest, mode, token)
+                            : std::make_error_code(std::errc::no_such_file_or_directory);
         watch& w = *it->second;
         const ULONG events = to_afd(interest);
         w.token = token;
@@ -203,7 +210,8 @@ public:
     status remove(native_handle fd) noexcept override {
         std::lock_guard lock(mu_);
         auto it = watches_.find(fd);
-        if (it == watches_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+        if (it == watches_.end())
+            return handles_ ? handles_->remove(fd) : std::make_error_code(std::errc::no_such_file_or_directory);
         cancel(*it->second);
         if (it->second->queued) std::erase(to_arm_, it->second.get());
         watches_.erase(it);
@@ -232,6 +240,7 @@ public:
         }
         to_arm_.resize(keep);
         report_closed_ = !failed_.empty();
+        handles_ready_ = handles_ && handles_->before_wait();
     }
 
     bool batch_full() const noexcept override { return full_; }
@@ -255,7 +264,7 @@ public:
                     // Keep the smaller batch: completions are taken in order, nothing starves.
                 }
             }
-            const DWORD ms = report_closed_ ? 0 : DWORD(timeout_ms(timeout));
+            const DWORD ms = report_closed_ || handles_ready_ ? 0 : DWORD(timeout_ms(timeout));
             ok = ::GetQueuedCompletionStatusEx(port_, entries_.data(), ULONG(entries_.size()), &n, ms, FALSE);
             if (!ok) {
                 e = ::GetLastError();
@@ -267,7 +276,8 @@ public:
         if (!ok && e != WAIT_TIMEOUT) return wsa_error(int(e));
         batch_ = n;
         full_ = n == entries_.size();
-        count = n + failed_.size();
+        handles_promised_ = handles_ ? handles_->size() : 0;
+        count = n + failed_.size() + handles_promised_;
         return {};
     }
 
@@ -285,6 +295,10 @@ public:
             if (entry.lpCompletionKey == wake_key) {
                 wake_posted_.store(false, std::memory_order_release);
                 sink.deliver(wake_token_, readable);
+                continue;
+            }
+            if (entry.lpCompletionKey == handles_key) {  // handles_->deliver() below looks at them all
+                handles_posted_.store(false, std::memory_order_release);
                 continue;
             }
             auto* op = reinterpret_cast<poll_op*>(entry.lpOverlapped);
@@ -310,9 +324,28 @@ public:
             if (!flags || !w->oneshot) arm(*w);  // nothing said: ask again
             if (flags) sink.deliver(w->token, flags);
         }
+        if (handles_) handles_->deliver(sink, handles_promised_);
     }
 
 private:
+    // A handle that is not a socket. Called without mu_.
+    status add_handle(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept {
+        std::lock_guard lock(mu_);
+        if (watches_.count(fd)) return std::make_error_code(std::errc::file_exists);
+        if (!handles_) {
+            handles_.reset(new (std::nothrow) handle_set(wake_handles, this));
+            if (!handles_) return std::make_error_code(std::errc::not_enough_memory);
+        }
+        return handles_->add(fd, interest, mode, token);
+    }
+
+    static void wake_handles(void* context) noexcept {
+        auto* self = static_cast<afd_backend*>(context);
+        if (!self->handles_posted_.exchange(true, std::memory_order_acq_rel))
+            if (!::PostQueuedCompletionStatus(self->port_, 0, handles_key, nullptr))
+                self->handles_posted_.store(false, std::memory_order_release);
+    }
+
     // Queues w for a request before the next wait. to_arm_ has room for
     // every watch (reserved in add()). Called with the front end's lock held
     // (and mu_, except from deliver()).
@@ -390,6 +423,11 @@ private:
     bool report_closed_ = false;             // failed_ has entries: the next wait must not block
     std::atomic<bool> wake_posted_{false};
     std::uint64_t wake_token_ = 0;  // set once, before any wait
+    // Pipes, console input, waitable objects: made by the first such watch.
+    std::unique_ptr<handle_set> handles_;
+    bool handles_ready_ = false;               // its before_wait() found one ready: the wait must not block
+    std::size_t handles_promised_ = 0;         // its size() when wait() counted the batch
+    std::atomic<bool> handles_posted_{false};  // a handles_key completion is queued
 };
 
 // \Device\Afd\<anything> opens the driver; the name after it is free.

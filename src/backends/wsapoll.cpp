@@ -1,4 +1,4 @@
-// wsapoll: Winsock's poll(), the simple fallback on Windows (sockets only);
+// wsapoll: Winsock's poll(), the simple fallback on Windows;
 // named explicitly, or by IOWAIT_BACKEND=wsapoll. The automatic choice is afd.
 //
 // Mapping: as the poll backend: a wanted array changed under the front end's
@@ -29,11 +29,17 @@
 //   with events = 0 WSAPoll would still report POLLHUP and POLLERR.
 // - WSAPoll keys by handle value, so keys_by_number(): the front end checks
 //   that a reported handle is still a socket of the same type.
+//
+// Handles that are not sockets (pipes, console input, waitable objects) go
+// to a handle_set (handles_windows.hpp), whose waits wake this one through
+// a loopback socket pair of its own, in the array like the waker's.
 #include <winsock2.h>
 
 #include <unordered_map>
 
 #include "backend.hpp"
+#include "backends/handles_windows.hpp"
+#include "detail/waker.hpp"
 #include "detail/winsock.hpp"
 
 namespace iowait::detail {
@@ -68,12 +74,14 @@ public:
     bool keys_by_number() const noexcept override { return true; }
     bool changes_need_wakeup() const noexcept override { return true; }
 
-    status add(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status add(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         if (index_.count(fd)) return std::make_error_code(std::errc::file_exists);
         int type = 0;
         int len = sizeof type;
-        if (::getsockopt(SOCKET(fd), SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) != 0)
-            return last_wsa_error();
+        if (::getsockopt(SOCKET(fd), SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) != 0) {
+            if (::WSAGetLastError() != WSAENOTSOCK) return last_wsa_error();
+            return add_handle(fd, interest, mode, token);
+        }
         try {
             wanted_.push_back({SOCKET(fd), to_wsapoll(interest), 0});
             tokens_.push_back(token);
@@ -89,9 +97,11 @@ public:
         return {};
     }
 
-    status modify(native_handle fd, Interest interest, Mode, std::uint64_t token) noexcept override {
+    status modify(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept override {
         auto it = index_.find(fd);
-        if (it == index_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+        if (it == index_.end())
+            return handles_ ? handles_->modify(fd, interest, mode, token)
+                            : std::make_error_code(std::errc::no_such_file_or_directory);
         wanted_[it->second].events = to_wsapoll(interest);
         tokens_[it->second] = token;
         dirty_ = true;
@@ -100,7 +110,8 @@ public:
 
     status remove(native_handle fd) noexcept override {
         auto it = index_.find(fd);
-        if (it == index_.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
+        if (it == index_.end())
+            return handles_ ? handles_->remove(fd) : std::make_error_code(std::errc::no_such_file_or_directory);
         // Swap with the last entry: O(1), and order carries no meaning.
         const std::size_t i = it->second;
         index_.erase(it);
@@ -118,6 +129,9 @@ public:
     }
 
     void before_wait() noexcept override {
+        // Here, under the front end's lock: wait() runs without it, beside add().
+        handles_ready_ = handles_ && handles_->before_wait();
+        handles_promised_ = handles_ ? handles_->size() : 0;
         if (!dirty_) return;
         polled_.clear();  // reuses the capacity once it has grown
         polled_tokens_.clear();
@@ -132,12 +146,12 @@ public:
     }
 
     status wait(const ::timespec* timeout, std::size_t& count) noexcept override {
-        const unsigned long ms = timeout_ms(timeout);
+        const unsigned long ms = handles_ready_ ? 0 : timeout_ms(timeout);
         const int n =
             ::WSAPoll(polled_.data(), ULONG(polled_.size()), ms == INFINITE ? -1 : int(ms > INT_MAX ? INT_MAX : ms));
         if (n == SOCKET_ERROR) return last_wsa_error();
         // Every entry is looked at, whatever n says: see POLLNVAL in the header.
-        count = polled_.size();
+        count = polled_.size() + handles_promised_;
         return {};
     }
 
@@ -147,6 +161,10 @@ public:
         for (std::size_t i = 0; i < polled_.size(); ++i) {
             const short rev = polled_[i].revents;
             if (rev == 0) continue;
+            if (polled_[i].fd == SOCKET(handles_waker_.fd())) {  // handles_->deliver() below looks at them all
+                handles_waker_.drain();
+                continue;
+            }
             if (rev & POLLNVAL) {
                 sink.closed(polled_tokens_[i]);
                 continue;
@@ -157,9 +175,44 @@ public:
                 flags |= hangup;
             sink.deliver(polled_tokens_[i], flags);
         }
+        if (handles_) handles_->deliver(sink, handles_promised_);
     }
 
 private:
+    // A handle that is not a socket.
+    status add_handle(native_handle fd, Interest interest, Mode mode, std::uint64_t token) noexcept {
+        if (!handles_)
+            if (auto st = make_handles()) return st;
+        return handles_->add(fd, interest, mode, token);
+    }
+
+    // The handle set and its waker, whose read end joins the array.
+    status make_handles() noexcept {
+        std::error_code ec;
+        waker w(ec);
+        if (ec) return ec;
+        try {
+            wanted_.reserve(wanted_.size() + 1);
+            tokens_.reserve(wanted_.size() + 1);
+            stream_.reserve(wanted_.size() + 1);
+            index_.emplace(w.fd(), wanted_.size());
+        } catch (const std::bad_alloc&) {
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        handles_.reset(new (std::nothrow)
+                           handle_set([](void* c) noexcept { static_cast<waker*>(c)->signal(); }, &handles_waker_));
+        if (!handles_) {
+            index_.erase(w.fd());
+            return std::make_error_code(std::errc::not_enough_memory);
+        }
+        wanted_.push_back({SOCKET(w.fd()), POLLRDNORM, 0});
+        tokens_.push_back(0);  // never handed to the sink: deliver() knows the socket
+        stream_.push_back(false);
+        handles_waker_ = std::move(w);
+        dirty_ = true;
+        return {};
+    }
+
     std::vector<WSAPOLLFD> wanted_;
     std::vector<std::uint64_t> tokens_;                     // parallel to wanted_
     std::vector<char> stream_;                              // parallel: a SOCK_STREAM socket?
@@ -168,6 +221,12 @@ private:
     std::vector<std::uint64_t> polled_tokens_;
     std::vector<char> polled_stream_;
     bool dirty_ = true;
+    // Pipes, console input, waitable objects: made by the first such watch.
+    // Declared after its waker, so destroyed first: its waits write to it.
+    waker handles_waker_;
+    std::unique_ptr<handle_set> handles_;
+    bool handles_ready_ = false;        // its before_wait() found one ready: the wait must not block
+    std::size_t handles_promised_ = 0;  // its size() at before_wait(): at most what deliver() hands over
 };
 
 }  // namespace

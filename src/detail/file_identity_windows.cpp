@@ -1,12 +1,16 @@
-// Windows: what identity a socket handle has.
+// Windows: what identity a handle has.
 //
-// Winsock gives a socket no inode: nothing tells a handle value that was
-// closed and handed out again from the socket that was watched. What can be
-// checked is that the handle still is an open socket (getsockopt fails with
-// WSAENOTSOCK once it is closed) and of the same type. A program cannot pick
-// the value of a new handle (there is no dup2), so the reuse rule C3 is
-// documented as not testable on Windows; unwatch before closesocket().
+// Neither a socket nor another handle has an inode: nothing tells a handle
+// value that was closed and handed out again from the one that was watched.
+// What can be checked is that the handle is still open (getsockopt fails
+// with WSAENOTSOCK once a socket is closed, GetHandleInformation with
+// ERROR_INVALID_HANDLE for any handle) and of the same kind: a socket of the
+// same type, or a handle that is no socket. A program cannot pick the value of
+// a new handle (there is no dup2), so the reuse rule C3 is documented as
+// not testable on Windows; unwatch before closing.
 #include <winsock2.h>
+// after winsock2.h, which it would otherwise contradict
+#include <windows.h>
 
 #include "detail/file_identity.hpp"
 #include "detail/winsock.hpp"
@@ -16,17 +20,22 @@ namespace iowait::detail {
 std::error_code identify(native_handle fd, file_identity& id) noexcept {
     int type = 0;
     int len = sizeof type;
-    if (::getsockopt(SOCKET(fd), SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) != 0)
-        return last_wsa_error();
-    id = {std::uint64_t(type), 0};
+    if (::getsockopt(SOCKET(fd), SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) == 0) {
+        id = {std::uint64_t(type), 0};
+        return {};
+    }
+    if (::WSAGetLastError() != WSAENOTSOCK) return last_wsa_error();
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a handle
+    const auto handle = reinterpret_cast<HANDLE>(fd);
+    DWORD flags = 0;
+    if (!::GetHandleInformation(handle, &flags)) return wsa_error(int(::GetLastError()));
+    // Not GetFileType: on a synchronous pipe it waits behind a blocked read
+    // (the handle set's reader thread), as every call on the file does.
+    id = {std::uint64_t(0x10000), 0};
     return {};
 }
 
-}  // namespace iowait::detail
-
-namespace iowait::detail {
-
-// No handle names a socket without opening it: nothing to refuse.
+// No handle names a file without opening it: nothing to refuse.
 std::error_code refuse_path_only(native_handle) noexcept { return {}; }
 
 }  // namespace iowait::detail

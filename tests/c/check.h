@@ -70,5 +70,6 @@ int test_signals(iowait_backend b);
 int test_timer_source(iowait_backend b);
 int test_process_and_signal_sources(iowait_backend b);
 int test_forked_child(iowait_backend b);
+int test_windows_handles(iowait_backend b);
 
 #endif

@@ -35,6 +35,7 @@ static const struct {
     TEST_ENTRY(timer_source),
     TEST_ENTRY(process_and_signal_sources),
     TEST_ENTRY(forked_child),
+    TEST_ENTRY(windows_handles),
     /* clang-format on */
 };
 #define NTESTS (sizeof tests / sizeof tests[0])

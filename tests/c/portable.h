@@ -81,8 +81,8 @@ static inline void thread_join(thread_t t) {
     WaitForSingleObject(t, INFINITE);
     CloseHandle(t);
 }
-/* The code for a handle that is not an open socket (see iowait_watch). */
-#define NOT_OPEN_CODE (-ENOTSOCK)
+/* The code for a handle that is not open (see iowait_watch). */
+#define NOT_OPEN_CODE (-EBADF)
 #else
 static inline int make_pair(iowait_fd out[2]) {
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, out) != 0) return -1;

@@ -118,3 +118,46 @@ int test_forked_child(iowait_backend b) {
     return 0;
 #endif
 }
+
+/* W11-W13: Windows handles beside sockets through the C API: an event and an
+ * anonymous pipe's read end, as iowait_fd values like a SOCKET. */
+int test_windows_handles(iowait_backend b) {
+#ifdef _WIN32
+    iowait_t* w;
+    iowait_event ev[8];
+    HANDLE event = CreateEventW(NULL, TRUE, FALSE, NULL);
+    HANDLE r = NULL, wr = NULL;
+    DWORD n = 0;
+    char byte = 0;
+    CHECK(event != NULL);
+    CHECK(CreatePipe(&r, &wr, NULL, 0));
+    OPEN(b, w);
+    CHECK_CALL(iowait_watch(w, (iowait_fd)event, IOWAIT_READ, 1, IOWAIT_LEVEL));
+    CHECK_CALL(iowait_watch(w, (iowait_fd)r, IOWAIT_READ, 2, IOWAIT_LEVEL));
+    CHECK_EQ(iowait_watch(w, (iowait_fd)event, IOWAIT_WRITE, 3, IOWAIT_LEVEL), IOWAIT_E_ALREADY_WATCHED);
+    CHECK_EQ(iowait_wait(w, ev, 8, 20 * MS), 0);
+    CHECK(SetEvent(event));
+    CHECK_EQ(iowait_wait(w, ev, 8, PATIENCE), 1);
+    CHECK_EQ(ev[0].fd, (iowait_fd)event);
+    CHECK_EQ(ev[0].events, IOWAIT_READ);
+    CHECK_EQ(ev[0].data, 1);
+    CHECK_CALL(iowait_unwatch(w, (iowait_fd)event));
+    CHECK(WriteFile(wr, "x", 1, &n, NULL));
+    CHECK_EQ(iowait_wait(w, ev, 8, PATIENCE), 1);
+    CHECK_EQ(ev[0].fd, (iowait_fd)r);
+    CHECK_EQ(ev[0].data, 2);
+    CHECK(ReadFile(r, &byte, 1, &n, NULL));
+    CloseHandle(wr);
+    CHECK_EQ(iowait_wait(w, ev, 8, PATIENCE), 1);
+    CHECK_EQ(ev[0].events, IOWAIT_READ | IOWAIT_HANGUP);
+    CHECK_CALL(iowait_unwatch(w, (iowait_fd)r));
+    iowait_destroy(w);
+    CloseHandle(r);
+    CloseHandle(event);
+    return 0;
+#else
+    (void)b;
+    printf("SKIP: Windows handles: Windows only\n");
+    return SKIP;
+#endif
+}

@@ -89,20 +89,15 @@ TEST_P(Modes, ModifyChangesTheMode) {
 }
 
 TEST_P(Modes, OneshotRegularFileIsReportedOnce) {
-    IOWAIT_SKIP_ON_WINDOWS("only sockets can be watched (Readiness.RegularFileIsAlwaysReadyForEveryInterest)");
-#ifndef _WIN32
-    char path[] = "/tmp/iowait-oneshot-XXXXXX";
-    const int fd = ::mkostemp(path, O_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    ::unlink(path);
+    temp_file file;
+    const fd_t fd = file.fd;
+    ASSERT_NE(fd, no_fd);
     w.watch(fd, Interest::read, 0, Mode::oneshot);
     EXPECT_EQ(wait_events(w, 1s).size(), 1u);
     EXPECT_TRUE(wait_events(w, 10ms).empty());
     w.modify(fd, Interest::read, 0, Mode::oneshot);
     EXPECT_EQ(wait_events(w, 1s).size(), 1u);
     w.unwatch(fd);
-    ::close(fd);
-#endif
 }
 
 TEST_P(Modes, EdgeReportsWhenNewDataArrivesNotWhileDataSits) {

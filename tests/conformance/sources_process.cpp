@@ -23,6 +23,10 @@
 
 #include "helpers.hpp"
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+
 namespace iowait::test {
 namespace {
 
@@ -82,6 +86,7 @@ struct child {
         if (::pipe(gate) != 0) return;
         pid = ::fork();
         if (pid == 0) {
+            ::close(gate[1]);  // so that the parent's close() alone ends the read: a failed test leaves no child
             char c;
             if (!go_now) [[maybe_unused]]
                 auto n = ::read(gate[0], &c, 1);
@@ -175,6 +180,43 @@ TEST_P(ProcessSource, UnwatchAsTheChildExitsReportsNothingAfterIt) {
         EXPECT_TRUE(wait_events(w, 5ms).empty()) << "round " << i;
         EXPECT_EQ(c.reap(), 0);
     }
+}
+
+#ifndef _WIN32
+bool running_on_valgrind() {
+#ifdef RUNNING_ON_VALGRIND
+    return RUNNING_ON_VALGRIND != 0;
+#else
+    return false;
+#endif
+}
+#endif
+
+// A child that had exited is reported by the next wait; unwatched before
+// that wait, it leaves the wait nothing to do: it sleeps its whole timeout.
+TEST_P(ProcessSource, ExitedChildUnwatchedBeforeAnyWaitLeavesTheWaitAsleep) {
+#ifdef _WIN32
+    GTEST_SKIP() << "the thread's CPU time is measured with CLOCK_THREAD_CPUTIME_ID (POSIX)";
+#else
+    const auto cpu_used = [] {
+        ::timespec ts{};
+        ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+    };
+    child c(0, true);
+    ASSERT_TRUE(c.wait_exited());
+    w.unwatch(w.watch_process(c.pid, 1));
+    const auto cpu_before = cpu_used();
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(wait_events(w, 300ms).empty());
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+    // One sleeping kernel wait costs microseconds; waits of zero again and
+    // again cost milliseconds even on a loaded machine that preempts them
+    // (valgrind's own scheduling costs milliseconds too).
+    const auto bound = running_on_valgrind() ? 100ms : 5ms;
+    EXPECT_LT(cpu_used() - cpu_before, bound) << "the wait spun instead of sleeping";
+    EXPECT_EQ(c.reap(), 0);
+#endif
 }
 
 // Exits close together: each watch is reported once, with its own data, even

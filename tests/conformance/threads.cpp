@@ -55,12 +55,9 @@ TEST_P(Threads, ModifyFromAnotherThreadReachesAWaitInProgress) {
 // woken when one was watched or re-armed, so the wait in progress slept
 // through it.
 TEST_P(Threads, WatchOrRearmOfARegularFileFromAnotherThreadReachesAWaitInProgress) {
-    IOWAIT_SKIP_ON_WINDOWS("only sockets can be watched (Readiness.RegularFileIsAlwaysReadyForEveryInterest)");
-#ifndef _WIN32
-    char path[] = "/tmp/iowait-threads-XXXXXX";
-    const int fd = ::mkostemp(path, O_CLOEXEC);
-    ASSERT_GE(fd, 0);
-    ::unlink(path);
+    temp_file file;
+    const fd_t fd = file.fd;
+    ASSERT_NE(fd, no_fd);
     for (std::uint64_t data : {5u, 6u}) {
         std::thread other([&] {
             std::this_thread::sleep_for(20ms);  // let the waiter block
@@ -78,8 +75,6 @@ TEST_P(Threads, WatchOrRearmOfARegularFileFromAnotherThreadReachesAWaitInProgres
         EXPECT_LT(took, 2s);
     }
     w.unwatch(fd);
-    ::close(fd);
-#endif
 }
 
 TEST_P(Threads, UnwatchFromAnotherThreadReachesAWaitInProgress) {
