@@ -53,7 +53,7 @@ std::atomic<long> served{0};
         }
     }
     // A thread whose wait began after the last notify() ends it too: each
-    // thread that leaves passes the wake on (docs/behaviour.md, W5).
+    // thread that leaves passes the wake on (docs/behaviour.md, L5).
     w->notify();
     served += n_served;
 }

@@ -3,9 +3,9 @@
 // ./thread_pool [threads] [connections]
 //
 // No lock guards a connection: a fd reported to a thread is reported to no
-// other until that thread waits again (docs/behaviour.md, W2), so the thread
+// other until that thread waits again (docs/behaviour.md, L2), so the thread
 // that gets a connection reads it, echoes it, and may close it, alone.
-// notify() ends every wait in progress (W5): the pool's shutdown.
+// notify() ends every wait in progress (L5): the pool's shutdown.
 #include <atomic>
 #include <chrono>
 #include <cstdio>

@@ -1,9 +1,9 @@
 """A TCP echo server on loopback served by a pool of threads that all wait on
 one iowait.IOWait, and clients in the same program that check the echo.
 No lock guards a connection: a file reported to a thread is reported to no
-other until that thread calls wait() again (docs/behaviour.md, W2), so the
+other until that thread calls wait() again (docs/behaviour.md, L2), so the
 thread that gets a connection reads it, echoes it and may close it, alone.
-notify() ends every wait in progress (W5): the pool's shutdown. Typed;
+notify() ends every wait in progress (L5): the pool's shutdown. Typed;
 prints OK, or exits non-zero on a mismatch."""
 
 import socket

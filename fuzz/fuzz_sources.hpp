@@ -82,7 +82,11 @@ private:
 
 class source_ops {
 public:
-    source_ops(const waits_t& waits, trace_t& trace) : waits_(waits), trace_(trace) {
+    // slow: this input may fork children and arm timers a few hundred
+    // microseconds away, whose deadlines the waits sleep for. Otherwise a
+    // child operation does nothing and near deadlines are due at once (and
+    // periods an hour long): most inputs then run in well under a millisecond.
+    source_ops(const waits_t& waits, trace_t& trace, bool slow) : waits_(waits), trace_(trace), slow_(slow) {
         for (int k = 0; k < signal_count; ++k) {
             struct sigaction sa {};
             sa.sa_handler = fuzz_own_handler;
@@ -339,7 +343,7 @@ private:
     // A child's life, one step each time: forked, exits, reaped.
     void child_op(input& in) {
         const std::uint8_t b = in.byte();
-        if (!pidfd_) return;
+        if (!pidfd_ || !slow_) return;
         const int slot = b % child_slots;
         if (slots_[slot] < 0 || children_[std::size_t(slots_[slot])].state == child::reaped) {
             spawn(slot, b & 4);
@@ -397,8 +401,12 @@ private:
         using std::chrono::nanoseconds;
         static constexpr std::int64_t firsts[] = {0, 0, 200000, 1000000, far_ns, -1};
         static constexpr std::int64_t periods[] = {0, 0, 300000, far_ns, far_ns, -1};
-        const std::int64_t first = firsts[in.byte() % 6];
-        const std::int64_t period = periods[in.byte() % 6];
+        std::int64_t first = firsts[in.byte() % 6];
+        std::int64_t period = periods[in.byte() % 6];
+        if (!slow_) {  // no sleeping for deadlines: see the constructor
+            if (first > 0 && first < far_ns) first = 0;
+            if (period > 0 && period < far_ns) period = far_ns;
+        }
         const Mode mode = mode_of(in.byte());
         const std::uint64_t data = data_of(in.byte());
         std::error_code expected;
@@ -491,6 +499,7 @@ private:
     std::vector<child> children_;     // every child forked
     int slots_[child_slots] = {-1, -1, -1};
     int forks_ = 0;
+    bool slow_;
     const bool pidfd_ = have_pidfd();
 };
 

@@ -11,14 +11,21 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
+#include <time.h>
 #include <unistd.h>
 #endif
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iowait/iowait.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace iowait {
@@ -194,6 +201,109 @@ inline std::vector<Event> wait_events(IOWait& w, std::chrono::nanoseconds timeou
 inline const Event* find_event(const std::vector<Event>& events, fd_t fd) {
     auto it = std::find_if(events.begin(), events.end(), [fd](const Event& e) { return e.fd == fd; });
     return it == events.end() ? nullptr : &*it;
+}
+
+// CPU time this thread has used: a rule that says "no busy loop" is checked
+// by it, never by the wall clock, which a wait spinning inside also passes.
+// (Windows counts it in scheduler ticks, about 15 ms: measure over 100 ms or more.)
+inline std::chrono::nanoseconds thread_cpu_time() {
+#ifdef _WIN32
+    FILETIME created, exited, kernel, user;
+    ::GetThreadTimes(::GetCurrentThread(), &created, &exited, &kernel, &user);
+    auto ticks = [](FILETIME t) { return (std::uint64_t(t.dwHighDateTime) << 32) | t.dwLowDateTime; };
+    return std::chrono::nanoseconds(std::int64_t(ticks(kernel) + ticks(user)) * 100);
+#else
+    ::timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+#endif
+}
+
+// The most CPU time a wait of `timeout` may use and still count as asleep: a
+// tenth. A sleeping wait costs microseconds; a spinning one on a machine
+// loaded with other work gets maybe a third of a core, so a half would let it
+// pass. Windows counts CPU time in scheduler ticks (Wine: 10 ms), and charges
+// a whole one to a thread that ran at all in it: two more there.
+inline std::chrono::nanoseconds spin_limit(std::chrono::milliseconds timeout) {
+    return timeout / 10 + (on_windows ? 32ms : 0ms);
+}
+
+// A blocking wait(timeout) that must sleep through its timeout: reports
+// nothing, lasts the timeout, and costs at most spin_limit() in CPU time.
+inline void expect_sleeps_through(IOWait& w, std::chrono::milliseconds timeout = 200ms) {
+    const auto cpu_before = thread_cpu_time();
+    const auto start = std::chrono::steady_clock::now();
+    const auto events = wait_events(w, timeout);
+    const auto took = std::chrono::steady_clock::now() - start;
+    const auto cpu = thread_cpu_time() - cpu_before;
+    EXPECT_TRUE(events.empty()) << events.size() << " events, the first for fd " << events.front().fd;
+    EXPECT_GE(took, timeout);
+    EXPECT_LT(cpu, spin_limit(timeout)) << "the wait spun instead of sleeping: "
+                                        << std::chrono::duration_cast<std::chrono::milliseconds>(cpu).count()
+                                        << " ms of CPU in " << timeout.count() << " ms";
+}
+
+// Where a test needs a wait to be in progress in another thread: the other
+// thread waits with wait_retrying(), this one calls await_wait_in_progress()
+// before it acts. A fixed sleep only hopes the waiter got there; on a loaded
+// machine it tests the easier "change before the wait".
+//
+// True once another thread is inside w.wait(): the thread wait_retrying()
+// named is asleep there (Linux: its state in /proc, twice in a row), or,
+// where the system does not say, 200 ms after it announced its wait; false
+// after `limit`. (A probing wait(0) no longer tells: several threads may
+// wait at once, docs/behaviour.md "Several waiters".)
+inline std::atomic<const IOWait*> about_to_wait{nullptr};
+inline std::atomic<long> about_to_wait_tid{0};
+
+inline long this_thread_tid() {
+#ifdef __linux__
+    return long(::syscall(SYS_gettid));
+#else
+    return 0;
+#endif
+}
+
+inline bool await_wait_in_progress(IOWait& w, std::chrono::milliseconds limit = 5000ms) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (about_to_wait.load() != &w && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    if (about_to_wait.load() != &w) return false;
+#ifdef __linux__
+    const std::string path = "/proc/self/task/" + std::to_string(about_to_wait_tid.load()) + "/stat";
+    int asleep = 0;
+    while (asleep < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::ifstream stat(path);
+        std::string line;
+        std::getline(stat, line);
+        const auto paren = line.rfind(')');
+        asleep = paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S' ? asleep + 1 : 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return asleep >= 2;
+#else
+    std::this_thread::sleep_for(200ms);
+    return true;
+#endif
+}
+
+// The waiting side: w.wait(timeout) (any duration type; none: no timeout),
+// tried again while it is refused because the other thread's probe was the
+// wait in progress.
+template <class... Timeout>
+inline std::vector<Event> wait_retrying(IOWait& w, Timeout... timeout) {
+    std::error_code ec;
+    std::span<const Event> events;
+    for (;;) {
+        about_to_wait_tid = this_thread_tid();
+        about_to_wait = &w;
+        events = w.wait(timeout..., ec);
+        if (ec != errc::wait_in_progress) break;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));  // not a spin, for CPU-time checks
+    }
+    about_to_wait = nullptr;
+    EXPECT_FALSE(ec) << ec.message();
+    return {events.begin(), events.end()};
 }
 
 // Waits (up to `limit`) until fd is reported; returns its event or fails.

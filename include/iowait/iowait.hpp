@@ -202,7 +202,7 @@ std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
 ///
 /// Threading: every call may come from any thread, also while other threads
 /// wait, and takes effect in those waits (rules N1-N7 of docs/behaviour.md).
-/// wait() may run in any number of threads at once (rules W1-W9, "Several
+/// wait() may run in any number of threads at once (rules L1-L9, "Several
 /// waiters"): each report goes to one waiting thread, and a fd watch reported
 /// to a thread is reported to no other until that thread calls wait() again
 /// or the watch is modified or unwatched, so that the thread can use the fd

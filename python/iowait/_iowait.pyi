@@ -9,6 +9,7 @@ from _typeshed import FileDescriptorLike
 from . import IOEvent
 
 __version__: str
+_compiled_backends: str
 
 def available_backends() -> list[str]: ...
 

@@ -207,6 +207,9 @@ PYBIND11_MODULE(_iowait, m) {
         },
         "The kernel mechanisms usable here, best first: names for IOWAIT_BACKEND,\n"
         "Selector(backend) and the IOWait classes, e.g. ['epoll', 'io_uring', 'poll', 'select'].");
+    // For the tests: the backends this build compiled in, comma-separated,
+    // so that one this machine refuses is shown as skipped, not left out.
+    m.attr("_compiled_backends") = IOWAIT_COMPILED_BACKENDS;
     m.def("_setup", [](py::handle event, py::handle not_watched, py::handle source) {
         if (!PyType_Check(source.ptr())) throw py::type_error("Source must be a class");
         source_type = (PyTypeObject*)source.inc_ref().ptr();

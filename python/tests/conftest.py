@@ -7,14 +7,33 @@ import pytest
 
 import iowait
 
-BACKENDS = iowait.available_backends()
+# The backends this machine can use, best first: for loops over them.
+AVAILABLE = iowait.available_backends()
 CLASSES = {'epoll': iowait.EPollIOWait, 'poll': iowait.PollIOWait, 'select': iowait.SelectIOWait,
            'kqueue': iowait.KQueueIOWait, 'io_uring': iowait.IOUringIOWait, 'afd': iowait.AFDIOWait,
            'wsapoll': iowait.WSAPollIOWait}
 
 
+def _refusal(backend):
+    try:
+        CLASSES[backend]().close()
+    except Exception as e:  # noqa: BLE001 (the reason is all that is wanted)
+        return f'{type(e).__name__}: {e}'
+    return 'refused when the tests started'
+
+
+# Every backend this build has that this machine refuses, with the reason.
+REFUSED = {b: _refusal(b) for b in iowait._iowait._compiled_backends.split(',') if b and b not in AVAILABLE}
+
+# For parametrize: every backend of this build; one this machine refuses is
+# a skip that names it and says why, never a test left out in silence.
+BACKENDS = AVAILABLE + [pytest.param(b, marks=pytest.mark.skip(reason=f'{b} is not available here: {why}'))
+                        for b, why in REFUSED.items()]
+
+
 def pytest_report_header(config):
-    return f'iowait from {iowait.__file__}; backends here: {", ".join(BACKENDS)}'
+    refused = ''.join(f'; refused here (not tested): {b} ({why})' for b, why in REFUSED.items())
+    return f'iowait from {iowait.__file__}; backends here: {", ".join(AVAILABLE)}{refused}'
 
 
 @pytest.fixture(params=BACKENDS)

@@ -19,6 +19,7 @@ import socket
 import pytest
 
 iowait = pytest.importorskip('iowait')
+from conftest import BACKENDS  # noqa: E402 (after the import it needs)
 
 PAIRS = 4
 SEEDS = range(40)
@@ -157,7 +158,7 @@ def run(seed, backend):
         world.close()
 
 
-@pytest.mark.parametrize('backend', iowait.available_backends())
+@pytest.mark.parametrize('backend', BACKENDS)
 @pytest.mark.parametrize('seed', SEEDS)
 def test_same_random_operations_same_results_as_default_selector(seed, backend):
     run(seed, backend)

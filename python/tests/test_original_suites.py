@@ -15,13 +15,14 @@ import sys
 import pytest
 
 import iowait
+from conftest import BACKENDS
 
 SCRIPT = os.path.join(os.path.dirname(__file__), '..', 'scripts', 'run-original-tests')
 FILES = [os.path.expanduser(p) for p in os.environ.get('IOWAIT_ORIGINAL_TESTS', '').split(os.pathsep) if p]
 
 
 @pytest.mark.skipif(not FILES, reason='IOWAIT_ORIGINAL_TESTS names no test file of the original iowait')
-@pytest.mark.parametrize('backend', [None] + iowait.available_backends())
+@pytest.mark.parametrize('backend', [None] + BACKENDS)
 def test_the_originals_own_tests_pass(backend):
     for path in FILES:
         assert os.path.isfile(path), f'IOWAIT_ORIGINAL_TESTS: no file {path}'

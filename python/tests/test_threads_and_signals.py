@@ -2,7 +2,6 @@
 signal runs its handler and the wait goes on unless the handler raised
 (PEP 475), Ctrl-C interrupts, notify() and close() reach a wait in progress."""
 
-import os
 import signal
 import socket
 import threading
@@ -31,10 +30,53 @@ def signal_waiter(waiter):
     return waiter
 
 
-def later(delay, fn):
-    t = threading.Timer(delay, fn)
+_about_to_wait = {}  # the thread about to wait, and the core's waits before it
+
+
+def wait_in_progress(waiter, limit=5):
+    """True once another thread is inside waiter.wait(): its core wait has
+    begun and the thread sleeps in it (Linux: its state in /proc, twice in a
+    row; elsewhere 0.2 s more); False after `limit` s. (A probing wait(0) no
+    longer tells: several threads may wait at once.)"""
+    deadline = time.monotonic() + limit
+    about = None
+    while time.monotonic() < deadline:
+        about = _about_to_wait.get(id(waiter))
+        if about and waiter._core_waits > about[1]:
+            break
+        time.sleep(0.0002)
+    else:
+        return False
+    asleep = 0
+    while asleep < 2 and time.monotonic() < deadline:
+        try:
+            with open(f'/proc/self/task/{about[0]}/stat') as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+        except OSError:
+            time.sleep(0.2)
+            return True
+        asleep = asleep + 1 if state == 'S' else 0
+        time.sleep(0.002)
+    return asleep >= 2
+
+
+def wait_retrying(waiter, timeout=None):
+    """waiter.wait(timeout), announced for wait_in_progress()."""
+    _about_to_wait[id(waiter)] = (threading.get_native_id(), waiter._core_waits)
+    return waiter.wait(timeout)
+
+
+def once_waiting(waiter, fn):
+    """Runs fn in another thread as soon as waiter.wait() is in progress;
+    the thread, and a list that holds whether it was seen in progress."""
+    seen = []
+
+    def run():
+        seen.append(wait_in_progress(waiter))
+        fn()
+    t = threading.Thread(target=run)
     t.start()
-    return t
+    return t, seen
 
 
 def test_the_gil_is_released_while_waiting(waiter):
@@ -59,11 +101,12 @@ def test_the_gil_is_released_while_waiting(waiter):
 
 
 def test_notify_from_another_thread_wakes_a_blocking_wait(waiter):
-    t = later(0.05, waiter.notify)
+    t, seen = once_waiting(waiter, waiter.notify)
     start = time.monotonic()
-    assert waiter.wait() == []
+    assert wait_retrying(waiter) == []
     assert time.monotonic() - start < 5
     t.join()
+    assert seen == [True], 'the wait was never seen in progress'
 
 
 def test_notify_before_wait_makes_the_next_wait_return_at_once(waiter):
@@ -76,11 +119,12 @@ def test_notify_before_wait_makes_the_next_wait_return_at_once(waiter):
 
 
 def test_close_from_another_thread_ends_a_wait_in_progress(waiter):
-    t = later(0.05, waiter.close)
+    t, seen = once_waiting(waiter, waiter.close)
     start = time.monotonic()
-    assert waiter.wait(10) == []
+    assert wait_retrying(waiter, 10) == []
     assert time.monotonic() - start < 5
     t.join()
+    assert seen == [True], 'the wait was never seen in progress'
     assert waiter.closed
     with pytest.raises(ValueError):
         waiter.wait(0)
@@ -90,9 +134,10 @@ def test_watch_from_another_thread_reaches_a_wait_in_progress(waiter):
     a, b = socket.socketpair()
     with a, b:
         b.send(b'x')
-        t = later(0.05, lambda: waiter.watch(a, read=True))
-        events = waiter.wait(10)
+        t, seen = once_waiting(waiter, lambda: waiter.watch(a, read=True))
+        events = wait_retrying(waiter, 10)  # one wait: the one in progress
         t.join()
+        assert seen == [True], 'the wait was never seen in progress'
         assert [e.fileobj for e in events] == [a]
 
 
@@ -100,23 +145,43 @@ class Interrupt(Exception):
     pass
 
 
-def with_alarm(handler, delay, fn):
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, delay)
+def signalling_the_wait(waiter, signum, handler, fn):
+    """Runs fn() (which waits on waiter) in this, the main thread, with
+    `handler` for signum, while another thread sends signum to this thread
+    once the wait is in progress, and again every 20 ms until fn returns: one
+    signal could land between the module's check and the kernel wait, which
+    would then not see it. The handler must tolerate the later ones."""
+    done = threading.Event()
+    seen = []
+
+    def send():
+        seen.append(wait_in_progress(waiter))
+        while not done.is_set():
+            signal.pthread_kill(threading.main_thread().ident, signum)
+            done.wait(0.02)
+    old = signal.signal(signum, handler)
+    t = threading.Thread(target=send)
+    t.start()
     try:
         return fn()
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        done.set()
+        t.join()  # every signal it sent has reached this thread now
+        signal.signal(signum, old)
+        assert seen == [True], 'the wait was never seen in progress'
 
 
 def test_a_signal_handler_that_raises_ends_the_wait(signal_waiter):
     waiter = signal_waiter
+    ran = []
+
     def handler(signum, frame):
-        raise Interrupt
+        ran.append(signum)
+        if len(ran) == 1:
+            raise Interrupt
     start = time.monotonic()
     with pytest.raises(Interrupt):
-        with_alarm(handler, 0.05, lambda: waiter.wait(10))
+        signalling_the_wait(waiter, signal.SIGALRM, handler, lambda: wait_retrying(waiter, 10))
     assert time.monotonic() - start < 5
     assert waiter.wait(0) == []  # still usable
 
@@ -124,20 +189,21 @@ def test_a_signal_handler_that_raises_ends_the_wait(signal_waiter):
 def test_a_signal_handler_that_returns_lets_the_wait_go_on_for_the_time_left(waiter):
     ran = []
     start = time.monotonic()
-    assert with_alarm(lambda s, f: ran.append(s), 0.05, lambda: waiter.wait(0.3)) == []
+    assert signalling_the_wait(waiter, signal.SIGALRM, lambda s, f: ran.append(s),
+                               lambda: wait_retrying(waiter, 0.3)) == []
     assert time.monotonic() - start >= 0.3
-    assert ran == [signal.SIGALRM]
+    assert ran and set(ran) == {signal.SIGALRM}
 
 
 def test_ctrl_c_interrupts_a_blocking_wait(signal_waiter):
     waiter = signal_waiter
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        t = later(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
-        start = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            waiter.wait()
-        assert time.monotonic() - start < 5
-        t.join()
-    finally:
-        signal.signal(signal.SIGINT, old)
+    ran = []
+
+    def handler(signum, frame):  # Python's own Ctrl-C handler, once
+        ran.append(signum)
+        if len(ran) == 1:
+            signal.default_int_handler(signum, frame)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        signalling_the_wait(waiter, signal.SIGINT, handler, lambda: wait_retrying(waiter))
+    assert time.monotonic() - start < 5

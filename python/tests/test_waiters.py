@@ -1,5 +1,5 @@
 """Several Python threads waiting on one IOWait or one iowait.Selector at once
-(docs/behaviour.md, "Several waiters", W1-W9, and P4): each ready file goes
+(docs/behaviour.md, "Several waiters", L1-L9, and P4): each ready file goes
 to one thread, never to two at once, nothing is lost, and notify() and
 close() end every wait in progress."""
 

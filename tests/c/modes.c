@@ -277,16 +277,22 @@ int test_closed(iowait_backend b) {
 
 #ifndef _WIN32
 #include <signal.h>
+#include <stdatomic.h>
 
 struct signaller {
     pthread_t target;
-    int delay_ms;
+    int every_ms;
+    atomic_int stop;
 };
 static void on_signal(int sig) { (void)sig; }
-static void signal_later(void* arg) {
+/* Again and again until stopped: one signal could land before the wait
+   begins (on a loaded machine), and a wait that should end would not. */
+static void signal_until_stopped(void* arg) {
     struct signaller* s = (struct signaller*)arg;
-    sleep_ms(s->delay_ms);
-    pthread_kill(s->target, SIGUSR1);
+    while (!atomic_load(&s->stop)) {
+        pthread_kill(s->target, SIGUSR1);
+        sleep_ms(s->every_ms);
+    }
 }
 #endif
 
@@ -310,19 +316,24 @@ int test_signals(iowait_backend b) {
     sigemptyset(&sa.sa_mask);
     CHECK_CALL(sigaction(SIGUSR1, &sa, NULL));
     sig.target = pthread_self();
-    sig.delay_ms = 50;
-    s.fn = signal_later;
+    sig.every_ms = 20;
+    atomic_init(&sig.stop, 0);
+    s.fn = signal_until_stopped;
     s.arg = &sig;
     CHECK_CALL(thread_run(&t, &s));
     CHECK_EQ(iowait_wait_or_signal(w, ev, 8, PATIENCE), -EINTR);
+    atomic_store(&sig.stop, 1);
     thread_join(t);
     CHECK(strstr(iowait_last_error(), "wait_or_signal on") != NULL);
 
-    sig.delay_ms = 20;
+    /* A storm of signals through the whole wait: it still lasts its 200 ms. */
+    sig.every_ms = 5;
+    atomic_store(&sig.stop, 0);
     CHECK_CALL(thread_run(&t, &s));
     start = now_ns();
     CHECK_EQ(iowait_wait(w, ev, 8, 200 * MS), 0);
     CHECK(now_ns() - start >= 200 * MS);
+    atomic_store(&sig.stop, 1);
     thread_join(t);
     iowait_destroy(w);
     return 0;

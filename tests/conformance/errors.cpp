@@ -111,12 +111,18 @@ TEST_P(Errors, MessagesNameTheOperationTheFdAndTheBackend) {
     EXPECT_NE(m.find("watch(" + fd + ")"), std::string::npos) << m;
     EXPECT_NE(m.find(backend), std::string::npos) << m;
     EXPECT_NE(m.find("already watched"), std::string::npos) << m;
+    // Each message begins with what was called, on which fd and backend:
+    // "iowait: <call>(fd=N) on <backend>: <why>" ("iowait: wait on <backend>: ...").
+    const std::string other = "(fd=" + std::to_string(p.b) + ") on " + backend + ": ";
     m = message_of([&] { w.unwatch(p.b); });
-    EXPECT_NE(m.find("unwatch(fd=" + std::to_string(p.b) + ")"), std::string::npos) << m;
+    EXPECT_EQ(m.rfind("iowait: unwatch" + other, 0), 0u) << m;
+    EXPECT_NE(m.find("not watched"), std::string::npos) << m;
     m = message_of([&] { w.modify(p.b, Interest::read); });
-    EXPECT_NE(m.find("modify(fd=" + std::to_string(p.b) + ")"), std::string::npos) << m;
+    EXPECT_EQ(m.rfind("iowait: modify" + other, 0), 0u) << m;
+    EXPECT_NE(m.find("not watched"), std::string::npos) << m;
     m = message_of([&] { w.wait(std::chrono::nanoseconds(-1)); });
-    EXPECT_NE(m.find("wait"), std::string::npos) << m;
+    EXPECT_EQ(m.rfind("iowait: wait on " + backend + ": ", 0), 0u) << m;
+    EXPECT_NE(m.find("timeout"), std::string::npos) << m;
 }
 
 // E5 in C: iowait_last_error() is the what() of the exception the C++ call

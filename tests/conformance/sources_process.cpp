@@ -135,11 +135,11 @@ TEST_P(ProcessSource, ExitEndsAWaitWithoutTimeoutAndAnExitBeforeTheWatchIsReport
     child c(0);
     const fd_t id = w.watch_process(c.pid, 1);
     std::thread t([&] {
-        std::this_thread::sleep_for(30ms);
+        EXPECT_TRUE(await_wait_in_progress(w)) << "the wait was never seen in progress";
         c.let_exit();
     });
     const auto start = std::chrono::steady_clock::now();
-    auto span = w.wait();  // no timeout: only the exit ends it
+    const auto span = wait_retrying(w);  // no timeout: only the exit ends it
     t.join();
     ASSERT_EQ(span.size(), 1u);
     EXPECT_EQ(span[0].fd, id);
@@ -252,7 +252,7 @@ TEST_P(ProcessSource, ManyChildrenExitingTogetherAreEachReportedOnce) {
 // rebuild theirs to drop a closed fd's stale entry (C4), and the pidfd
 // (or, without pidfd, the SIGCHLD waker) must be in the new set too.
 TEST_P(ProcessSource, StillReportedAfterTheBackendRebuiltItsKernelSet) {
-    IOWAIT_SKIP_ON_WINDOWS("no process sources on Windows yet (K4)");
+    IOWAIT_SKIP_ON_WINDOWS("the rebuild is made by a dup() of a socket to a chosen number, which Windows has not (W3)");
 #ifndef _WIN32
     child c(0);
     ASSERT_GT(c.pid, 0);
@@ -269,7 +269,7 @@ TEST_P(ProcessSource, StillReportedAfterTheBackendRebuiltItsKernelSet) {
 // EVFILT_PROC, also on libkqueue with IOWAIT_NO_PIDFD set) iowait installs
 // no SIGCHLD handler; only the fallback does.
 TEST_P(ProcessSource, SIGCHLDStaysTheProgramsWhereTheKernelWatchesTheChild) {
-    IOWAIT_SKIP_ON_WINDOWS("no process sources on Windows yet (K4)");
+    IOWAIT_SKIP_ON_WINDOWS("no SIGCHLD on Windows: the thread pool waits for the process (K4)");
 #ifndef _WIN32
     bool kernel_watches = GetParam() == Backend::kqueue;
 #if defined(__linux__) && defined(SYS_pidfd_open)

@@ -114,14 +114,11 @@ TEST_P(SignalSource, DeliveriesBeforeOneWaitAreOneEventAndEachLaterDeliveryIsRep
 TEST_P(SignalSource, SignalFromAnotherThreadEndsAWaitWithoutTimeout) {
     const fd_t id = w.watch_signal(sig1);
     std::thread sender([&] {
-        std::this_thread::sleep_for(50ms);
+        EXPECT_TRUE(await_wait_in_progress(w)) << "the wait was never seen in progress";
         deliver_from_another_thread(GetParam(), sig1);
     });
     const auto start = std::chrono::steady_clock::now();
-    auto events = [&] {
-        auto span = w.wait();  // no timeout: only the signal can end it
-        return std::vector<Event>(span.begin(), span.end());
-    }();
+    auto events = wait_retrying(w);  // no timeout: only the signal can end it
     sender.join();
     EXPECT_EQ(reports(events, id), 1u);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
@@ -190,32 +187,42 @@ TEST_P(SignalSource, UnwatchRestoresTheEarlierHandlerAndTwoIOWaitsBothReport) {
 
 TEST_P(SignalSource, WatchAndUnwatchFromAnotherThreadReachAWaitInProgress) {
     std::atomic<fd_t> id{no_fd};
+    std::atomic<bool> in_progress{false};
     std::thread other([&] {
-        std::this_thread::sleep_for(20ms);
+        in_progress = await_wait_in_progress(w);
         id = w.watch_signal(sig1, 5);
         deliver_from_another_thread(GetParam(), sig1);
     });
-    const Event e = [&] {
-        for (int i = 0; i < 100; ++i) {
-            auto events = wait_events(w, 50ms);
-            if (!events.empty()) return events[0];
-        }
-        return Event{};
-    }();
+    const auto events = wait_retrying(w, 5s);  // the one wait in progress
     other.join();
-    EXPECT_EQ(e.fd, id.load());
-    EXPECT_EQ(e.data, 5u);
+    EXPECT_TRUE(in_progress) << "the wait was never seen in progress";
+    ASSERT_EQ(events.size(), 1u) << "the wait in progress never saw the new watch's signal";
+    EXPECT_EQ(events[0].fd, id.load());
+    EXPECT_EQ(events[0].data, 5u);
     w.unwatch(id.load());
     // Unwatched from another thread during a wait: its later delivery is not
     // reported (and, the last watch gone, the default action would run: so
     // a keeper watches it before it is sent).
-    const fd_t again = w.watch_signal(sig2, 6);
-    std::thread unwatcher([&] { w.unwatch(again); });
-    unwatcher.join();
     IOWait keeper{GetParam()};
     const fd_t k = keeper.watch_signal(sig2);
-    deliver(GetParam(), sig2);
-    EXPECT_TRUE(wait_events(w, 20ms).empty()) << "N5/N6: no report once unwatch() returned";
+    const fd_t again = w.watch_signal(sig2, 6);
+    std::atomic<bool> unwatched{false};
+    std::thread unwatcher([&] {
+        in_progress = await_wait_in_progress(w);
+        w.unwatch(again);
+        unwatched = true;
+        deliver_from_another_thread(GetParam(), sig2);
+    });
+    const auto start = std::chrono::steady_clock::now();
+    const auto after = wait_retrying(w, 300ms);
+    const auto took = std::chrono::steady_clock::now() - start;
+    const bool unwatched_during_the_wait = unwatched;
+    unwatcher.join();
+    EXPECT_TRUE(in_progress) << "the wait was never seen in progress";
+    EXPECT_TRUE(unwatched_during_the_wait) << "the wait ended before the unwatch (a loaded machine)";
+    EXPECT_TRUE(after.empty()) << "N5/N6: no report once unwatch() returned";
+    EXPECT_GE(took, 300ms);
+    EXPECT_EQ(expect_event(keeper, k).fd, k) << "the signal was delivered";
     keeper.unwatch(k);
 }
 

@@ -1,4 +1,4 @@
-// Rules W1-W9 of docs/behaviour.md ("Several waiters"): wait() from several
+// Rules L1-L9 of docs/behaviour.md ("Several waiters"): wait() from several
 // threads at once on one IOWait, on every backend. Names read
 // Waiters/<suite>.<test>/<backend>, so that `ctest -R Waiters` runs them alone.
 // Every wait is bounded; a thread that must be inside wait() before the test
@@ -92,7 +92,7 @@ std::size_t read_all(fd_t fd) {
     return total;
 }
 
-// W1, W2, W3: N threads, M socket pairs, a writer. Each report is handled
+// L1, L2, L3: N threads, M socket pairs, a writer. Each report is handled
 // by one thread, never by two at once (a per-fd flag), each reported fd
 // has data (no readiness is reported twice), and every byte is read.
 void pool_run(IOWait& w, Mode mode, int threads, int pairs, int writes) {
@@ -148,7 +148,7 @@ TEST_P(Pool, EachEdgeGoesToOneThread) {
     pool_run(w, Mode::edge, 4, 16, 2000);
 }
 
-// W1, W2 across the moment a second thread first waits, while the first
+// L1, L2 across the moment a second thread first waits, while the first
 // waits alone and is reported fds: it shares, and no fd goes to both.
 TEST_P(Pool, ASecondThreadJoiningAThreadThatWaitsAloneNeverSharesItsFds) {
     for (int round = 0; round < 20; ++round) {
@@ -188,7 +188,7 @@ TEST_P(Pool, ASecondThreadJoiningAThreadThatWaitsAloneNeverSharesItsFds) {
     }
 }
 
-// W2: a reported watch is the reporting thread's until that thread waits
+// L2: a reported watch is the reporting thread's until that thread waits
 // again; meanwhile no other wait reports it, and none spins on it.
 TEST_P(Pool, AReportedWatchIsHeldUntilItsThreadWaitsAgain) {
     socket_pair p;
@@ -218,7 +218,7 @@ TEST_P(Pool, AReportedWatchIsHeldUntilItsThreadWaitsAgain) {
     EXPECT_EQ(other[0].fd, p.a);
 }
 
-// W2: modify() or unwatch() of a held watch ends the hold.
+// L2: modify() or unwatch() of a held watch ends the hold.
 TEST_P(Pool, ModifyOrUnwatchEndsTheHold) {
     socket_pair p, q;
     w.watch(p.a, Interest::read, 1);
@@ -241,7 +241,7 @@ TEST_P(Pool, ModifyOrUnwatchEndsTheHold) {
     EXPECT_EQ(find_event(other, q.a)->data, 4u);
 }
 
-// W9: a thread's Events stay as they were while other threads wait.
+// L9: a thread's Events stay as they were while other threads wait.
 TEST_P(Pool, EachThreadKeepsItsOwnEvents) {
     socket_pair p, q;
     w.watch(p.a, Interest::read, 1);
@@ -263,7 +263,7 @@ TEST_P(Pool, EachThreadKeepsItsOwnEvents) {
     EXPECT_EQ(mine[0].data, 1u);
 }
 
-// W5: notify() ends every wait in progress, each with no events.
+// L5: notify() ends every wait in progress, each with no events.
 TEST_P(Pool, NotifyEndsEveryWaitInProgress) {
     constexpr int n = 3;
     std::vector<std::atomic<long>> tids(n);
@@ -285,7 +285,7 @@ TEST_P(Pool, NotifyEndsEveryWaitInProgress) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "a wait ran to its timeout";
 }
 
-// W6: one readiness wakes one waiter; the others sleep on, and none spins.
+// L6: one readiness wakes one waiter; the others sleep on, and none spins.
 TEST_P(Pool, OneReadinessWakesOneWaiterAndTheOthersSleep) {
     socket_pair p;
     w.watch(p.a, Interest::read, 1);
@@ -316,7 +316,7 @@ TEST_P(Pool, OneReadinessWakesOneWaiterAndTheOthersSleep) {
     for (auto c : cpu) EXPECT_LT(c, 100ms) << "a waiter spun";
 }
 
-// W4: a oneshot timer fires to exactly one of the threads waiting.
+// L4: a oneshot timer fires to exactly one of the threads waiting.
 TEST_P(Pool, ATimerFiresToOneWaiter) {
     const fd_t id = w.watch_timer(30ms, 0ms, 5);
     constexpr int n = 4;
@@ -335,7 +335,7 @@ TEST_P(Pool, ATimerFiresToOneWaiter) {
 }
 
 #ifndef _WIN32
-// W4: each delivery of a watched signal goes to exactly one waiter.
+// L4: each delivery of a watched signal goes to exactly one waiter.
 TEST_P(Pool, EachSignalDeliveryGoesToOneWaiter) {
     const fd_t id = w.watch_signal(SIGUSR2, 6);
     constexpr int n = 3;
@@ -363,7 +363,7 @@ TEST_P(Pool, EachSignalDeliveryGoesToOneWaiter) {
     w.unwatch(id);
 }
 
-// W4: a child's exit is reported to exactly one waiter.
+// L4: a child's exit is reported to exactly one waiter.
 TEST_P(Pool, AProcessExitIsReportedToOneWaiter) {
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
@@ -389,7 +389,7 @@ TEST_P(Pool, AProcessExitIsReportedToOneWaiter) {
     w.unwatch(id);
 }
 
-// W8: a wait() from inside the same thread's wait() (a signal handler) is
+// L8: a wait() from inside the same thread's wait() (a signal handler) is
 // errc::wait_in_progress; the wait it interrupted goes on.
 IOWait* reentered = nullptr;
 std::atomic<int> reentry_result{-1};
@@ -430,7 +430,7 @@ TEST_P(Pool, AWaitFromInsideTheSameThreadsWaitIsWaitInProgress) {
 }
 #endif
 
-// W7: unwatch() from any thread: no wait that begins afterwards reports the
+// L7: unwatch() from any thread: no wait that begins afterwards reports the
 // watch; under threads that watch, unwatch and wait at once, every event
 // carries data given to that fd's watch, and nothing is lost.
 TEST_P(Pool, WatchUnwatchAndWaitFromManyThreadsAtOnce) {
@@ -444,7 +444,7 @@ TEST_P(Pool, WatchUnwatchAndWaitFromManyThreadsAtOnce) {
         live[std::size_t(i)] = std::uint64_t(pairs + i);
         w.watch(p[std::size_t(i)]->a, Interest::read, live[std::size_t(i)].load());
     }
-    // No per-fd flag here: an unwatch() ends a hold (W2), so two threads
+    // No per-fd flag here: an unwatch() ends a hold (L2), so two threads
     // may rightly have one fd at once; Pool.EachReadiness* check that.
     std::atomic<std::size_t> read{0}, stale{0};
     std::atomic<bool> stop{false}, stop_churn{false};

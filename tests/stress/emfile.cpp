@@ -118,15 +118,50 @@ TEST_P(Exhaustion, TooFewFdsLeftIsAClearEMFILEAndLeaksNothing) {
     EXPECT_LE(long(heap_in_use()) - long(heap_before), 4096) << "memory leaked by failed constructions";
 }
 
-TEST(ExhaustionDefault, DefaultConstructorWithNoFdLeftIsEMFILENotAFallback) {
+// The fewest spare fds with which IOWait{b} can be made (found by trying);
+// -1 if even 16 are not enough.
+int fds_needed(Backend b) {
+    for (int spare = 0; spare <= 16; ++spare) {
+        fd_squeeze squeeze(spare);
+        if (!squeeze.ok()) return -1;
+        try {
+            IOWait w{b};
+            return spare;
+        } catch (const std::system_error&) {
+        }
+    }
+    return -1;
+}
+
+// EMFILE is no refusal of the mechanism (X1): the default constructor does
+// not fall back to another backend. Tested with as many spare fds as the
+// best backend lacks one of, where a backend after it would fit (epoll needs
+// its set and the waker, poll only the waker): with none left, every backend
+// fails anyway and a fallback could not show.
+TEST(ExhaustionDefault, DefaultConstructorWithTooFewFdsForTheBestBackendIsEMFILENotAFallback) {
     SKIP_UNDER_UBSAN();
-    fd_squeeze squeeze(0);
+    const auto available = IOWait::available_backends();
+    ASSERT_FALSE(available.empty());
+    const Backend best = available.front();
+    const int best_needs = fds_needed(best);
+    ASSERT_GT(best_needs, 0) << to_string(best);
+    const auto fits =
+        std::find_if(available.begin() + 1, available.end(), [&](Backend b) { return fds_needed(b) < best_needs; });
+    if (fits == available.end())
+        GTEST_SKIP() << "no backend here needs fewer fds than " << to_string(best) << " (" << best_needs
+                     << "): nothing to fall back to";
+    fd_squeeze squeeze(best_needs - 1);
     ASSERT_TRUE(squeeze.ok());
+    {
+        IOWait fallback{*fits};  // the fallback would succeed: this is the case that tells
+    }
     try {
         IOWait w;
-        ADD_FAILURE() << "IOWait() created with no fd left";
+        ADD_FAILURE() << "IOWait() created (on " << to_string(w.backend()) << ") with " << best_needs - 1
+                      << " fd(s) left, fewer than " << to_string(best) << " needs";
     } catch (const std::system_error& e) {
         EXPECT_EQ(e.code(), std::errc::too_many_files_open) << e.what();
+        EXPECT_NE(std::string(e.what()).find(std::string(to_string(best))), std::string::npos) << e.what();
     }
 }
 

@@ -125,7 +125,8 @@ TEST_P(Fork, ChildsCallsOnTheInheritedIOWaitFailAndLeaveTheParentsWatch) {
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].fd, p.a);
     EXPECT_EQ(events[0].data, 1u);
-    // A second fork: the check holds for grandchildren of any generation too.
+    // A second child of the same parent, after the first: the inherited
+    // IOWait refuses it too, and the parent's watch is still intact.
     const pid_t pid2 = ::fork();
     ASSERT_GE(pid2, 0);
     if (pid2 == 0) ::_exit(child_uses_inherited(w, p));
