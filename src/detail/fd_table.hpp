@@ -16,6 +16,7 @@
 // memcpy as much again: glibc's rep stosb/movsb at these sizes).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -67,7 +68,12 @@ public:
     // The entries of the handles below dense_limit, indexed by handle: 0 or
     // a power of two of them.
     const T* dense_data() const noexcept { return dense_; }
-    std::size_t dense_size() const noexcept { return size_; }
+    // Atomic (relaxed: one plain load on x86-64), since the front end's
+    // common watch reads it before it takes the lock that guards grow();
+    // what it then reads of the table, it reads under that lock.
+    std::size_t dense_size() const noexcept {
+        return std::atomic_ref<std::size_t>(const_cast<std::size_t&>(size_)).load(std::memory_order_relaxed);
+    }
     // The entry of fd, made (as T{}) if needed; may throw std::bad_alloc.
     T& make(native_handle fd) {
         if (std::size_t(fd) < size_) [[likely]]
@@ -109,7 +115,7 @@ private:
         std::free(dense_);
 #endif
         dense_ = grown;
-        size_ = n;
+        std::atomic_ref<std::size_t>(size_).store(n, std::memory_order_relaxed);
         lookup_ = grown;
         mask_ = n - 1;
     }
