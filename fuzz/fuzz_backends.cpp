@@ -46,6 +46,7 @@
 // (libkqueue_quirks.hpp; IOWAIT_FUZZ_STRICT_LIBKQUEUE=1 shows them).
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,6 +57,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iowait/iowait.hpp>
 #include <memory>
 #include <optional>
@@ -627,27 +629,35 @@ private:
                              : ": wait(200 us), nothing ready"));
         {
             std::atomic<bool> done{false}, sent{false};
+            const long waiter_tid = long(::syscall(SYS_gettid));
             std::thread notifier;
             if (notified)
                 notifier = std::thread([&] {
-                    // Probe until the wait is in progress (a wait(0) is refused then).
+                    // Until the wait is in progress: the waiting thread asleep
+                    // in it, twice in a row (a probing wait(0) would be a
+                    // second waiter, which the rules allow).
+                    const std::string path = "/proc/self/task/" + std::to_string(waiter_tid) + "/stat";
                     const auto deadline = std::chrono::steady_clock::now() + 2s;
+                    int asleep = 0;
                     while (!done && std::chrono::steady_clock::now() < deadline) {
-                        std::error_code pec;
-                        w.wait(0ns, pec);
-                        if (pec == errc::wait_in_progress) {
+                        std::ifstream stat(path);
+                        std::string line;
+                        std::getline(stat, line);
+                        const auto paren = line.rfind(')');
+                        const bool s_state =
+                            paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S';
+                        asleep = s_state ? asleep + 1 : 0;
+                        if (asleep == 2) {
                             sent = true;
                             w.notify();
                             return;
                         }
-                        std::this_thread::yield();
+                        std::this_thread::sleep_for(1ms);
                     }
                 });
             const auto start = std::chrono::steady_clock::now();
             std::error_code ec;
-            std::span<const Event> span;
-            do span = w.wait(notified ? std::chrono::microseconds(2s) : 200us, ec);
-            while (ec == errc::wait_in_progress);  // the notifier's probe was the wait in progress
+            std::span<const Event> span = w.wait(notified ? std::chrono::microseconds(2s) : 200us, ec);
             const auto took = std::chrono::steady_clock::now() - start;
             const bool woken = sent;
             done = true;

@@ -19,6 +19,7 @@
 
 #include "detail/file_identity.hpp"
 #include "detail/messages.hpp"
+#include "detail/thread_key.hpp"
 #include "iowait/iowait.hpp"
 #include "sources.hpp"
 
@@ -53,21 +54,27 @@ struct leftover {
     iowait::detail::file_identity id;
 };
 
-// The handle. The rest of a batch that did not fit the caller's array waits
-// in `rest` for the next iowait_wait(); unwatch and modify, from any thread,
-// edit it under `mu`. rest.capacity() stays above the number of watched fds
-// (one event per fd per wait), so storing a rest never allocates. Before it
-// is handed out, each is checked as the front end checks a fresh batch: its
-// watch is still the same (unwatch and modify edit the rest) and its fd still
-// names the file that was reported (C1, C3), or it is dropped.
+// The rest of one thread's batch that did not fit its array, for that
+// thread's next iowait_wait() (several threads may wait: each has its own,
+// as each has its own Events in C++). rest.capacity() stays above the number
+// of watched fds (one event per fd per wait), so storing a rest never
+// allocates. Before it is handed out, each is checked as the front end
+// checks a fresh batch: its watch is still the same (unwatch and modify edit
+// the rest) and its fd still names the file that was reported (C1, C3), or
+// it is dropped.
+struct thread_rest {
+    std::uintptr_t thread = 0;  // iowait::detail::thread_key()
+    std::vector<leftover> rest;
+    std::size_t next = 0;  // the first of rest not handed out
+};
+
+// The handle. unwatch and modify, from any thread, edit every rest under `mu`.
 struct iowait_handle {
     explicit iowait_handle(iowait::IOWait&& w) : cxx(std::move(w)) {}
     iowait::IOWait cxx;
-    std::atomic<bool> waiting{false};   // the one-waiter rule, for the rest as for the kernel wait
-    std::atomic<bool> has_rest{false};  // rest not yet handed out; read without the lock
-    std::mutex mu;                      // guards rest, next, watched
-    std::vector<leftover> rest;
-    std::size_t next = 0;  // the first of rest not handed out
+    std::atomic<int> rests{0};  // threads with a rest not yet handed out; read without the lock
+    std::mutex mu;              // guards threads, watched
+    std::vector<thread_rest> threads;
     std::size_t watched = 0;
 };
 
@@ -189,17 +196,44 @@ bool still_names_its_file(const leftover& l) noexcept {
     return file_of(l.event.fd, now) && now == l.id;
 }
 
-// Hands out the rest of the last batch; 0 if there is none left.
-std::size_t take_rest(iowait_t* w, iowait_event* events, std::size_t capacity) noexcept {
-    std::lock_guard lock(w->mu);
+// Room for one more watch's event in every thread's rest, under mu.
+bool make_room(iowait_t* w) noexcept {
+    try {
+        for (thread_rest& t : w->threads)
+            if (t.rest.capacity() <= w->watched) t.rest.reserve(std::max<std::size_t>(16, 2 * t.rest.capacity()));
+        return true;
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+}
+
+// The calling thread's rest, made (with room for every watch) by its first
+// wait that needs one; null if out of memory. Under mu.
+thread_rest* rest_of_this_thread(iowait_t* w) noexcept {
+    const std::uintptr_t me = iowait::detail::thread_key();
+    for (thread_rest& t : w->threads)
+        if (t.thread == me) return &t;
+    try {
+        thread_rest t;
+        t.thread = me;
+        t.rest.reserve(std::max<std::size_t>(16, 2 * w->watched));
+        w->threads.push_back(std::move(t));
+        return &w->threads.back();
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
+// Hands out the rest of this thread's last batch; 0 if there is none left. Under mu.
+std::size_t take_rest(iowait_t* w, thread_rest& t, iowait_event* events, std::size_t capacity) noexcept {
     std::size_t n = 0;
-    for (; n < capacity && w->next < w->rest.size(); ++w->next)
-        if (const leftover& l = w->rest[w->next]; l.event.events && still_names_its_file(l)) events[n++] = l.event;
-    while (w->next < w->rest.size() && !w->rest[w->next].event.events) ++w->next;
-    if (w->next == w->rest.size()) {
-        w->rest.clear();  // keeps its capacity
-        w->next = 0;
-        w->has_rest.store(false, std::memory_order_relaxed);
+    for (; n < capacity && t.next < t.rest.size(); ++t.next)
+        if (const leftover& l = t.rest[t.next]; l.event.events && still_names_its_file(l)) events[n++] = l.event;
+    while (t.next < t.rest.size() && !t.rest[t.next].event.events) ++t.next;
+    if (t.next == t.rest.size() && !t.rest.empty()) {
+        t.rest.clear();  // keeps its capacity
+        t.next = 0;
+        w->rests.fetch_sub(1, std::memory_order_relaxed);
     }
     return n;
 }
@@ -208,15 +242,13 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
     const char* op = or_signal ? "wait_or_signal" : "wait";
     if (!w) return fail(invalid(), {op}, nullptr, "NULL handle");
     if (!events || !capacity) return fail(invalid(), {op}, w, "events is NULL or capacity is 0");
-    if (w->waiting.exchange(true, std::memory_order_acquire)) return fail(iowait::errc::wait_in_progress, {op}, w);
-    struct reset {
-        std::atomic<bool>& flag;
-        ~reset() { flag.store(false, std::memory_order_release); }
-    } reset_waiting{w->waiting};
     capacity = std::min<std::size_t>(capacity, INT_MAX);
 
-    if (w->has_rest.load(std::memory_order_acquire))
-        if (const std::size_t n = take_rest(w, events, capacity)) return int(n);
+    if (w->rests.load(std::memory_order_acquire) != 0) {
+        std::lock_guard lock(w->mu);
+        if (thread_rest* t = rest_of_this_thread(w))
+            if (const std::size_t n = take_rest(w, *t, events, capacity)) return int(n);
+    }
 
     std::error_code ec;
     std::span<const iowait::Event> got;
@@ -231,12 +263,15 @@ int wait(iowait_t* w, iowait_event* events, std::size_t capacity, std::int64_t t
     for (std::size_t i = 0; i < n; ++i) events[i] = to_c(got[i]);
     if (got.size() > n) {
         std::lock_guard lock(w->mu);
-        // rest is empty here (a wait that found a rest returned it above),
-        // and its capacity covers every watched fd: push_back cannot throw.
-        // The file each fd names as the kernel reported it, for take_rest().
+        thread_rest* t = rest_of_this_thread(w);
+        if (!t) return int(n);  // out of memory: the rest is lost, as if the array had been the batch
+        // This thread's rest is empty here (a wait that found one returned
+        // it above), and its capacity covers every watched fd: push_back
+        // cannot throw. The file each fd names as the kernel reported it,
+        // for take_rest().
         for (std::size_t i = n; i < got.size(); ++i)
-            if (leftover l{to_c(got[i]), {}}; file_of(l.event.fd, l.id)) w->rest.push_back(l);
-        w->has_rest.store(!w->rest.empty(), std::memory_order_release);
+            if (leftover l{to_c(got[i]), {}}; file_of(l.event.fd, l.id)) t->rest.push_back(l);
+        if (!t->rest.empty()) w->rests.fetch_add(1, std::memory_order_release);
     }
     return int(n);
 }
@@ -248,11 +283,7 @@ template <class Make>
 int watch_source(iowait_t* w, const iowait::detail::call& op, iowait_fd* id, Make make) {
     if (!w || !id) return fail(invalid(), op, w, !w ? "NULL handle" : "NULL id");
     std::lock_guard lock(w->mu);
-    try {
-        if (w->rest.capacity() <= w->watched) w->rest.reserve(std::max<std::size_t>(16, 2 * w->rest.capacity()));
-    } catch (const std::bad_alloc&) {
-        return fail(no_memory(), op, w);
-    }
+    if (!make_room(w)) return fail(no_memory(), op, w);
     std::error_code ec;
     const iowait::native_handle made = make(ec);
     if (ec) return fail(ec, op, w);
@@ -277,12 +308,8 @@ void iowait_destroy(iowait_t* w) { delete w; }
 int iowait_watch(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, iowait_mode mode) {
     if (!w) return fail(invalid(), fd_call("watch", fd), nullptr, "NULL handle");
     std::lock_guard lock(w->mu);
-    try {
-        // Room in rest for one more fd's event, before the watch exists.
-        if (w->rest.capacity() <= w->watched) w->rest.reserve(std::max<std::size_t>(16, 2 * w->rest.capacity()));
-    } catch (const std::bad_alloc&) {
-        return fail(no_memory(), fd_call("watch", fd), w);
-    }
+    // Room in every rest for one more fd's event, before the watch exists.
+    if (!make_room(w)) return fail(no_memory(), fd_call("watch", fd), w);
     std::error_code ec;
     w->cxx.watch(fd, iowait::Interest(interest), data, iowait::Mode(as_int(mode)), ec);
     if (ec) return fail(ec, fd_call("watch", fd), w);
@@ -317,14 +344,15 @@ int iowait_modify(iowait_t* w, iowait_fd fd, uint32_t interest, uint64_t data, i
     if (ec) return fail(ec, fd_call("modify", fd), w);
     // The rest reports the fd as the new watch would: its data, its interests.
     // Linear in the rest, which is short unless a big batch met a small array.
-    if (w->has_rest.load(std::memory_order_relaxed))
-        for (std::size_t i = w->next; i < w->rest.size(); ++i) {
-            iowait_event& e = w->rest[i].event;
-            if (e.fd != fd || !e.events) continue;
-            e.data = data;
-            e.events &= interest | IOWAIT_HANGUP | IOWAIT_ERROR;
-            if (!(e.events & (IOWAIT_READ | IOWAIT_WRITE))) e.events = 0;
-        }
+    if (w->rests.load(std::memory_order_relaxed) != 0)
+        for (thread_rest& t : w->threads)
+            for (std::size_t i = t.next; i < t.rest.size(); ++i) {
+                iowait_event& e = t.rest[i].event;
+                if (e.fd != fd || !e.events) continue;
+                e.data = data;
+                e.events &= interest | IOWAIT_HANGUP | IOWAIT_ERROR;
+                if (!(e.events & (IOWAIT_READ | IOWAIT_WRITE))) e.events = 0;
+            }
     return 0;
 }
 
@@ -335,9 +363,10 @@ int iowait_unwatch(iowait_t* w, iowait_fd fd) {
     w->cxx.unwatch(fd, ec);
     if (ec) return fail(ec, fd_call("unwatch", fd), w);
     --w->watched;
-    if (w->has_rest.load(std::memory_order_relaxed))
-        for (std::size_t i = w->next; i < w->rest.size(); ++i)
-            if (w->rest[i].event.fd == fd) w->rest[i].event.events = 0;
+    if (w->rests.load(std::memory_order_relaxed) != 0)
+        for (thread_rest& t : w->threads)
+            for (std::size_t i = t.next; i < t.rest.size(); ++i)
+                if (t.rest[i].event.fd == fd) t.rest[i].event.events = 0;
     return 0;
 }
 

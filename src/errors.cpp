@@ -22,7 +22,7 @@ public:
         case errc::bad_timeout: return "timeout is negative, NaN, or too large for nanoseconds";
         case errc::backend_unavailable: return "backend not available in this build or refused by the kernel";
         case errc::unknown_backend: return "IOWAIT_BACKEND names no available backend";
-        case errc::wait_in_progress: return "wait() is already running in another thread";
+        case errc::wait_in_progress: return "wait() from inside this thread's own wait() on the object";
         case errc::moved_from: return "use of a moved-from IOWait";
         case errc::unsupported_mode: return "this backend cannot honour that mode (see IOWait::supports)";
         case errc::forked:

@@ -94,6 +94,9 @@ struct slot {
     std::uint32_t batch = 0;  // deliver_merging(): the batch that last reported this slot...
     std::uint32_t event = 0;  // ...the index of its Event in that batch, and its flags so far
     unsigned flags = 0;
+    // Several waiters: the waiter (shared_waits, its index) whose thread was
+    // reported this watch and holds it, disarmed, until its next wait(); 0: none.
+    std::uint16_t holder = 0;
     file_identity id;  // kept where the backend cannot tell a reused number itself
 };
 // A power of two, so that the inline path finds a slot with a shift.

@@ -67,7 +67,7 @@ void IOWait::impl::changed(bool now_always_ready) {
     if (now_always_ready) extras_changed();
     const bool any = need_before();
     if (any != any_always_ready.load(std::memory_order_relaxed)) any_always_ready.store(any, std::memory_order_seq_cst);
-    if ((now_always_ready || changes_need_wakeup) && waiting.load(std::memory_order_seq_cst)) wake();
+    if ((now_always_ready || changes_need_wakeup) && (waiters_state.load(std::memory_order_seq_cst) & in_wait)) wake();
 }
 
 void IOWait::impl::wake() noexcept {
@@ -180,6 +180,8 @@ status IOWait::impl::modify(native_handle fd, Interest interest, std::uint64_t d
     s->data = data;
     s->mode = mode;
     s->armed = true;
+    s->holder = 0;  // a thread holding it (several waiters) holds it no more
+    note_change(fd);
     set_live(fd, *s);
     changed(rearmed_always_ready);
     return {};
@@ -197,6 +199,7 @@ status IOWait::impl::unwatch(native_handle fd) {
     }
     if (s->state == slot::always_ready && s->armed) std::erase(always_ready, fd);
     slots.erase(fd);
+    note_change(fd);
     changed();
     return {};
 }
@@ -381,11 +384,11 @@ void IOWait::impl::collect_always_ready() {
 }
 
 #ifdef __linux__
-status IOWait::impl::run_general() noexcept { return run(-2, false); }
+IOWait::impl::answer IOWait::impl::run_general() noexcept { return run(-2, false); }
 #endif
 
 #ifdef __linux__
-status IOWait::impl::after_first(status st) noexcept { return after_once(st, -1, false); }
+IOWait::impl::answer IOWait::impl::after_first(status st) noexcept { return after_once(st, -1, false); }
 #endif
 
 #ifdef __linux__
@@ -396,9 +399,27 @@ Event* IOWait::impl::pass_epoll_rest(const epoll_event* e, Event* out) noexcept 
     dense_size_ = slots.dense_size();
     const epoll_event* const end = eset->entries() + eset->ready();
     for (; e != end; ++e) deliver(std::uint64_t(e->data.u64), detail::from_epoll(e->events));
+    // Another thread asks this one, which waits alone, to share, and woke
+    // it (the waker's entry brought the pass here): this wait must end
+    // through handed_over(), and wait_fast() ends it through a plain store
+    // unless its pass says 0 Events. The pass says so; after_first() gives
+    // them back. Its extras are collected here, as collect_epoll() would.
+    if ((waiters_state.load(std::memory_order_relaxed) & (slow_exit | shared_tag)) == slow_exit) {
+        if (extra_room != 0) collect_extras();
+        diverted = std::size_t(out_ - first_);
+        extra_room = 0;
+        return first_;
+    }
     return out_;
 }
 #endif
+
+void IOWait::impl::undivert() noexcept {
+    count = diverted;
+    diverted = 0;
+    std::lock_guard lock(mu);
+    extras_changed();  // as pass_epoll_rest found it
+}
 
 void IOWait::impl::collect_extras() noexcept {
     if (!always_ready.empty()) collect_always_ready();
@@ -406,6 +427,7 @@ void IOWait::impl::collect_extras() noexcept {
         out_ = srcs->collect(out_, events.get() + capacity);
         any_always_ready.store(need_before(), std::memory_order_release);
     }
+    if (holding) hold_batch();
     extras_changed();
 }
 
@@ -421,12 +443,17 @@ status IOWait::impl::more(std::int64_t timeout_ns, bool return_on_signal) noexce
     using clock = std::chrono::steady_clock;
     const auto start = timeout_ns > 0 ? clock::now() : clock::time_point{};
     for (;;) {
+        // Another thread waits for this one, which waited alone, to share.
+        if ((waiters_state.load(std::memory_order_acquire) & (slow_exit | shared_tag)) == slow_exit) [[unlikely]]
+            share_in_wait();
         std::int64_t remaining = timeout_ns;
         if (timeout_ns > 0) {
             remaining = timeout_ns - std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
             if (remaining < 0) remaining = 0;
         }
         const status st = once(remaining);
+        if (diverted != 0) [[unlikely]]
+            undivert();
         if (st && (!(st == std::errc::interrupted) || return_on_signal)) return st;
         if (!st && (count != 0 || woken_ || timeout_ns == 0)) return {};
         if (timeout_ns > 0 && clock::now() - start >= std::chrono::nanoseconds(timeout_ns)) return {};

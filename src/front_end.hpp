@@ -27,8 +27,10 @@
 #include "detail/fork_count.hpp"
 #include "detail/small_mutex.hpp"
 #include "detail/sys_error.hpp"
+#include "detail/thread_key.hpp"
 #include "detail/waker.hpp"
 #include "sources.hpp"
+#include "waiters.hpp"
 
 namespace iowait {
 
@@ -84,7 +86,42 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // before the kernel wait only when there is something to do under it.
     std::atomic<bool> any_always_ready{false};
     std::uint32_t next_generation = 1;
-    std::atomic<bool> waiting{false};
+    // Who waits (waiters.hpp): the thread_key() of the one thread that has
+    // waited so far (0 before the first wait), or shared_tag once a second
+    // thread has waited; with the flags in_wait (a kernel wait is in
+    // progress, or about to be: a change may have to wake it) and slow_exit
+    // (the wait in progress ends through handed_over(): a second thread
+    // waits for it to share, or it is shared). One compare-and-swap on entry
+    // and one subtraction on exit are the one-thread wait's whole cost.
+    static constexpr std::uintptr_t in_wait = 1, slow_exit = 2, shared_tag = 4;
+    std::atomic<std::uintptr_t> waiters_state{0};
+    std::unique_ptr<detail::shared_waits> shared;  // made (under mu) by the second thread's first wait
+    detail::waiter* holding = nullptr;             // the leader's own: it holds what its passes report
+    std::size_t shared_room = 0;                   // 1 once shared: collect_extras() then runs after each pass
+    // Before it is shared: the fds modified or unwatched since the last pass
+    // (batch changed_batch), whose watches the thread that waited alone
+    // does not hold when another thread comes (share()).
+    std::vector<native_handle> changed_alone;
+    std::uint32_t changed_batch = 0;
+    // Events of a pass that saw another thread ask to share (pass_epoll_rest):
+    // the pass says 0, so that wait_fast() takes after_first(), which
+    // gives them back (undivert) and ends through handed_over().
+    std::size_t diverted = 0;
+    [[gnu::noinline, gnu::cold]] void undivert() noexcept;
+    // Moves with every pass: batch_ counts the passes of the backends that
+    // merge entries, until_sampled those of epoll's set (modulo 256).
+    std::uint32_t pass_stamp() const noexcept { return batch_ + until_sampled; }
+    void note_change(native_handle fd) noexcept {
+        if (waiters_state.load(std::memory_order_relaxed) & shared_tag) return;
+        if (changed_batch != pass_stamp()) {
+            changed_alone.clear();
+            changed_batch = pass_stamp();
+        }
+        try {
+            changed_alone.push_back(fd);
+        } catch (const std::bad_alloc&) {
+        }
+    }
     std::atomic<bool> notified{false};
     // The caller's Events, written by the sink in place; grown only when a
     // wait promises more than ever before, so the steady state allocates nothing.
@@ -111,6 +148,23 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
 
     std::span<const Event> result() const noexcept { return {events.get(), count}; }
 
+    // A wait's result in two registers: its Events, or (data null) its
+    // failure's status in `size`. The one-thread wait reads its Events
+    // before it clears in_wait (after that, another thread may take the
+    // front end's over: share()), and hands them back without memory.
+    struct answer {
+        const Event* data;
+        std::size_t size;
+        explicit operator bool() const noexcept { return data == nullptr; }  // failed
+        status failure() const noexcept { return status::from_raw(int(size)); }
+    };
+    static answer failed(status st) noexcept { return {nullptr, std::size_t(st.raw())}; }
+    // Events that are none: data must not be null.
+    static answer none() noexcept {
+        static const Event nothing{};
+        return {&nothing, 0};
+    }
+
     [[gnu::noinline]] status reserve(std::size_t n) noexcept;
 
     slot* find(native_handle fd) {
@@ -134,7 +188,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // before it blocks or this sees it waiting and wakes it.
     void changed(bool now_always_ready = false);
 
-    void extras_changed() noexcept { extra_room = always_ready.size() + (srcs ? srcs->size() : 0); }
+    void extras_changed() noexcept { extra_room = always_ready.size() + (srcs ? srcs->size() : 0) + shared_room; }
 
     // Work for before() under the lock: always-ready files, armed timers, a source that fired.
     bool need_before() const noexcept {
@@ -162,7 +216,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         const bool any = need_before();
         if (any != any_always_ready.load(std::memory_order_relaxed))
             any_always_ready.store(any, std::memory_order_seq_cst);
-        if (srcs->take_wake() && waiting.load(std::memory_order_seq_cst)) wake();
+        if (srcs->take_wake() && (waiters_state.load(std::memory_order_seq_cst) & in_wait)) wake();
         return st;
     }
 
@@ -313,10 +367,11 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     [[gnu::noinline]] void collect_always_ready();
 
     // timeout_ns: >= 0 a timeout, -1 one that could not be represented, -2 none.
-    [[gnu::always_inline]] status run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+    // `out`: the calling thread's Events, when the result is success.
+    [[gnu::always_inline]] answer run(std::int64_t timeout_ns, bool return_on_signal) noexcept {
         if (forked()) [[unlikely]]
-            return errc::forked;
-        if (timeout_ns == -1) return errc::bad_timeout;
+            return failed(errc::forked);
+        if (timeout_ns == -1) return failed(errc::bad_timeout);
         return wait(timeout_ns < 0 ? -1 : timeout_ns, return_on_signal);
     }
 
@@ -324,25 +379,64 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // being retried, so that the caller can run its own signal handlers.
     // The common case (an event or notify() on the first kernel wait) runs
     // once() and returns; the loop with the clock is out of the way in more().
-    [[gnu::always_inline]] status wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
-        if (waiting.exchange(true, std::memory_order_seq_cst)) return errc::wait_in_progress;
-        if (timeout_ns > 0) return waited(more(timeout_ns, return_on_signal));
-        return after_once(once(timeout_ns), timeout_ns, return_on_signal);
+    // The thread that waited last, waiting again with no other thread
+    // waiting: the one-thread wait. Anything else is wait_shared()'s.
+    [[gnu::always_inline]] answer wait(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        std::uintptr_t key = detail::thread_key();
+        if (!waiters_state.compare_exchange_strong(key, key + in_wait, std::memory_order_seq_cst,
+                                                   std::memory_order_relaxed)) [[unlikely]]
+            return wait_shared(timeout_ns, return_on_signal);
+        return waited(body(timeout_ns, return_on_signal));
     }
 
-    // The end of a wait whose first kernel wait has answered `st`. EINTR is
+    // The wait itself, by the thread whose turn it is.
+    [[gnu::always_inline]] status body(std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if (timeout_ns > 0) return more(timeout_ns, return_on_signal);
+        return go_on(once(timeout_ns), timeout_ns, return_on_signal);
+    }
+
+    // The rest of a wait whose first kernel wait has answered `st`. EINTR is
     // retried for a zero timeout too (T2): poll and select fail with it
     // even then, when a signal lands during the call.
-    [[gnu::always_inline]] status after_once(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+    [[gnu::always_inline]] status go_on(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        if (diverted != 0) [[unlikely]]
+            undivert();
         if ((timeout_ns < 0 && !st && count == 0 && !woken_) || (st == std::errc::interrupted && !return_on_signal))
             st = more(timeout_ns, return_on_signal);
-        return waited(st);
-    }
-
-    status waited(status st) noexcept {
-        waiting.store(false, std::memory_order_release);
         return st;
     }
+
+    [[gnu::always_inline]] answer after_once(status st, std::int64_t timeout_ns, bool return_on_signal) noexcept {
+        return waited(go_on(st, timeout_ns, return_on_signal));
+    }
+
+    // The end of the one-thread wait: the result read (once in_wait is
+    // clear, another thread may take it over: share()), in_wait cleared, and
+    // the slow exit when another thread waits for this one to share (or it
+    // now is shared).
+    answer waited(status st) noexcept {
+        const answer a = st ? failed(st) : answer{events.get(), count};
+        if (waiters_state.fetch_sub(in_wait, std::memory_order_acq_rel) & slow_exit) [[unlikely]]
+            return handed_over(st, a);
+        return a;
+    }
+
+    // Several waiters (waiters.cpp). wait_shared: every wait but the
+    // one-thread one. handed_over: the end of a wait that the one thread
+    // waiting began alone. share_in_wait: that thread, in its wait, sees
+    // another waiting for it, and leads from now on.
+    [[gnu::noinline, gnu::cold]] answer wait_shared(std::int64_t timeout_ns, bool return_on_signal) noexcept;
+    [[gnu::noinline, gnu::cold]] answer handed_over(status st, answer a) noexcept;
+    [[gnu::noinline, gnu::cold]] void share_in_wait() noexcept;
+    answer wait_with_others(std::uintptr_t me, std::int64_t timeout_ns, bool return_on_signal) noexcept;
+    answer lead_end(detail::waiter& w, status st) noexcept;
+    void share(std::uintptr_t owner) noexcept;
+    void hold(native_handle fd, slot& s, detail::waiter& w) noexcept;
+    void hold_batch() noexcept;
+    void release(detail::waiter& w) noexcept;
+    void notify() noexcept;
+    [[gnu::noinline, gnu::cold]] void notify_shared() noexcept;
+    bool batch_full() noexcept;
 
 #ifdef __linux__
     // The common wait, inline in the public wait(): epoll or io_uring, no timeout,
@@ -351,11 +445,13 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
     // live across the system call and the function saves one register.
     // It repeats once()'s first steps rather than call it: once() would
     // bring its general path (the backend's virtual wait) inline here too.
-    [[gnu::always_inline]] status wait_fast() noexcept {
+    [[gnu::always_inline]] answer wait_fast() noexcept {
         if (!waits_inline || forked()) [[unlikely]]
             return run_general();
-        if (waiting.exchange(true, std::memory_order_seq_cst)) [[unlikely]]
-            return errc::wait_in_progress;
+        std::uintptr_t key = detail::thread_key();
+        if (!waiters_state.compare_exchange_strong(key, key + in_wait, std::memory_order_seq_cst,
+                                                   std::memory_order_relaxed)) [[unlikely]]
+            return wait_shared(-1, false);
         if (any_always_ready.load(std::memory_order_seq_cst)) [[unlikely]]
             return after_first(once(-1));
         count = 0;
@@ -363,11 +459,21 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         const status st = wait_set(-1);
         if (st || count == 0) [[unlikely]]
             return after_first(st);
-        return waited(st);
+        // Events from the first kernel wait: the result read, then a plain
+        // store ends it, which may clear a slow_exit that another thread set
+        // after the pass (one set before it diverted the pass:
+        // pass_epoll_rest). That thread sees the store as it polls
+        // (wait_with_others), and shares.
+        const answer a{events.get(), count};
+        // Never null while one thread waits alone (reserve() in the
+        // constructor; only share() takes it): no test of it here.
+        if (!a.data) __builtin_unreachable();
+        waiters_state.store(detail::thread_key(), std::memory_order_release);
+        return a;
     }
 
-    [[gnu::noinline]] status run_general() noexcept;
-    [[gnu::noinline]] status after_first(status st) noexcept;
+    [[gnu::noinline]] answer run_general() noexcept;
+    [[gnu::noinline]] answer after_first(status st) noexcept;
 
     // The kernel wait on epoll's set and the pass, without the backend's
     // virtual call: epoll_wait (no timeout or a zero one), or io_uring's

@@ -260,23 +260,31 @@ std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, std::error_code&
     return wait_ns(timeout_ns < 0 ? -1 : timeout_ns, false, ec);
 }
 
+// Each wait hands back the calling thread's own Events in registers (an
+// answer): another thread may take over the front end's the moment it ends
+// (share()).
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns) {
-    if (auto st = (!impl_ ? status(errc::moved_from) : impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false)))
-        fail(st, {"wait"}, backend_);
-    return impl_->result();
+    if (!impl_) fail(errc::moved_from, {"wait"}, backend_);
+    const auto a = impl_->run(timeout_ns < 0 ? -1 : timeout_ns, false);
+    if (a) fail(a.failure(), {"wait"}, backend_);
+    return {a.data, a.size};
 }
 
 std::span<const Event> IOWait::wait_ns(std::int64_t timeout_ns, bool return_on_signal, std::error_code& ec) noexcept {
-    const status st = !impl_ ? status(errc::moved_from) : impl_->run(timeout_ns, return_on_signal);
-    ec = st.code();
-    if (st) return {};
-    return impl_->result();
+    if (!impl_) {
+        ec = make_error_code(errc::moved_from);
+        return {};
+    }
+    const auto a = impl_->run(timeout_ns, return_on_signal);
+    ec = a ? a.failure().code() : std::error_code();
+    if (a) return {};
+    return {a.data, a.size};
 }
 
 // The wait without a timeout of both overloads below, and of the C API's:
 // its common case inline where the front end has one (front_end.hpp).
 template <class Impl>
-[[gnu::always_inline]] static inline status wait_without_timeout(Impl* p) noexcept {
+[[gnu::always_inline]] static inline auto wait_without_timeout(Impl* p) noexcept {
 #ifdef __linux__
     return p->wait_fast();
 #else
@@ -286,22 +294,27 @@ template <class Impl>
 
 std::span<const Event> IOWait::wait(std::error_code& ec) noexcept {
     impl* const p = impl_.get();
-    const status st = p ? wait_without_timeout(p) : status(errc::moved_from);
-    ec = st.code();
-    if (st) [[unlikely]]
+    if (!p) [[unlikely]] {
+        ec = make_error_code(errc::moved_from);
         return {};
-    return p->result();
+    }
+    const auto a = wait_without_timeout(p);
+    ec = a ? a.failure().code() : std::error_code();
+    if (a) [[unlikely]]
+        return {};
+    return {a.data, a.size};
 }
 
 std::span<const Event> IOWait::wait() {
     impl* const p = impl_.get();
     if (!p) fail(errc::moved_from, {"wait"}, backend_);
-    if (const status st = wait_without_timeout(p)) [[unlikely]]
-        fail(st, {"wait"}, p->kind);
-    return p->result();
+    const auto a = wait_without_timeout(p);
+    if (a) [[unlikely]]
+        fail(a.failure(), {"wait"}, p->kind);
+    return {a.data, a.size};
 }
 
-bool IOWait::batch_full() const noexcept { return impl_ && impl_->be->batch_full(); }
+bool IOWait::batch_full() const noexcept { return impl_ && impl_->batch_full(); }
 
 void IOWait::notify(std::error_code& ec) noexcept {
     ec.clear();
@@ -309,8 +322,8 @@ void IOWait::notify(std::error_code& ec) noexcept {
         ec = errc::moved_from;
     else if (impl_->forked())
         ec = errc::forked;
-    else if (!impl_->notified.exchange(true, std::memory_order_acq_rel))
-        impl_->wake();
+    else
+        impl_->notify();
 }
 
 void IOWait::notify() {

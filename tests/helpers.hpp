@@ -11,6 +11,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 #endif
@@ -19,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iowait/iowait.hpp>
 #include <string>
 #include <thread>
@@ -244,26 +248,43 @@ inline void expect_sleeps_through(IOWait& w, std::chrono::milliseconds timeout =
 // before it acts. A fixed sleep only hopes the waiter got there; on a loaded
 // machine it tests the easier "change before the wait".
 //
-// True once another thread is inside w.wait(), found by probing with wait(0),
-// which is refused (errc::wait_in_progress) exactly then; false after
-// `limit`. A probe that is not refused is a wait of its own: it takes what is
-// ready and a pending notify, so probe before making anything ready.
-// The IOWait a wait_retrying() is about to wait on: the probe starts then,
-// so that it seldom is the wait in progress itself (each such collision
-// costs the waiter a retry, and under Wine a probe is slow).
+// True once another thread is inside w.wait(): the thread wait_retrying()
+// named is asleep there (Linux: its state in /proc, twice in a row), or,
+// where the system does not say, 200 ms after it announced its wait; false
+// after `limit`. (A probing wait(0) no longer tells: several threads may
+// wait at once, docs/behaviour.md "Several waiters".)
 inline std::atomic<const IOWait*> about_to_wait{nullptr};
+inline std::atomic<long> about_to_wait_tid{0};
+
+inline long this_thread_tid() {
+#ifdef __linux__
+    return long(::syscall(SYS_gettid));
+#else
+    return 0;
+#endif
+}
 
 inline bool await_wait_in_progress(IOWait& w, std::chrono::milliseconds limit = 5000ms) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (about_to_wait.load() != &w && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::microseconds(100));
-    while (std::chrono::steady_clock::now() < deadline) {
-        std::error_code ec;
-        w.wait(std::chrono::nanoseconds(0), ec);
-        if (ec == errc::wait_in_progress) return true;
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (about_to_wait.load() != &w) return false;
+#ifdef __linux__
+    const std::string path = "/proc/self/task/" + std::to_string(about_to_wait_tid.load()) + "/stat";
+    int asleep = 0;
+    while (asleep < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::ifstream stat(path);
+        std::string line;
+        std::getline(stat, line);
+        const auto paren = line.rfind(')');
+        asleep = paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S' ? asleep + 1 : 0;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    return false;
+    return asleep >= 2;
+#else
+    std::this_thread::sleep_for(200ms);
+    return true;
+#endif
 }
 
 // The waiting side: w.wait(timeout) (any duration type; none: no timeout),
@@ -274,6 +295,7 @@ inline std::vector<Event> wait_retrying(IOWait& w, Timeout... timeout) {
     std::error_code ec;
     std::span<const Event> events;
     for (;;) {
+        about_to_wait_tid = this_thread_tid();
         about_to_wait = &w;
         events = w.wait(timeout..., ec);
         if (ec != errc::wait_in_progress) break;

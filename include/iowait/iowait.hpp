@@ -124,7 +124,7 @@ enum class errc {
     bad_timeout,          ///< A timeout or duration that is negative, NaN, or too large for nanoseconds.
     backend_unavailable,  ///< IOWait{Backend::x} where x is not compiled in, or the kernel refuses it.
     unknown_backend,      ///< IOWAIT_BACKEND names no backend available here.
-    wait_in_progress,     ///< A second wait() while one is running in another thread.
+    wait_in_progress,     ///< wait() from inside the same thread's wait() on the object (a signal handler).
     unsupported_mode,     ///< A Mode the backend cannot honour (edge on poll, select, wsapoll).
     moved_from,           ///< A call on a moved-from IOWait.
     forked,               ///< A call in a forked child on an IOWait made before fork() (rule F1).
@@ -200,12 +200,14 @@ std::int64_t timeout_ns(std::chrono::duration<Rep, Period> d) noexcept {
 /// A set of watched fds (and signals, child processes, timers) and a wait for
 /// the first of them to be ready, on one kernel mechanism (Backend).
 ///
-/// Threading: wait() from one thread at a time (a second concurrent wait()
-/// fails with errc::wait_in_progress and changes nothing). watch(), modify(),
-/// unwatch() and notify() may be called from any thread, also while another
-/// thread waits, and take effect in that wait (rules N1-N8 of
-/// docs/behaviour.md). The span returned by wait() stays valid until the next
-/// wait() on this object.
+/// Threading: every call may come from any thread, also while other threads
+/// wait, and takes effect in those waits (rules N1-N7 of docs/behaviour.md).
+/// wait() may run in any number of threads at once (rules L1-L9, "Several
+/// waiters"): each report goes to one waiting thread, and a fd watch reported
+/// to a thread is reported to no other until that thread calls wait() again
+/// or the watch is modified or unwatched, so that the thread can use the fd
+/// without a lock of its own. The span returned by wait() stays valid until
+/// the same thread's next wait() on this object.
 ///
 /// Errors: every call that can fail throws usage_error for misuse (an errc)
 /// and `std::system_error` with the errno for the kernel's refusals; each has
@@ -456,10 +458,12 @@ public:
     /// Waits, with no timeout, until at least one watched fd or source is
     /// ready or notify() is called. A signal does not end the wait (EINTR is
     /// retried).
+    /// From several threads at once: see "Threading" above.
     /// @return the ready fds and sources, at most one Event each; empty after
-    ///         notify(). Valid until the next wait() on this object.
-    /// @throws usage_error errc::wait_in_progress (another thread waits),
-    ///         errc::forked, errc::moved_from.
+    ///         notify(). Valid until the same thread's next wait() on this object.
+    /// @throws usage_error errc::wait_in_progress (a wait() from inside this
+    ///         thread's own wait() on this object: a signal handler's; that
+    ///         wait goes on), errc::forked, errc::moved_from.
     /// @throws std::system_error for a refusal of the kernel's wait (ENOMEM).
     std::span<const Event> wait();
     /// As wait(), setting `ec` in place of throwing.
@@ -473,7 +477,7 @@ public:
     /// @tparam Rep, Period the duration's representation and period.
     /// @param timeout the longest time to wait.
     /// @return the ready fds and sources, empty on timeout or notify(). Valid
-    ///         until the next wait() on this object.
+    ///         until the same thread's next wait() on this object.
     /// @throws usage_error errc::bad_timeout for a negative, NaN or
     ///         unrepresentable timeout; the errors of wait().
     template <class Rep, class Period>
@@ -511,7 +515,7 @@ public:
         return wait_ns(detail::timeout_ns(timeout), true, ec);
     }
 
-    /// Whether the last wait() may have left ready fds out: the kernel filled
+    /// Whether the calling thread's last wait() may have left ready fds out: the kernel filled
     /// the whole batch it was given (epoll, kqueue, io_uring, afd; their batch
     /// grows, and the kernel rotates its ready list, so nothing starves: R9).
     /// A caller that wants every ready fd at once (Python's IOWait.wait())
@@ -521,9 +525,9 @@ public:
     ///         its next wait().
     bool batch_full() const noexcept;
 
-    /// Wakes a wait() in progress, or makes the next one return at once, with
-    /// no events. From any thread; repeated calls before the wake are merged
-    /// into one.
+    /// Wakes every wait() in progress, or if none is in progress makes the
+    /// next one return at once, with no events. From any thread; repeated
+    /// calls before the wake are merged into one.
     /// @throws usage_error errc::moved_from, errc::forked (in a child forked
     ///         after this IOWait was made: rule F1).
     /// @throws std::system_error if the kernel refuses the wake-up.

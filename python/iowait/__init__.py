@@ -77,10 +77,14 @@ Added by this module:
 
 * modify(file[, read[, write]]) -- change the interest of a watched file;
   NotWatchedError if it is not watched.
-* notify() -- wake a wait() running in another thread: it returns []. With
-  no wait running, the next one returns [] at once.
+* notify() -- wake every wait() running in other threads: each returns [].
+  With no wait running, the next one returns [] at once.
 * len(w) -- the number of watched files and sources; w.backend -- the
   mechanism's name.
+* Several threads may wait() on one object at once: each ready file goes to
+  one thread, and to no other until that thread calls wait() again (or the
+  file is modified or unwatched), so a pool of threads can share one IOWait.
+  close() from another thread ends every wait in progress.
 * wait() releases the GIL. A signal during it runs its Python handler; if
   the handler raises (Ctrl-C: KeyboardInterrupt), so does wait(), else the
   wait goes on with the time that is left (PEP 475).

@@ -151,10 +151,11 @@ PyMethodDef method_defs[] = {
                         "Wait until a watched file or source is ready, and return a list of\n"
                         "IOEvent, one for each ready one, all of them. timeout: seconds (any real\n"
                         "number); None blocks, 0 polls; negative or NaN: ValueError. With nothing\n"
-                        "watched (len() == 0): ValueError. notify() from another thread makes it\n"
-                        "return []. One wait() at a time: a wait() while another runs on the same\n"
-                        "object, in another thread or (from a signal handler) in this one, is\n"
-                        "RuntimeError. The GIL is released while waiting; a signal runs its\n"
+                        "watched (len() == 0): ValueError. notify() from another thread makes\n"
+                        "every wait in progress return []. Several threads may wait at once: each\n"
+                        "ready file goes to one of them, and to no other until that thread waits\n"
+                        "again. A wait() from a signal handler during a wait() in the same thread\n"
+                        "is RuntimeError. The GIL is released while waiting; a signal runs its\n"
                         "handler, whose exception ends the wait (PEP 475)."),
     def<get_watched_p, get_watched_m>("get_watched",
                                       "get_watched($self, /)\n--\n\n"
@@ -165,12 +166,12 @@ PyMethodDef method_defs[] = {
     def<clear_p, clear_m>("clear", "clear($self, /)\n--\n\nUnwatch every file and source."),
     def<notify_p, notify_m>("notify",
                             "notify($self, /)\n--\n\n"
-                            "Wake a wait() running in another thread: it returns [] (not in the\n"
+                            "Wake every wait() running in other threads: each returns [] (not in the\n"
                             "original module). With no wait running, the next one returns [] at once."),
     def<close_p, close_m>("close",
                           "close($self, /)\n--\n\n"
                           "Release the kernel's objects. Idempotent; afterwards every other\n"
-                          "method raises ValueError. A wait() in another thread returns []."),
+                          "method raises ValueError. Waits in other threads return []."),
     def<len_p, len_m>("__len__", "__len__($self, /)\n--\n\nReturn len(self): the number of watched files and sources."),
     def<register_p, register_m>("_register", nullptr),
     def<modify_key_p, modify_key_m>("_modify", nullptr),

@@ -6,6 +6,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -204,8 +205,8 @@ public:
         dropped_sources.swap(sources_);
         count_ = 0;
         backend_ = w_->backend();
-        if (waiting_)
-            w_->notify();
+        if (!waiters_.empty())
+            w_->notify();  // ends every wait in progress; the last one out destroys the core
         else
             w_.reset();
     }
@@ -266,12 +267,12 @@ public:
         std::vector<source_entry> dropped_sources;
         dropped_sources.swap(sources_);
         count_ = 0;
-        if (w_ && !waiting_)
+        if (w_ && waiters_.empty())
             for (const source_entry& src : dropped_sources) {
                 std::error_code ignored;
                 w_->unwatch(src.id, ignored);
             }
-        if (w_ && !waiting_)
+        if (w_ && waiters_.empty())
             dropped.each([&](handle fd, const watch_entry&) {
                 std::error_code ignored;  // the object is being destroyed: nothing to tell
                 w_->unwatch(fd, ignored);
@@ -279,27 +280,28 @@ public:
     }
 
 private:
-    // One wait() per object at a time (the span the core returns is shared);
-    // a close() from another thread during the wait takes effect here.
-    // A second wait in the same thread is a signal handler's (or a
-    // watched object's __del__'s), run while the first waits.
+    // Several threads may wait at once (the core gives each its own
+    // Events, and a file reported to one thread goes to no other until that
+    // thread waits again). A second wait in the same thread is a signal
+    // handler's (or a watched object's __del__'s), run while the first
+    // waits: RuntimeError. A close() from another thread during the waits
+    // takes effect as the last of them leaves. With the GIL held.
     struct wait_guard {
         poller& p;
-        wait_guard(poller& pl, const char* op) : p(pl) {
-            if (p.waiting_) {
-                const bool here = p.waiter_ == PyThread_get_thread_ident();
+        unsigned long me;
+        wait_guard(poller& pl, const char* op) : p(pl), me(PyThread_get_thread_ident()) {
+            if (std::find(p.waiters_.begin(), p.waiters_.end(), me) != p.waiters_.end())
                 raise(PyExc_RuntimeError,
                       std::string("iowait: ") + op +
-                          (here ? " called again in the thread whose wait is in progress (from a signal handler?): "
-                                  "one wait at a time"
-                                : " is already running in another thread: one wait at a time"));
-            }
-            p.waiting_ = true;
-            p.waiter_ = PyThread_get_thread_ident();
+                          " called again in the thread whose wait is in progress (from a signal handler?)");
+            p.waiters_.push_back(me);
         }
         ~wait_guard() {
-            p.waiting_ = false;
-            if (p.closed_) p.w_.reset();
+            std::erase(p.waiters_, me);
+            if (p.closed_ && p.waiters_.empty())
+                p.w_.reset();
+            else if (p.closed_)
+                p.w_->notify();  // for a thread whose wait began after close()'s notify: it ends too
         }
     };
 
@@ -462,9 +464,8 @@ private:
     std::size_t count_ = 0;
     std::uint64_t next_serial_ = 1;
     std::uint64_t wait_calls_ = 0;
-    std::uint64_t core_waits_ = 0;  // for the tests: the core's waits (wait(0): one kernel wait each)
-    unsigned long waiter_ = 0;      // the thread of the wait in progress, if waiting_
-    bool waiting_ = false;
+    std::uint64_t core_waits_ = 0;        // for the tests: the core's waits (wait(0): one kernel wait each)
+    std::vector<unsigned long> waiters_;  // the threads whose wait() or select() is in progress
     bool closed_ = false;
 };
 

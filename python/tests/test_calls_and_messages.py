@@ -135,26 +135,6 @@ def test_a_wait_from_a_signal_handler_during_a_wait_in_the_same_thread_says_so(w
     assert 'another thread' not in seen[0], seen
 
 
-def test_a_wait_in_another_thread_during_a_wait_says_so(waiter):
-    idle, peer = socket.socketpair()
-    with idle, peer:
-        waiter.watch(idle, read=True)
-        errors = []
-        t = threading.Thread(target=lambda: waiter.wait(10))
-        t.start()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # probe until the first wait is in progress
-            try:
-                waiter.wait(0)
-            except RuntimeError as e:
-                errors.append(str(e))
-                break
-            time.sleep(0.005)
-        waiter.notify()
-        t.join(5)
-    assert errors and 'already running in another thread' in errors[0], errors
-
-
 def test_a_full_fd_table_below_fd_setsize_says_why_select_cannot_start():
     if 'select' not in BACKENDS:
         pytest.skip('select is not available here')

@@ -23,6 +23,10 @@ public:
     bool operator==(std::errc e) const noexcept { return value_ == int(e); }
     bool operator==(errc e) const noexcept { return value_ == -int(e); }
 
+    // Its value as an int, and back: for a result that carries it in a register of its own.
+    constexpr int raw() const noexcept { return value_; }
+    static constexpr status from_raw(int v) noexcept { return status(v, 0); }
+
     std::error_code code() const noexcept {
         if (value_ == 0) return {};
         if (value_ < 0) return make_error_code(errc(-value_));

@@ -1,6 +1,8 @@
 /* The C API against the rules of readiness, timeouts, notify and errors
  * (docs/behaviour.md), through include/iowait/iowait.h. */
 #define _POSIX_C_SOURCE 200809L /* socketpair, clock_gettime, nanosleep, sigaction under -std=c11 */
+#include <stdatomic.h>
+
 #include "check.h"
 
 int test_create(iowait_backend b) {
@@ -149,9 +151,25 @@ struct waiter {
 static void wait_in_thread(void* arg) {
     struct waiter* x = (struct waiter*)arg;
     iowait_event ev[4];
-    /* Retried while the main thread's probing wait(0) holds the handle. */
-    do x->result = iowait_wait(x->w, ev, 4, -1);
-    while (x->result == IOWAIT_E_WAIT_IN_PROGRESS);
+    x->result = iowait_wait(x->w, ev, 4, -1);
+}
+
+/* K3: a thread's rest is its own. Two ready fds, room for one: the second
+ * waits for this thread, while the main thread's wait finds nothing. */
+struct rest_owner {
+    iowait_t* w;
+    atomic_int step; /* 1: first wait done; 2: the main thread's wait done */
+    int first, second;
+};
+
+static void wait_twice(void* arg) {
+    struct rest_owner* x = (struct rest_owner*)arg;
+    iowait_event ev[4];
+    int tries;
+    x->first = iowait_wait(x->w, ev, 1, PATIENCE);
+    atomic_store(&x->step, 1);
+    for (tries = 0; tries < 500 && atomic_load(&x->step) != 2; tries++) sleep_ms(10);
+    x->second = iowait_wait(x->w, ev, 4, 0);
 }
 
 /* E1-E5 through the C API, the codes and the messages. */
@@ -162,6 +180,7 @@ int test_errors(iowait_backend b) {
     iowait_backend parsed;
     char expect[128];
     struct waiter x;
+    struct rest_owner owner;
     thread_t t;
     struct thread_start s;
     int rc, tries;
@@ -209,24 +228,37 @@ int test_errors(iowait_backend b) {
     CHECK(strcmp(iowait_strerror(IOWAIT_E_UNKNOWN_BACKEND), "IOWAIT_BACKEND names no available backend") == 0);
     CHECK(strncmp(iowait_strerror(12345), "not an iowait error code", 24) == 0);
 
-    /* One waiter at a time. */
+    /* K3: several threads wait at once; notify() ends every wait. */
     drain(p[0]);
     x.w = w;
     x.result = 1;
     s.fn = wait_in_thread;
     s.arg = &x;
     CHECK_CALL(thread_run(&t, &s));
-    for (tries = 0; tries < 500; tries++) {
-        rc = iowait_wait(w, ev, 8, 0);
-        if (rc == IOWAIT_E_WAIT_IN_PROGRESS) break;
-        CHECK_EQ(rc, 0); /* the thread has not started its wait yet */
-        sleep_ms(10);
-    }
-    CHECK_EQ(rc, IOWAIT_E_WAIT_IN_PROGRESS);
-    CHECK(strstr(iowait_last_error(), "wait on") != NULL);
+    for (tries = 0; tries < 5; tries++) CHECK_EQ(iowait_wait(w, ev, 8, 10 * MS), 0);
     CHECK_CALL(iowait_notify(w));
     thread_join(t);
     CHECK_EQ(x.result, 0);
+
+    /* K3: the rest of a thread's batch is that thread's. */
+    CHECK_CALL(make_pair(q));
+    CHECK_CALL(iowait_watch(w, q[0], IOWAIT_READ, 2, IOWAIT_LEVEL));
+    CHECK_EQ(send_bytes(p[1], "x", 1), 1);
+    CHECK_EQ(send_bytes(q[1], "x", 1), 1);
+    owner.w = w;
+    atomic_init(&owner.step, 0);
+    s.fn = wait_twice;
+    s.arg = &owner;
+    CHECK_CALL(thread_run(&t, &s));
+    for (tries = 0; tries < 500 && atomic_load(&owner.step) != 1; tries++) sleep_ms(10);
+    rc = iowait_wait(w, ev, 8, 50 * MS);
+    atomic_store(&owner.step, 2);
+    thread_join(t);
+    CHECK_EQ(owner.first, 1);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(owner.second, 1);
+    close_fd(q[0]);
+    close_fd(q[1]);
 
     close_fd(p[0]);
     close_fd(p[1]);

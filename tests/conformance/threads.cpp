@@ -249,42 +249,5 @@ TEST_P(Threads, NotifyFromManyThreadsNeverLosesAWake) {
     EXPECT_GE(std::chrono::steady_clock::now() - start, 30ms);
 }
 
-TEST_P(Threads, WaitAfterAConcurrentWaitErrorStillWorks) {
-    socket_pair p;
-    w.watch(p.a, Interest::read, 3);
-    std::atomic<bool> entered{false};
-    std::vector<Event> first;
-    std::thread other([&] {
-        entered = true;
-        // Until this thread is inside wait(), the main thread's probe may be
-        // the wait in progress: then this one is refused, and tries again.
-        std::error_code oec;
-        std::span<const Event> events;
-        do events = w.wait(10s, oec);
-        while (oec == errc::wait_in_progress);
-        first.assign(events.begin(), events.end());
-    });
-    // Probe until the other thread is inside wait(); until then ours
-    // succeeds, with nothing.
-    std::error_code ec;
-    std::span<const Event> refused;
-    EXPECT_TRUE(eventually([&] {
-        if (!entered) return false;
-        refused = w.wait(0s, ec);
-        return ec == errc::wait_in_progress;
-    }));
-    EXPECT_TRUE(refused.empty());
-    p.send_b();
-    other.join();
-    ASSERT_EQ(first.size(), 1u) << "the refused wait harmed the one in progress";
-    EXPECT_EQ(first[0].data, 3u);
-    // The thread that was refused may wait now, with either overload.
-    auto events = w.wait(1s, ec);
-    EXPECT_FALSE(ec);
-    ASSERT_EQ(events.size(), 1u);
-    EXPECT_EQ(events[0].data, 3u);
-    EXPECT_EQ(wait_events(w, 1s).size(), 1u);
-}
-
 }  // namespace
 }  // namespace iowait::test
