@@ -21,7 +21,6 @@ namespace iowait {
 
 namespace {
 
-using detail::status;
 using clock = std::chrono::steady_clock;
 
 // The deadline of a wait of timeout_ns (< 0: none).
