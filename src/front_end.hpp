@@ -217,7 +217,7 @@ struct IOWAIT_FRONT_END IOWait::impl final : detail::event_sink {
         if (any != any_always_ready.load(std::memory_order_relaxed))
             any_always_ready.store(any, std::memory_order_seq_cst);
         if (srcs->take_wake() && (waiters_state.load(std::memory_order_seq_cst) & in_wait)) wake();
-        return st;
+        return {};
     }
 
     // The backend's changes, without a virtual call for epoll and io_uring.

@@ -32,12 +32,14 @@ IOWait::IOWait() {
     std::error_code ec;
     std::string why;
     auto be = detail::make_best_backend(ec, why);
-    if (!be) {
-        // Named first: given the expression, cppcheck loses sight of [[noreturn]].
+    if (!be) [[unlikely]] {
         const std::string op = why.empty() ? "IOWait()" : "IOWait() with " + why;
         throw_error(ec, {op}, {});
+    } else {
+        // An else, not the code after the block: cppcheck does not see that
+        // throw_error() given a braced argument does not return.
+        backend_ = be->kind();
     }
-    backend_ = be->kind();
     impl_ = std::make_unique<impl>(std::move(be), ec, why);
     if (ec) throw_error(ec, {why.empty() ? "IOWait()" : "IOWait() (" + why + ")"}, to_string(backend_));
 }

@@ -142,8 +142,10 @@ void sources::queue(std::uint32_t index) noexcept {
 // --- the heap of timers: 4-ary, each timer's place kept in its slot ---
 
 inline status sources::heap_push(std::uint32_t index) noexcept {
-    if (heap_.size() == heap_.capacity()) [[unlikely]]
-        if (auto st = heap_grow()) return st;
+    if (heap_.size() == heap_.capacity()) [[unlikely]] {
+        const status st = heap_grow();
+        if (st) return st;
+    }
     heap_.push_back({slots_[index].timer.due, index});  // within the capacity: no throw
     heap_up(std::uint32_t(heap_.size() - 1));
     return {};
