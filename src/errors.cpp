@@ -64,7 +64,11 @@ std::string prefix(const call& c, std::string_view backend) {
         const bool source = std::string_view(c.arg) == "fd" && is_source_id(native_handle(c.value));
         what += "(";
         what += source ? "source" : c.arg;
-        what += "=" + std::to_string(c.value) + ")";
+        // Appended piece by piece: "=" + std::to_string() makes gcc 12's
+        // -Wrestrict warn about a memcpy of its own (a false positive, -O2).
+        what += '=';
+        what += std::to_string(c.value);
+        what += ')';
     }
     if (!backend.empty()) {
         what += " on ";
